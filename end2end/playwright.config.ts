@@ -1,0 +1,105 @@
+// Clarion's Playwright suite: Debian's Chromium and Firefox ESR, fully offline.
+//
+// Two servers are started once for the run, on free ports chosen here (and passed to the
+// workers through the environment): the release `clarion serve` with a fresh data dir,
+// and `clarion push-service`, which Firefox subscribes through over WebSocket.
+import { defineConfig } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+function freePort(): string {
+  return execFileSync(process.execPath, [
+    '-e',
+    "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})",
+  ]).toString().trim();
+}
+
+process.env.CLARION_E2E_PORT ??= freePort();
+process.env.CLARION_E2E_PUSH_PORT ??= freePort();
+process.env.CLARION_E2E_DATA_DIR ??= mkdtempSync(path.join(tmpdir(), 'clarion-e2e-'));
+process.env.CLARION_E2E_ADMIN_TOKEN ??= 'e2e-admin-token';
+
+const root = path.resolve(__dirname, '..');
+const bin = process.env.CLARION_BIN ?? path.join(root, 'target/release/clarion');
+const port = process.env.CLARION_E2E_PORT;
+const pushPort = process.env.CLARION_E2E_PUSH_PORT;
+const baseURL = `http://127.0.0.1:${port}`;
+
+export const chromiumArgs = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  retries: 0,
+  workers: 1,
+  fullyParallel: false,
+  reporter: [['list'], ['html', { outputFolder: 'playwright-report', open: 'never' }]],
+  outputDir: 'test-results',
+  use: {
+    baseURL,
+    trace: 'retain-on-failure',
+    screenshot: 'only-on-failure',
+  },
+  webServer: [
+    {
+      command: `${bin} push-service --addr 127.0.0.1:${pushPort}`,
+      url: `http://127.0.0.1:${pushPort}/`,
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      command: `${path.join(__dirname, 'tools/serve.sh')}`,
+      url: `${baseURL}/healthz`,
+      reuseExistingServer: false,
+      cwd: root,
+      env: {
+        CLARION_BIN: bin,
+        CLARION_ADDR: `127.0.0.1:${port}`,
+        CLARION_DATA_DIR: process.env.CLARION_E2E_DATA_DIR,
+        CLARION_ADMIN_TOKEN: process.env.CLARION_E2E_ADMIN_TOKEN,
+        CLARION_PUSH_HOSTS: `127.0.0.1:${pushPort}`,
+        CLARION_VAPID_SUBJECT: 'mailto:e2e@clarion.dev',
+        LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
+      },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+  ],
+  projects: [
+    {
+      name: 'chromium',
+      testMatch: /chromium\/.*\.spec\.ts/,
+      use: {
+        browserName: 'chromium',
+        launchOptions: { executablePath: '/usr/bin/chromium', args: chromiumArgs },
+      },
+    },
+    {
+      name: 'firefox',
+      testMatch: /firefox\/.*\.spec\.ts/,
+      use: {
+        browserName: 'firefox',
+        channel: 'moz-firefox',
+        launchOptions: {
+          executablePath: '/usr/bin/firefox-esr',
+          firefoxUserPrefs: {
+            'dom.push.serverURL': `ws://127.0.0.1:${pushPort}/`,
+            'dom.push.testing.allowInsecureServerURL': true,
+            'dom.push.enabled': true,
+            'dom.push.connection.enabled': true,
+            'dom.serviceWorkers.enabled': true,
+            'permissions.default.desktop-notification': 1,
+            'alerts.useSystemBackend': false,
+          },
+        },
+      },
+    },
+  ],
+});

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every Clarion test suite, in order of speed. `./setup.sh test` installs what they
+# need and then runs this; run it directly when the tools are already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
+started=$(date +%s)
+
+step "service worker unit tests (node --test sw/)"
+node --test sw/
+
+step "release build (cargo leptos build --release)"
+cargo leptos build --release
+
+step "Rust unit and integration tests (cargo test --release --features ssr)"
+cargo test --release --features ssr
+
+step "Playwright end-to-end (Chromium and Firefox ESR)"
+(cd end2end && npx playwright test)
+
+step "all suites passed in $(( $(date +%s) - started )) s"

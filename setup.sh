@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Clarion's one entry point on a Debian machine.
+#
+#   ./setup.sh serve   install the build toolchain, build the release site, run `clarion serve`
+#   ./setup.sh test    install the toolchain and the browsers, then run every test suite
+#   ./setup.sh tools   install the toolchain only
+#
+# Every install step checks what is already there and skips it when the version is right,
+# so a second run goes straight to the real work.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+CARGO_LEPTOS_VERSION=0.3.11
+WASM_OPT_VERSION=0.116.1
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+rust_toolchain() { sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml; }
+
+# The wasm-bindgen CLI must match the wasm-bindgen crate in Cargo.lock exactly.
+wasm_bindgen_version() {
+  awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+apt_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+install_rust() {
+  local tc; tc=$(rust_toolchain)
+  if ! command -v rustup >/dev/null; then
+    log "rustup is missing: install it from https://rustup.rs, then run this again"; exit 1
+  fi
+  if ! rustup toolchain list | grep -q "^$tc-"; then
+    log "rustup toolchain install $tc"
+    rustup toolchain install "$tc" --profile minimal --component clippy,rustfmt --target wasm32-unknown-unknown
+  fi
+  if ! rustup +"$tc" target list --installed | grep -qx wasm32-unknown-unknown; then
+    rustup +"$tc" target add wasm32-unknown-unknown
+  fi
+}
+
+# cargo_install BIN WANT_VERSION_TEXT CRATE VERSION [extra cargo args]
+cargo_install() {
+  local bin=$1 want=$2 crate=$3 version=$4; shift 4
+  if [ -x "$CARGO_BIN/$bin" ] && "$CARGO_BIN/$bin" --version 2>/dev/null | grep -qF "$want"; then
+    return
+  fi
+  log "cargo install $crate $version (one-time; this can take a while)"
+  # A faster release profile for tools: no LTO, many codegen units.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo +"$(rust_toolchain)" install --force "$crate" --version "$version" "$@"
+}
+
+install_tools() {
+  apt_packages pkg-config libssl-dev ca-certificates
+  install_rust
+  cargo_install cargo-leptos "cargo-leptos $CARGO_LEPTOS_VERSION" cargo-leptos "$CARGO_LEPTOS_VERSION" --locked
+  local wb; wb=$(wasm_bindgen_version)
+  # Not --locked: the CLI's lockfile names a webpki-roots release the registry no longer has.
+  cargo_install wasm-bindgen "wasm-bindgen $wb" wasm-bindgen-cli "$wb"
+  # Never Debian's binaryen: its output breaks hydration in Chromium.
+  cargo_install wasm-opt "version $(echo "$WASM_OPT_VERSION" | cut -d. -f2)" wasm-opt "$WASM_OPT_VERSION" --locked
+}
+
+install_test_tools() {
+  install_tools
+  apt_packages chromium firefox-esr python3-venv
+  if ! end2end/.venv/bin/python -c 'import pywebpush' 2>/dev/null; then
+    log "pywebpush (the independent sender the push service tests use)"
+    python3 -m venv end2end/.venv
+    end2end/.venv/bin/pip install --quiet -r end2end/tools/requirements.txt
+  fi
+  local stamp=end2end/node_modules/.clarion-lock-sha
+  local sha; sha=$(sha256sum end2end/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$sha" ]; then
+    log "npm ci (end2end)"
+    (cd end2end && npm ci --no-audit --no-fund)
+    echo "$sha" > "$stamp"
+  fi
+}
+
+case "${1:-}" in
+  tools) install_tools ;;
+  serve)
+    install_tools
+    cargo leptos build --release
+    exec target/release/clarion serve "${@:2}"
+    ;;
+  test)
+    install_test_tools
+    exec ./scripts/test-all.sh
+    ;;
+  *) echo "usage: $0 serve|test|tools" >&2; exit 2 ;;
+esac

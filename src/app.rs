@@ -1,0 +1,69 @@
+//! The HTML shell and the page.
+
+use crate::components::push_control::PushControl;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::StaticSegment;
+
+/// The document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/clarion.css" />
+        <Title text="Clarion: web push from your own server" />
+        <Meta name="description" content="Self-hosted web push notifications." />
+        <Meta name="theme-color" content="#1f3a5f" />
+        <Link rel="manifest" href="/manifest.webmanifest" />
+        <Link rel="icon" href="/icon.svg" type_="image/svg+xml" />
+        <Router>
+            <Routes fallback=|| view! { <main class="page"><h1>"Page not found"</h1></main> }>
+                <Route path=StaticSegment("") view=HomePage />
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn HomePage() -> impl IntoView {
+    view! {
+        <main class="page">
+            <header class="masthead">
+                <img src="/icon.svg" alt="" width="48" height="48" />
+                <div>
+                    <h1>"Clarion"</h1>
+                    <p class="tagline">"Web push notifications from your own server."</p>
+                </div>
+            </header>
+            <PushControl />
+            <section class="explainer" aria-labelledby="how-heading">
+                <h2 id="how-heading">"How it works"</h2>
+                <ol>
+                    <li>"Enable asks your browser for permission and subscribes through its push service, with this server's VAPID public key."</li>
+                    <li>"The subscription (an endpoint URL and two keys) is stored on this server, and nowhere else."</li>
+                    <li>"To notify you, the server encrypts the message for your browser alone, signs a VAPID token, and hands it to the push service, which wakes this site's service worker to show it."</li>
+                </ol>
+                <p>"Other backends send through the REST API (" <code>"POST /api/v1/notifications"</code> ") or the " <code>"clarion send"</code> " command."</p>
+            </section>
+        </main>
+    }
+}

@@ -1,0 +1,122 @@
+//! Browser APIs, compiled only for the `hydrate` (WASM) build: the Push API, service
+//! worker registration and notification permission, through web-sys.
+//!
+//! Every function turns JavaScript exceptions into a [`BrowserError`] carrying the
+//! exception's name and message, so the page can say what failed.
+
+use crate::domain::{base64url, SubscriptionJson};
+use js_sys::{Promise, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    Notification, NotificationPermission, PushSubscription, PushSubscriptionOptionsInit, RegistrationOptions,
+    ServiceWorkerRegistration,
+};
+
+/// A failed browser call, in words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrowserError(pub String);
+
+impl std::fmt::Display for BrowserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<JsValue> for BrowserError {
+    fn from(value: JsValue) -> Self {
+        if let Some(error) = value.dyn_ref::<js_sys::Error>() {
+            return BrowserError(format!("{}: {}", String::from(error.name()), String::from(error.message())));
+        }
+        BrowserError(value.as_string().unwrap_or_else(|| format!("{value:?}")))
+    }
+}
+
+type Result<T> = std::result::Result<T, BrowserError>;
+
+fn window() -> Result<web_sys::Window> {
+    web_sys::window().ok_or_else(|| BrowserError("no window".into()))
+}
+
+/// True when this browser has service workers, the Push API and notifications.
+pub fn push_supported() -> bool {
+    let Ok(window) = window() else { return false };
+    let has = |target: &JsValue, name: &str| Reflect::has(target, &JsValue::from_str(name)).unwrap_or(false);
+    has(window.navigator().as_ref(), "serviceWorker") && has(window.as_ref(), "PushManager") && has(window.as_ref(), "Notification")
+}
+
+/// The notification permission as the page sees it now.
+pub fn permission() -> NotificationPermission {
+    Notification::permission()
+}
+
+/// Starts the permission prompt. Call it synchronously from a click handler, so the
+/// browser sees the user gesture, and await the promise afterwards.
+pub fn request_permission() -> Result<Promise> {
+    Ok(Notification::request_permission()?)
+}
+
+/// Awaits the prompt started by [`request_permission`].
+pub async fn permission_answer(prompt: Promise) -> Result<NotificationPermission> {
+    let answer = JsFuture::from(prompt).await?;
+    Ok(match answer.as_string().as_deref() {
+        Some("granted") => NotificationPermission::Granted,
+        Some("denied") => NotificationPermission::Denied,
+        _ => NotificationPermission::Default,
+    })
+}
+
+/// Registers `/sw.js` with scope `/` and waits until a worker is active.
+pub async fn register_service_worker() -> Result<ServiceWorkerRegistration> {
+    let container = window()?.navigator().service_worker();
+    let options = RegistrationOptions::new();
+    options.set_scope("/");
+    JsFuture::from(container.register_with_options("/sw.js", &options)).await?;
+    let ready = JsFuture::from(container.ready()?).await?;
+    Ok(ready.unchecked_into())
+}
+
+/// The active registration (after [`register_service_worker`]).
+pub async fn registration() -> Result<ServiceWorkerRegistration> {
+    let container = window()?.navigator().service_worker();
+    Ok(JsFuture::from(container.ready()?).await?.unchecked_into())
+}
+
+/// The browser's current push subscription, if any.
+pub async fn current_subscription(registration: &ServiceWorkerRegistration) -> Result<Option<PushSubscription>> {
+    let value = JsFuture::from(registration.push_manager()?.get_subscription()?).await?;
+    Ok(if value.is_null() || value.is_undefined() { None } else { Some(value.unchecked_into()) })
+}
+
+/// The VAPID key, base64url as the server gives it, as the bytes `applicationServerKey` takes.
+pub fn application_server_key(vapid_public_key: &str) -> Result<Uint8Array> {
+    let bytes = base64url::decode(vapid_public_key).map_err(|e| BrowserError(format!("VAPID key: {e}")))?;
+    Ok(Uint8Array::from(bytes.as_slice()))
+}
+
+/// Subscribes with `userVisibleOnly` and the server's key.
+pub async fn subscribe(registration: &ServiceWorkerRegistration, vapid_public_key: &str) -> Result<PushSubscription> {
+    let options = PushSubscriptionOptionsInit::new();
+    options.set_user_visible_only(true);
+    options.set_application_server_key(&application_server_key(vapid_public_key)?.into());
+    let value = JsFuture::from(registration.push_manager()?.subscribe_with_options(&options)?).await?;
+    Ok(value.unchecked_into())
+}
+
+/// The `applicationServerKey` a subscription was made with, if the browser reports it.
+pub fn subscription_server_key(subscription: &PushSubscription) -> Option<Vec<u8>> {
+    let buffer = subscription.options().application_server_key().ok()??;
+    Some(Uint8Array::new(&buffer).to_vec())
+}
+
+/// `subscription.toJSON()` as the shared wire type.
+pub fn subscription_json(subscription: &PushSubscription) -> Result<SubscriptionJson> {
+    let json = subscription.to_json()?;
+    let text: String = js_sys::JSON::stringify(&json)?.into();
+    serde_json::from_str(&text).map_err(|e| BrowserError(format!("unexpected subscription JSON: {e}")))
+}
+
+/// Unsubscribes in the browser.
+pub async fn unsubscribe(subscription: &PushSubscription) -> Result<bool> {
+    Ok(JsFuture::from(subscription.unsubscribe()?).await?.as_bool().unwrap_or(false))
+}

@@ -1,0 +1,371 @@
+//! The push control: the page's Enable / Disable / Send test notification card.
+//!
+//! Its state machine has four settled states (unsupported, blocked, ready, subscribed)
+//! plus `Checking`, which is what the server renders: the page reads sensibly before the
+//! WASM arrives, and the buttons stay disabled until it does. The browser work itself
+//! (service worker, Push API, permission) runs only in the hydrate build.
+
+use crate::domain::SubscriptionJson;
+use leptos::prelude::*;
+
+/// Where this browser stands with push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushState {
+    /// Server-rendered, before the page has looked at the browser.
+    Checking,
+    /// No service worker, PushManager or Notification API.
+    Unsupported,
+    /// The user denied notification permission.
+    Blocked,
+    /// Supported and allowed (or not yet asked), not subscribed.
+    Ready,
+    /// Subscribed, and the server has the subscription.
+    Subscribed,
+}
+
+impl PushState {
+    /// Stable name for `data-state` (tests and styles use it).
+    pub fn key(self) -> &'static str {
+        match self {
+            PushState::Checking => "checking",
+            PushState::Unsupported => "unsupported",
+            PushState::Blocked => "blocked",
+            PushState::Ready => "ready",
+            PushState::Subscribed => "subscribed",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PushState::Checking => "Checking…",
+            PushState::Unsupported => "Not supported",
+            PushState::Blocked => "Blocked",
+            PushState::Ready => "Off",
+            PushState::Subscribed => "On",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            PushState::Checking => "Checking whether this browser can receive push notifications…",
+            PushState::Unsupported => "This browser cannot receive web push notifications.",
+            PushState::Blocked => "Notifications are blocked for this site.",
+            PushState::Ready => "Notifications are off for this browser.",
+            PushState::Subscribed => "Notifications are on for this browser.",
+        }
+    }
+
+    /// Text of the main button.
+    pub fn toggle_label(self) -> &'static str {
+        match self {
+            PushState::Subscribed => "Disable notifications",
+            _ => "Enable notifications",
+        }
+    }
+
+    /// Whether the main button does anything in this state.
+    pub fn toggle_enabled(self) -> bool {
+        matches!(self, PushState::Ready | PushState::Subscribed)
+    }
+}
+
+/// The component's reactive state; `Copy`, so closures can share it freely.
+#[derive(Clone, Copy)]
+struct PushControlModel {
+    state: RwSignal<PushState>,
+    busy: RwSignal<bool>,
+    notice: RwSignal<String>,
+    subscription: RwSignal<Option<SubscriptionJson>>,
+    /// Cached after the first fetch; only the browser build reads it.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    vapid_key: RwSignal<Option<String>>,
+}
+
+impl PushControlModel {
+    fn new() -> Self {
+        Self {
+            state: RwSignal::new(PushState::Checking),
+            busy: RwSignal::new(false),
+            notice: RwSignal::new(String::new()),
+            subscription: RwSignal::new(None),
+            vapid_key: RwSignal::new(None),
+        }
+    }
+
+    fn on_toggle(self) {
+        #[cfg(feature = "hydrate")]
+        match self.state.get_untracked() {
+            PushState::Ready => self.enable(),
+            PushState::Subscribed => self.disable(),
+            _ => {}
+        }
+    }
+
+    fn on_send_test(self) {
+        #[cfg(feature = "hydrate")]
+        self.send_test();
+    }
+}
+
+#[component]
+pub fn PushControl() -> impl IntoView {
+    let model = PushControlModel::new();
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(model.init());
+    });
+
+    let state = model.state;
+    let busy = model.busy;
+    let subscription_text = move || {
+        model.subscription.get().map(|s| serde_json::to_string_pretty(&s).unwrap_or_default()).unwrap_or_default()
+    };
+
+    view! {
+        <section class="push-card" aria-labelledby="push-heading" data-testid="push-control" data-state=move || state.get().key()>
+            <h2 id="push-heading">"Notifications on this device"</h2>
+            <div class="status" role="status" aria-live="polite" aria-atomic="true" data-testid="push-status">
+                <span class="state-badge" data-state=move || state.get().key()>{move || state.get().label()}</span>
+                <span class="state-text">{move || state.get().description()}</span>
+                <Show when=move || !model.notice.get().is_empty()>
+                    <p class="notice" data-testid="push-notice">{move || model.notice.get()}</p>
+                </Show>
+            </div>
+            <Show when=move || state.get() == PushState::Blocked>
+                <p class="help" data-testid="blocked-help">
+                    "To allow them, open this site's settings (the icon to the left of the address), set Notifications to Allow, then reload the page."
+                </p>
+            </Show>
+            <Show when=move || state.get() == PushState::Unsupported>
+                <p class="help" data-testid="unsupported-help">
+                    "Web push needs service workers and the Push API. Current Chrome, Edge, Firefox and Safari have both. On iPhone and iPad, first add this site to your Home Screen (Share, then Add to Home Screen) and open it from there."
+                </p>
+            </Show>
+            <noscript>
+                <p class="help">"Turning notifications on needs JavaScript."</p>
+            </noscript>
+            <div class="actions">
+                <button
+                    type="button"
+                    class="primary"
+                    data-testid="push-toggle"
+                    aria-busy=move || busy.get().to_string()
+                    disabled=move || busy.get() || !state.get().toggle_enabled()
+                    on:click=move |_| model.on_toggle()
+                >
+                    {move || state.get().toggle_label()}
+                </button>
+                <button
+                    type="button"
+                    data-testid="send-test"
+                    disabled=move || busy.get() || state.get() != PushState::Subscribed
+                    on:click=move |_| model.on_send_test()
+                >
+                    "Send test notification"
+                </button>
+            </div>
+            <Show when=move || model.subscription.get().is_some()>
+                <details class="subscription" open>
+                    <summary>"This browser's subscription"</summary>
+                    <pre data-testid="subscription-json">{subscription_text}</pre>
+                </details>
+            </Show>
+        </section>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod controller {
+    //! The browser side of the control: what each button does.
+
+    use super::{PushControlModel, PushState};
+    use crate::api;
+    use crate::browser::{self, BrowserError};
+    use crate::domain::{base64url, TestPushResult};
+    use leptos::prelude::*;
+    use leptos::server_fn::error::ServerFnError;
+    use leptos::task::spawn_local;
+    use web_sys::{NotificationPermission, PushSubscription};
+
+    fn server_message(e: ServerFnError) -> String {
+        match e {
+            ServerFnError::ServerError(message) => message,
+            other => other.to_string(),
+        }
+    }
+
+    impl From<ServerFnError> for BrowserError {
+        fn from(e: ServerFnError) -> Self {
+            BrowserError(server_message(e))
+        }
+    }
+
+    impl PushControlModel {
+        fn settle(self, state: PushState, notice: impl Into<String>) {
+            self.state.set(state);
+            self.notice.set(notice.into());
+            if state != PushState::Subscribed {
+                self.subscription.set(None);
+            }
+        }
+
+        async fn vapid_key(self) -> Result<String, BrowserError> {
+            if let Some(key) = self.vapid_key.get_untracked() {
+                return Ok(key);
+            }
+            let key = api::vapid_public_key().await?;
+            self.vapid_key.set(Some(key.clone()));
+            Ok(key)
+        }
+
+        /// Sends the subscription to the server and shows it.
+        async fn save(self, subscription: &PushSubscription) -> Result<(), BrowserError> {
+            let json = browser::subscription_json(subscription)?;
+            api::save_subscription(json.clone()).await?;
+            self.subscription.set(Some(json));
+            self.state.set(PushState::Subscribed);
+            Ok(())
+        }
+
+        /// On load: register the worker, then reconcile the browser's subscription with
+        /// the server's key and records.
+        pub(super) async fn init(self) {
+            if !browser::push_supported() {
+                self.settle(PushState::Unsupported, "");
+                return;
+            }
+            if let Err(e) = self.sync().await {
+                self.settle(PushState::Ready, format!("Could not check this browser's subscription: {e}"));
+            }
+        }
+
+        async fn sync(self) -> Result<(), BrowserError> {
+            let registration = browser::register_service_worker().await?;
+            let key = self.vapid_key().await?;
+            let permission = browser::permission();
+            if permission == NotificationPermission::Denied {
+                self.settle(PushState::Blocked, "");
+                return Ok(());
+            }
+            let Some(existing) = browser::current_subscription(&registration).await? else {
+                self.settle(PushState::Ready, "");
+                return Ok(());
+            };
+            let expected = base64url::decode(&key).map_err(|e| BrowserError(e.to_string()))?;
+            let made_with_other_key = browser::subscription_server_key(&existing).is_some_and(|k| k != expected);
+            if !made_with_other_key {
+                // Saving is an upsert: it restores a subscription the server lost.
+                return self.save(&existing).await;
+            }
+            // The server's VAPID key changed: the old subscription can never be pushed to.
+            let old_endpoint = existing.endpoint();
+            browser::unsubscribe(&existing).await?;
+            let _ = api::delete_subscription(old_endpoint).await;
+            if permission != NotificationPermission::Granted {
+                self.settle(PushState::Ready, "The server's key changed; enable notifications again.");
+                return Ok(());
+            }
+            let renewed = browser::subscribe(&registration, &key).await?;
+            self.save(&renewed).await?;
+            self.notice.set("The server's key changed, so this browser subscribed again.".into());
+            Ok(())
+        }
+
+        pub(super) fn enable(self) {
+            // Ask from inside the click handler, so the browser sees the user gesture.
+            let prompt = match browser::request_permission() {
+                Ok(prompt) => prompt,
+                Err(e) => return self.notice.set(format!("Could not ask for permission: {e}")),
+            };
+            self.busy.set(true);
+            spawn_local(async move {
+                match self.subscribe_after(prompt).await {
+                    Ok(()) => {}
+                    Err(e) => self.notice.set(format!("Could not enable notifications: {e}")),
+                }
+                self.busy.set(false);
+            });
+        }
+
+        async fn subscribe_after(self, prompt: js_sys::Promise) -> Result<(), BrowserError> {
+            match browser::permission_answer(prompt).await? {
+                NotificationPermission::Granted => {}
+                NotificationPermission::Denied => {
+                    self.settle(PushState::Blocked, "You blocked notifications for this site.");
+                    return Ok(());
+                }
+                _ => {
+                    self.settle(PushState::Ready, "Permission was not given. Click Enable notifications to be asked again.");
+                    return Ok(());
+                }
+            }
+            let registration = browser::registration().await?;
+            let key = self.vapid_key().await?;
+            let subscription = browser::subscribe(&registration, &key).await?;
+            self.save(&subscription).await?;
+            self.notice.set("Notifications are on. Try Send test notification.".into());
+            Ok(())
+        }
+
+        pub(super) fn disable(self) {
+            self.busy.set(true);
+            spawn_local(async move {
+                let known_endpoint = self.subscription.get_untracked().map(|s| s.endpoint);
+                let in_browser = match browser::registration().await {
+                    Ok(registration) => browser::current_subscription(&registration).await,
+                    Err(e) => Err(e),
+                };
+                let (browser_result, endpoint) = match in_browser {
+                    Ok(Some(subscription)) => {
+                        let endpoint = subscription.endpoint();
+                        (browser::unsubscribe(&subscription).await.map(|_| ()), Some(endpoint))
+                    }
+                    Ok(None) => (Ok(()), known_endpoint),
+                    Err(e) => (Err(e), known_endpoint),
+                };
+                let server_result = match endpoint {
+                    Some(endpoint) => api::delete_subscription(endpoint).await.map(|_| ()).map_err(BrowserError::from),
+                    None => Ok(()),
+                };
+                match (browser_result, server_result) {
+                    (Ok(()), Ok(())) => self.settle(PushState::Ready, "Notifications are off. The server has forgotten this browser."),
+                    (Err(b), Ok(())) => self.settle(
+                        PushState::Ready,
+                        format!("The server forgot this browser, but the browser could not unsubscribe: {b}"),
+                    ),
+                    (Ok(()), Err(s)) => self.settle(
+                        PushState::Ready,
+                        format!("This browser unsubscribed, but the server could not delete the subscription: {s}"),
+                    ),
+                    (Err(b), Err(s)) => self.notice.set(format!("Could not disable notifications. Browser: {b}. Server: {s}")),
+                }
+                self.busy.set(false);
+            });
+        }
+
+        pub(super) fn send_test(self) {
+            let Some(subscription) = self.subscription.get_untracked() else { return };
+            self.busy.set(true);
+            self.notice.set("Sending a test notification…".into());
+            spawn_local(async move {
+                match api::send_test_notification(subscription.endpoint.clone(), subscription.keys.auth.clone()).await {
+                    Ok(TestPushResult::Delivered) => self.notice.set("Test notification sent. It should appear in a moment.".into()),
+                    Ok(TestPushResult::Gone) => {
+                        if let Ok(registration) = browser::registration().await {
+                            if let Ok(Some(stale)) = browser::current_subscription(&registration).await {
+                                let _ = browser::unsubscribe(&stale).await;
+                            }
+                        }
+                        self.settle(
+                            PushState::Ready,
+                            "The push service no longer knows this subscription, so it was removed. Enable notifications to subscribe again.",
+                        );
+                    }
+                    Ok(TestPushResult::Failed { reason }) => self.notice.set(format!("The test was not delivered: {reason}")),
+                    Err(e) => self.notice.set(format!("Could not send the test: {}", server_message(e))),
+                }
+                self.busy.set(false);
+            });
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Domain types that both the server and the browser build use: the wire shapes of a
+//! push subscription and a notification, and the lenient base64url codec both sides share.
+//!
+//! Parsers that need server-only crates (P-256 point validation, URL policy) sit behind
+//! `#[cfg(feature = "ssr")]` inside each module.
+
+pub mod base64url;
+pub mod notification;
+pub mod subscription;
+
+pub use notification::{NotificationPayload, NotificationRequest, TestPushResult, Urgency};
+pub use subscription::{SubscriptionJson, SubscriptionKeysJson};

@@ -1,0 +1,31 @@
+//! The `clarion` binary: parse the command line, set up logging, run the command.
+
+use clap::Parser;
+use clarion::server::config::{Cli, Command, KeysCommand};
+use clarion::server::{cli, push_service, startup::Application, telemetry};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Cli::parse();
+    telemetry::init();
+    let result = match args.command.unwrap_or(Command::Serve(args.serve)) {
+        Command::Serve(serve) => match Application::build(serve).await {
+            Ok(app) => app.run_until_stopped().await,
+            Err(e) => Err(e),
+        },
+        Command::PushService(push) => push_service::run(push).await,
+        Command::Keys { command: KeysCommand::Generate } => {
+            cli::keys_generate();
+            Ok(())
+        }
+        Command::Send(send) => cli::send(send).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

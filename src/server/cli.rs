@@ -1,0 +1,66 @@
+//! The commands besides `serve`: `keys generate` and `send`.
+
+use super::broadcasts::{self, BroadcastStatus};
+use super::config::SendArgs;
+use super::startup::build_core;
+use super::vapid::VapidKeyMaterial;
+use crate::domain::base64url;
+use crate::domain::NotificationRequest;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// `clarion keys generate`.
+pub fn keys_generate() {
+    let key = VapidKeyMaterial::generate();
+    println!("public key (base64url, 65 bytes):  {}", base64url::encode(&key.public_key()));
+    println!("private key (base64url, 32 bytes): {}", key.private_raw_base64url());
+    println!();
+    println!("private key (PEM, PKCS#8):");
+    print!("{}", key.to_pkcs8_pem());
+}
+
+/// `clarion send`: queues a broadcast, sends it from this process with a progress bar,
+/// and prints the summary.
+pub async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let core = build_core(&args.site).await?;
+    let owner = broadcasts::worker_name("cli");
+    let request = NotificationRequest { title: args.title, body: args.body, url: args.url, ttl: args.ttl, ..Default::default() };
+    let queued = broadcasts::queue_broadcast(&core, request, Some(&owner)).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    if let Some(warning) = &queued.warning {
+        eprintln!("warning: {warning}");
+    }
+    let job = core
+        .store
+        .claim_broadcast(&owner, Some(queued.id))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("broadcast {} was taken by another worker", queued.id))?;
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
+            .expect("valid template"),
+    );
+    let mut last: Option<BroadcastStatus> = None;
+    broadcasts::drive_broadcast(&core, &owner, job, |status| {
+        bar.set_length(status.total.max(0) as u64);
+        bar.set_position((status.delivered + status.failed + status.removed).max(0) as u64);
+        bar.set_message(format!("delivered {} failed {} removed {}", status.delivered, status.failed, status.removed));
+        last = Some(status.clone());
+    })
+    .await?;
+    bar.finish_and_clear();
+    let status = match last {
+        Some(s) => s,
+        None => broadcasts::broadcast_status(&core, queued.id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&status)?);
+    } else {
+        println!(
+            "notification {}: {} subscriptions, {} delivered, {} failed, {} removed",
+            status.id, status.total, status.delivered, status.failed, status.removed
+        );
+        for (reason, count) in &status.failures {
+            println!("  failed ({reason}): {count}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The `clarion` command line: subcommands, flags and their `CLARION_*` environment
+//! variables. Every flag that configures the server has an env var, so the same binary is
+//! configured the same way under `cargo leptos watch`, systemd or a container.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Self-hosted web push notifications for any website.
+#[derive(Debug, Parser)]
+#[command(name = "clarion", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// With no subcommand, `clarion` serves: these are `clarion serve`'s flags.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web page, the REST API and the service worker (the default).
+    Serve(ServeArgs),
+    /// Run a local push service (RFC 8030 + Mozilla's WebSocket protocol) for development and tests.
+    PushService(PushServiceArgs),
+    /// VAPID key tools.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Broadcast a notification to every stored subscription and print a summary.
+    Send(SendArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new VAPID key pair as base64url (public 65 bytes, private 32 bytes) and as PEM.
+    Generate,
+}
+
+/// Settings every command that touches the data or sends pushes shares.
+#[derive(Debug, Clone, Args)]
+pub struct SiteArgs {
+    /// Where the SQLite database, the VAPID key and the admin token live (created 0700).
+    #[arg(long, env = "CLARION_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database URL; defaults to `sqlite://<data-dir>/clarion.db` (WAL).
+    #[arg(long, env = "CLARION_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// VAPID contact, a `mailto:` or `https:` URL that push services can use to reach you.
+    #[arg(long, env = "CLARION_VAPID_SUBJECT", default_value = "mailto:admin@example.com")]
+    pub vapid_subject: String,
+    /// VAPID private key: base64url of the raw 32-byte scalar, or a path to a PEM file.
+    /// Defaults to `<data-dir>/vapid_private.pem`, generated on first start.
+    #[arg(long, env = "CLARION_VAPID_PRIVATE_KEY", hide_env_values = true)]
+    pub vapid_private_key: Option<String>,
+    /// Extra push-service hosts (`host[:port]`, `*.domain`), comma-separated. Only these may
+    /// use plain `http://`, a port or an IP address.
+    #[arg(long, env = "CLARION_PUSH_HOSTS", default_value = "")]
+    pub push_hosts: String,
+    /// Pushes in flight at once during a broadcast.
+    #[arg(long, env = "CLARION_SEND_CONCURRENCY", default_value_t = 64)]
+    pub send_concurrency: usize,
+}
+
+/// `clarion serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, env = "CLARION_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Bearer token for the admin API. Generated into `<data-dir>/admin_token` when unset.
+    #[arg(long, env = "CLARION_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The built site (`cargo leptos build` output).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+    #[command(flatten)]
+    pub site: SiteArgs,
+}
+
+/// `clarion push-service`.
+#[derive(Debug, Clone, Args)]
+pub struct PushServiceArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, env = "CLARION_PUSH_SERVICE_ADDR", default_value = "127.0.0.1:8090")]
+    pub addr: SocketAddr,
+    /// Accept every well-formed push with 201 without decrypting or storing it (for benchmarks).
+    #[arg(long)]
+    pub sink: bool,
+}
+
+/// `clarion send`.
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    #[arg(long)]
+    pub title: String,
+    #[arg(long, default_value = "")]
+    pub body: String,
+    /// Page to open when the notification is clicked.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Seconds the push service may hold the message (default 24 h).
+    #[arg(long)]
+    pub ttl: Option<u32>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub site: SiteArgs,
+}

@@ -1,0 +1,21 @@
+//! Everything that runs only on the server (`ssr` feature): configuration, storage, VAPID,
+//! encryption, sending, the REST API, the CLI and the local push service.
+//!
+//! The core operations live in [`subscriptions`] and [`broadcasts`]; the REST handlers,
+//! the Leptos server functions and the CLI are thin callers of them.
+
+pub mod broadcasts;
+pub mod cli;
+pub mod config;
+pub mod encryption;
+pub mod error;
+pub mod push_service;
+pub mod rest;
+pub mod secrets;
+pub mod sender;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod subscriptions;
+pub mod telemetry;
+pub mod vapid;

@@ -1,0 +1,86 @@
+//! `clarion push-service`: a local push service (party 2 of web push) so the whole loop
+//! runs offline, in tests, in demos and in real Firefox.
+//!
+//! - `POST /push/{id}` is an RFC 8030 receiver that checks what a strict push service
+//!   checks (TTL, encoding, size, Topic, Urgency, the VAPID JWT and key binding).
+//! - `/_test/...` mints subscriptions it can decrypt, shows what arrived, injects faults.
+//! - `GET /` upgraded to a WebSocket speaks Mozilla's push protocol, so Firefox with
+//!   `dom.push.serverURL` pointing here subscribes and receives through it.
+//!
+//! All state is in memory.
+
+mod crypto;
+mod receiver;
+mod registry;
+mod test_api;
+mod websocket;
+
+pub use crypto::{decrypt, verify_vapid, VapidClaims};
+
+use super::config::PushServiceArgs;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use registry::PushService;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Why the push service answered as it did; the request log line shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct Reason(pub String);
+
+/// A bound push service, not yet serving.
+pub struct PushServiceServer {
+    listener: TcpListener,
+    router: Router,
+    origin: String,
+}
+
+impl PushServiceServer {
+    /// Binds the address (port 0 picks one); the origin in `aud` checks and endpoints
+    /// follows the bound address.
+    pub async fn bind(args: &PushServiceArgs) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(args.addr).await?;
+        let origin = format!("http://{}", listener.local_addr()?);
+        let service = Arc::new(PushService::new(origin.clone(), args.sink));
+        let router = Router::new()
+            .route("/", get(websocket::upgrade))
+            .route("/push/{id}", post(receiver::push))
+            .route("/_test/subscriptions", post(test_api::mint).delete(test_api::expire))
+            .route("/_test/messages", get(test_api::messages))
+            .route("/_test/faults", post(test_api::fault))
+            .route("/_test/state", delete(test_api::reset))
+            .layer(middleware::from_fn(log_request))
+            .with_state(service);
+        Ok(Self { listener, router, origin })
+    }
+
+    /// `http://host:port`.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub async fn run(self) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router).await?;
+        Ok(())
+    }
+}
+
+/// `clarion push-service`.
+pub async fn run(args: PushServiceArgs) -> anyhow::Result<()> {
+    let server = PushServiceServer::bind(&args).await?;
+    tracing::info!(origin = %server.origin(), websocket = %server.origin().replacen("http", "ws", 1), sink = args.sink, "push service listening");
+    server.run().await
+}
+
+/// One log line per request: method, path, status and the reason.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let reason = response.extensions().get::<Reason>().map(|r| r.0.clone()).unwrap_or_default();
+    tracing::info!(target: "push_service", %method, %path, status = response.status().as_u16(), %reason);
+    response
+}

@@ -1,0 +1,140 @@
+//! `/_test/...`: mint subscriptions the service can decrypt, read what they received,
+//! configure faults, expire a subscription, and reset everything.
+
+use super::receiver::answer;
+use super::registry::{Channel, Fault, Owner, PushService, Registry};
+use crate::domain::base64url;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Deserialize, Default)]
+pub struct MintRequest {
+    application_server_key: Option<String>,
+}
+
+fn parse_body<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, Response> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| answer(StatusCode::BAD_REQUEST, format!("body: {e}")))
+}
+
+/// `POST /_test/subscriptions {"application_server_key"?}` → 201 and a PushSubscription.
+pub async fn mint(State(service): State<Arc<PushService>>, body: Bytes) -> Response {
+    let request: MintRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
+    };
+    let app_server_key = match request.application_server_key.as_deref().map(base64url::decode) {
+        None => None,
+        Some(Ok(bytes)) => match <[u8; 65]>::try_from(bytes.as_slice()) {
+            Ok(key) if p256::PublicKey::from_sec1_bytes(&key).is_ok() => Some(key),
+            _ => return answer(StatusCode::BAD_REQUEST, "application_server_key must be a 65-byte P-256 point"),
+        },
+        Some(Err(e)) => return answer(StatusCode::BAD_REQUEST, format!("application_server_key: {e}")),
+    };
+    let secret = loop {
+        if let Ok(secret) = p256::SecretKey::from_slice(&service.random_bytes::<32>()) {
+            break secret;
+        }
+    };
+    let auth = service.random_bytes::<16>();
+    let p256dh = base64url::encode(secret.public_key().to_encoded_point(false).as_bytes());
+    let id = service.random_id();
+    let endpoint = service.endpoint(&id);
+    service.lock().channels.insert(id, Channel { owner: Owner::Minted { secret, auth }, app_server_key, gone: false, messages: Vec::new() });
+    let subscription = serde_json::json!({
+        "endpoint": endpoint,
+        "expirationTime": null,
+        "keys": { "p256dh": p256dh, "auth": base64url::encode(&auth) },
+    });
+    (StatusCode::CREATED, Json(subscription)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct EndpointQuery {
+    endpoint: String,
+}
+
+fn channel_id(endpoint: &str) -> Result<String, Response> {
+    PushService::id_from_endpoint(endpoint)
+        .map(str::to_string)
+        .ok_or_else(|| answer(StatusCode::BAD_REQUEST, "endpoint is not one of this push service's"))
+}
+
+/// `GET /_test/messages?endpoint=…` → what the subscription received, oldest first.
+pub async fn messages(State(service): State<Arc<PushService>>, Query(query): Query<EndpointQuery>) -> Response {
+    let id = match channel_id(&query.endpoint) {
+        Ok(id) => id,
+        Err(refusal) => return refusal,
+    };
+    match service.lock().channels.get(&id) {
+        Some(channel) => Json(channel.messages.clone()).into_response(),
+        None => answer(StatusCode::NOT_FOUND, "unknown subscription"),
+    }
+}
+
+/// `DELETE /_test/subscriptions?endpoint=…`: the subscription expires; pushes get 410.
+pub async fn expire(State(service): State<Arc<PushService>>, Query(query): Query<EndpointQuery>) -> Response {
+    let id = match channel_id(&query.endpoint) {
+        Ok(id) => id,
+        Err(refusal) => return refusal,
+    };
+    match service.lock().channels.get_mut(&id) {
+        Some(channel) => {
+            channel.gone = true;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => answer(StatusCode::NOT_FOUND, "unknown subscription"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct FaultRequest {
+    endpoint: String,
+    #[serde(default)]
+    status: Option<u16>,
+    retry_after: Option<serde_json::Value>,
+    #[serde(default)]
+    delay_ms: u64,
+    count: Option<u32>,
+    /// `"drop"` closes the connection instead of answering.
+    mode: Option<String>,
+}
+
+/// `POST /_test/faults`: the next `count` pushes (default: all) to `endpoint` fail.
+pub async fn fault(State(service): State<Arc<PushService>>, body: Bytes) -> Response {
+    let request: FaultRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return answer(StatusCode::BAD_REQUEST, format!("body: {e}")),
+    };
+    let drop_connection = request.mode.as_deref() == Some("drop");
+    let status = match request.status {
+        Some(s) if (100..=599).contains(&s) => s,
+        None if drop_connection => 0,
+        _ => return answer(StatusCode::BAD_REQUEST, "status must be an HTTP status (or mode \"drop\")"),
+    };
+    if request.count == Some(0) {
+        return answer(StatusCode::BAD_REQUEST, "count must be at least 1");
+    }
+    let retry_after = request.retry_after.map(|v| match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    });
+    let fault = Fault { status, retry_after, delay: Duration::from_millis(request.delay_ms), remaining: request.count, drop_connection };
+    service.lock().faults.insert(request.endpoint, fault);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `DELETE /_test/state`: forget everything.
+pub async fn reset(State(service): State<Arc<PushService>>) -> Response {
+    *service.lock() = Registry::default();
+    StatusCode::NO_CONTENT.into_response()
+}

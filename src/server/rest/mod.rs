@@ -1,0 +1,70 @@
+//! REST API v1 (`/api/v1/...`), `/healthz` and `/sw.js`. Handlers parse the wire types,
+//! call the core operation and shape the answer; nothing else.
+
+pub mod error;
+pub mod notifications;
+pub mod subscriptions;
+
+use super::state::AppState;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use error::ApiError;
+
+/// The service worker, compiled into the binary so it is served whatever the site root.
+const SERVICE_WORKER: &str = include_str!("../../../sw/sw.js");
+
+/// Routes under `/api/v1`, plus `/healthz` and `/sw.js`.
+pub fn router() -> Router<AppState> {
+    let api = Router::new()
+        .route("/vapid-public-key", get(vapid_public_key))
+        .merge(subscriptions::router())
+        .merge(notifications::router())
+        .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/sw.js", get(service_worker))
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn vapid_public_key(State(state): State<AppState>) -> impl IntoResponse {
+    Json(serde_json::json!({ "public_key": state.core.sender.vapid().public_key_b64() }))
+}
+
+async fn service_worker() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::HeaderName::from_static("service-worker-allowed"), HeaderValue::from_static("/")),
+        ],
+        SERVICE_WORKER,
+    )
+}
+
+/// Proof that the request carries the admin token (`Authorization: Bearer <token>`).
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match presented {
+            Some(token) if state.admin.verify(token) => Ok(Admin),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+}

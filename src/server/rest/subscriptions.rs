@@ -1,0 +1,49 @@
+//! `/api/v1/subscriptions`: subscribe (upsert), unsubscribe, and the admin listing.
+
+use super::error::{ApiError, AppJson};
+use super::Admin;
+use crate::domain::SubscriptionJson;
+use crate::server::state::AppState;
+use crate::server::subscriptions::{self, Subscribed};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/subscriptions", post(create).delete(remove).get(list))
+}
+
+/// `201 {"id"}` for a new endpoint, `200 {"id"}` for a known one (keys updated).
+async fn create(State(state): State<AppState>, headers: HeaderMap, AppJson(json): AppJson<SubscriptionJson>) -> Result<impl IntoResponse, ApiError> {
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let outcome = subscriptions::subscribe(&state.core, &json, user_agent).await?;
+    let status = match outcome {
+        Subscribed::Created(_) => StatusCode::CREATED,
+        Subscribed::Updated(_) => StatusCode::OK,
+    };
+    Ok((status, Json(serde_json::json!({ "id": outcome.id() }))))
+}
+
+#[derive(Deserialize)]
+struct EndpointBody {
+    endpoint: String,
+}
+
+async fn remove(State(state): State<AppState>, AppJson(body): AppJson<EndpointBody>) -> Result<StatusCode, ApiError> {
+    subscriptions::unsubscribe(&state.core, &body.endpoint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+async fn list(_: Admin, State(state): State<AppState>, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text(), None))?;
+    Ok(Json(subscriptions::list(&state.core, query.limit, query.after.as_deref()).await?))
+}

@@ -1,0 +1,116 @@
+//! Secrets on disk and the admin token.
+//!
+//! The data dir is created 0700 and secret files 0600. The admin token is kept only as a
+//! SHA-256 digest in memory and compared in constant time; it is never logged.
+
+use crate::domain::base64url;
+use anyhow::Context;
+use ring::rand::{SecureRandom, SystemRandom};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+use subtle::ConstantTimeEq;
+
+/// Creates the data dir (0700) if it does not exist.
+pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("Failed to create data dir {}", dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a new file readable only by its owner; fails if it exists.
+pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("Failed to create {}", path.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// The admin bearer token, held as a digest.
+#[derive(Clone)]
+pub struct AdminToken {
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+impl AdminToken {
+    pub fn new(token: &str) -> Self {
+        Self { digest: Sha256::digest(token.as_bytes()).into() }
+    }
+
+    /// Constant-time check of a presented token (digests have equal length whatever the input).
+    pub fn verify(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.digest.ct_eq(&digest).into()
+    }
+
+    /// From the setting, or `<data-dir>/admin_token`, generating that file on first start.
+    /// Logs only the file's path.
+    pub fn load_or_create(setting: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
+        if let Some(token) = setting.map(str::trim).filter(|t| !t.is_empty()) {
+            return Ok(Self::new(token));
+        }
+        let path = data_dir.join("admin_token");
+        if path.exists() {
+            let token = std::fs::read_to_string(&path).with_context(|| format!("Failed to read {}", path.display()))?;
+            return Ok(Self::new(token.trim()));
+        }
+        let mut bytes = [0u8; 32];
+        SystemRandom::new().fill(&mut bytes).map_err(|_| anyhow::anyhow!("the OS random source failed"))?;
+        let token = base64url::encode(&bytes);
+        write_secret_file(&path, format!("{token}\n").as_bytes())?;
+        tracing::info!(path = %path.display(), "generated an admin token; read it from this file");
+        Ok(Self::new(&token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifies_only_the_exact_token() {
+        let token = AdminToken::new("s3cret");
+        assert!(token.verify("s3cret"));
+        assert!(!token.verify("s3cret "));
+        assert!(!token.verify(""));
+        assert_eq!(format!("{token:?}"), "AdminToken(<redacted>)");
+    }
+
+    #[test]
+    fn generated_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        ensure_data_dir(&data).unwrap();
+        let token = AdminToken::load_or_create(None, &data).unwrap();
+        let written = std::fs::read_to_string(data.join("admin_token")).unwrap();
+        assert!(token.verify(written.trim()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(data.join("admin_token")).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        // A second start reads the same token back.
+        let again = AdminToken::load_or_create(None, &data).unwrap();
+        assert!(again.verify(written.trim()));
+    }
+}

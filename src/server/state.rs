@@ -1,0 +1,36 @@
+//! Shared state: the core services every operation needs, and the axum/Leptos app state.
+
+use super::secrets::AdminToken;
+use super::sender::PushSender;
+use super::store::Store;
+use crate::domain::subscription::PushHostPolicy;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// The core services: storage, the sender and the endpoint policy. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Clarion {
+    pub store: Store,
+    pub sender: PushSender,
+    pub policy: Arc<PushHostPolicy>,
+    /// Wakes the broadcast worker when a broadcast is queued.
+    pub broadcast_queued: Arc<Notify>,
+    /// Pushes in flight at once during a broadcast.
+    pub send_concurrency: usize,
+}
+
+/// The axum state: the core plus what only the web server needs.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub core: Clarion,
+    pub admin: AdminToken,
+    pub leptos_options: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}

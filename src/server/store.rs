@@ -1,0 +1,393 @@
+//! The SQLite store: subscriptions and the broadcast ledger.
+//!
+//! SQLite runs in WAL mode with `synchronous=NORMAL`, so a committed write survives a
+//! process crash. Migrations are embedded in the binary and run at start.
+
+use crate::domain::subscription::NewSubscription;
+use crate::domain::notification::Notification;
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A stored subscription as the sender needs it.
+#[derive(Clone, FromRow)]
+pub struct StoredSubscription {
+    pub id: i64,
+    pub endpoint: String,
+    pub p256dh: Vec<u8>,
+    pub auth: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoredSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSubscription").field("id", &self.id).field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+/// What the admin listing shows of a subscription: no key material.
+#[derive(Clone, Debug, Serialize, FromRow)]
+pub struct SubscriptionSummary {
+    pub id: i64,
+    pub endpoint: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_success_at: Option<String>,
+    pub failure_count: i64,
+    pub user_agent: Option<String>,
+    pub vapid_key_fingerprint: String,
+}
+
+/// Status of a broadcast.
+#[derive(Clone, Debug, Serialize, FromRow)]
+pub struct BroadcastRecord {
+    pub id: i64,
+    pub status: String,
+    pub total: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub removed: i64,
+    /// JSON object of failure reason → count.
+    #[serde(skip)]
+    pub failures: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl BroadcastRecord {
+    pub fn failures_by_reason(&self) -> BTreeMap<String, i64> {
+        serde_json::from_str(&self.failures).unwrap_or_default()
+    }
+}
+
+/// A broadcast as the worker needs it.
+#[derive(Clone, Debug, FromRow)]
+pub struct BroadcastJob {
+    pub id: i64,
+    pub payload: String,
+    pub ttl: i64,
+    pub urgency: Option<String>,
+    pub topic: Option<String>,
+    pub target_endpoint: Option<String>,
+    pub status: String,
+    pub last_id: Option<i64>,
+    pub cursor: i64,
+}
+
+/// The outcomes of one page of deliveries, committed together with the cursor.
+#[derive(Debug, Default)]
+pub struct PageProgress {
+    pub cursor: i64,
+    pub delivered: Vec<i64>,
+    pub removed: Vec<i64>,
+    /// (subscription id, failure reason)
+    pub failed: Vec<(i64, &'static str)>,
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and runs the embedded migrations.
+    pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(database_url)
+            .with_context(|| "Failed to parse the database URL")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .context("Failed to open the database")?;
+        sqlx::migrate!("./migrations").run(&pool).await.context("Failed to run database migrations")?;
+        Ok(Self { pool })
+    }
+
+    /// The default database inside a data dir.
+    pub fn default_url(data_dir: &Path) -> String {
+        format!("sqlite://{}", data_dir.join("clarion.db").display())
+    }
+
+    /// Inserts or, for a known endpoint, updates the keys. Returns the id and whether it is new.
+    #[tracing::instrument(skip_all, fields(endpoint = %sub.endpoint.as_str()))]
+    pub async fn upsert_subscription(
+        &self,
+        sub: &NewSubscription,
+        vapid_fingerprint: &str,
+        user_agent: Option<&str>,
+    ) -> anyhow::Result<(i64, bool)> {
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE endpoint = ?")
+            .bind(sub.endpoint.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let result = match existing {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE subscriptions SET p256dh = ?, auth = ?, expiration_time = ?, vapid_key_fingerprint = ?,
+                     user_agent = COALESCE(?, user_agent), updated_at = ?, failure_count = 0 WHERE id = ?",
+                )
+                .bind(&sub.p256dh.as_bytes()[..])
+                .bind(&sub.auth.as_bytes()[..])
+                .bind(sub.expiration_time)
+                .bind(vapid_fingerprint)
+                .bind(user_agent)
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                (id, false)
+            }
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(sub.endpoint.as_str())
+                .bind(&sub.p256dh.as_bytes()[..])
+                .bind(&sub.auth.as_bytes()[..])
+                .bind(sub.expiration_time)
+                .bind(vapid_fingerprint)
+                .bind(user_agent)
+                .bind(&now)
+                .bind(&now)
+                .fetch_one(&mut *tx)
+                .await?;
+                (id, true)
+            }
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// Deletes by endpoint; false when it was not stored.
+    pub async fn delete_subscription_by_endpoint(&self, endpoint: &str) -> anyhow::Result<bool> {
+        let done = sqlx::query("DELETE FROM subscriptions WHERE endpoint = ?").bind(endpoint).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn delete_subscription(&self, id: i64) -> anyhow::Result<bool> {
+        let done = sqlx::query("DELETE FROM subscriptions WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn find_subscription(&self, endpoint: &str) -> anyhow::Result<Option<StoredSubscription>> {
+        Ok(sqlx::query_as("SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE endpoint = ?")
+            .bind(endpoint)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn count_subscriptions(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions").fetch_one(&self.pool).await?)
+    }
+
+    /// One page of the admin listing, in id order after `after`.
+    pub async fn list_subscriptions(&self, limit: i64, after: i64) -> anyhow::Result<Vec<SubscriptionSummary>> {
+        Ok(sqlx::query_as(
+            "SELECT id, endpoint, created_at, updated_at, last_success_at, failure_count, user_agent, vapid_key_fingerprint
+             FROM subscriptions WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Subscriptions with `after < id <= up_to`, in id order: one page of a broadcast.
+    pub async fn subscriptions_page(&self, after: i64, up_to: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
+        Ok(sqlx::query_as(
+            "SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(up_to)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records the outcome of a direct (non-broadcast) send to one subscription.
+    pub async fn record_delivery(&self, id: i64, delivered: bool) -> anyhow::Result<()> {
+        if delivered {
+            sqlx::query("UPDATE subscriptions SET last_success_at = ?, failure_count = 0 WHERE id = ?")
+                .bind(now_rfc3339())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        } else {
+            sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = ?").bind(id).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    // ---- broadcasts -------------------------------------------------------------------
+
+    /// Records a broadcast; it is durable before this returns.
+    pub async fn create_broadcast(&self, n: &Notification, lease_owner: Option<&str>) -> anyhow::Result<i64> {
+        let lease_until = lease_owner.map(|_| unix_now() + LEASE_SECONDS);
+        Ok(sqlx::query_scalar(
+            "INSERT INTO broadcasts (payload, ttl, urgency, topic, target_endpoint, created_at, lease_owner, lease_until)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&n.payload)
+        .bind(n.ttl as i64)
+        .bind(n.urgency.map(|u| u.as_str()))
+        .bind(&n.topic)
+        .bind(&n.endpoint)
+        .bind(now_rfc3339())
+        .bind(lease_owner)
+        .bind(lease_until)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn broadcast(&self, id: i64) -> anyhow::Result<Option<BroadcastRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, status, total, delivered, failed, removed, failures, created_at, started_at, finished_at FROM broadcasts WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Newest first.
+    pub async fn list_broadcasts(&self, limit: i64, before: i64) -> anyhow::Result<Vec<BroadcastRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, status, total, delivered, failed, removed, failures, created_at, started_at, finished_at
+             FROM broadcasts WHERE id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Takes the oldest unfinished broadcast whose lease is free (or already ours).
+    pub async fn claim_broadcast(&self, owner: &str, only: Option<i64>) -> anyhow::Result<Option<BroadcastJob>> {
+        let now = unix_now();
+        let job: Option<BroadcastJob> = sqlx::query_as(
+            "UPDATE broadcasts SET lease_owner = ?1, lease_until = ?2
+             WHERE id = (SELECT id FROM broadcasts WHERE status != 'done'
+                           AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_until < ?3)
+                           AND (?4 IS NULL OR id = ?4)
+                         ORDER BY id LIMIT 1)
+             RETURNING id, payload, ttl, urgency, topic, target_endpoint, status, last_id, cursor",
+        )
+        .bind(owner)
+        .bind(now + LEASE_SECONDS)
+        .bind(now)
+        .bind(only)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(job)
+    }
+
+    /// Fixes the broadcast's scope (the subscriptions that exist now) and marks it sending.
+    pub async fn start_broadcast(&self, job: &mut BroadcastJob) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let (last_id, total): (i64, i64) = match &job.target_endpoint {
+            Some(endpoint) => sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions WHERE endpoint = ?")
+                .bind(endpoint)
+                .fetch_one(&mut *tx)
+                .await?,
+            None => sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions").fetch_one(&mut *tx).await?,
+        };
+        sqlx::query("UPDATE broadcasts SET status = 'sending', last_id = ?, total = ?, started_at = ? WHERE id = ? AND status = 'queued'")
+            .bind(last_id)
+            .bind(total)
+            .bind(now_rfc3339())
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        job.status = "sending".into();
+        job.last_id = Some(last_id);
+        Ok(())
+    }
+
+    /// The next page of a broadcast's subscriptions.
+    pub async fn broadcast_page(&self, job: &BroadcastJob, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
+        let up_to = job.last_id.unwrap_or(0);
+        match &job.target_endpoint {
+            Some(endpoint) => Ok(sqlx::query_as(
+                "SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE endpoint = ? AND id > ? AND id <= ? LIMIT ?",
+            )
+            .bind(endpoint)
+            .bind(job.cursor)
+            .bind(up_to)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?),
+            None => self.subscriptions_page(job.cursor, up_to, limit).await,
+        }
+    }
+
+    /// Commits one page's outcomes and the cursor in one transaction, and renews the lease.
+    pub async fn record_page(&self, job_id: i64, owner: &str, page: &PageProgress) -> anyhow::Result<()> {
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let failures: String = sqlx::query_scalar("SELECT failures FROM broadcasts WHERE id = ?").bind(job_id).fetch_one(&mut *tx).await?;
+        let mut by_reason: BTreeMap<String, i64> = serde_json::from_str(&failures).unwrap_or_default();
+        for (_, reason) in &page.failed {
+            *by_reason.entry((*reason).to_string()).or_default() += 1;
+        }
+        sqlx::query(
+            "UPDATE broadcasts SET cursor = ?, delivered = delivered + ?, failed = failed + ?, removed = removed + ?,
+             failures = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
+        )
+        .bind(page.cursor)
+        .bind(page.delivered.len() as i64)
+        .bind(page.failed.len() as i64)
+        .bind(page.removed.len() as i64)
+        .bind(serde_json::to_string(&by_reason)?)
+        .bind(unix_now() + LEASE_SECONDS)
+        .bind(job_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        for id in &page.delivered {
+            sqlx::query("UPDATE subscriptions SET last_success_at = ?, failure_count = 0 WHERE id = ?").bind(&now).bind(id).execute(&mut *tx).await?;
+        }
+        for (id, _) in &page.failed {
+            sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        }
+        for id in &page.removed {
+            sqlx::query("DELETE FROM subscriptions WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn finish_broadcast(&self, job_id: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE broadcasts SET status = 'done', finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?")
+            .bind(now_rfc3339())
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// How long a worker's claim on a broadcast lasts without renewal; after a crash another
+/// process takes the broadcast over once it lapses.
+pub const LEASE_SECONDS: i64 = 10;

@@ -1,0 +1,80 @@
+//! Core operations on subscriptions: subscribe (upsert), unsubscribe, list.
+
+use super::error::CoreError;
+use super::state::Clarion;
+use super::store::SubscriptionSummary;
+use crate::domain::subscription::NewSubscription;
+use crate::domain::SubscriptionJson;
+use serde::Serialize;
+
+/// Whether a subscribe call stored a new subscription or refreshed a known one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscribed {
+    Created(i64),
+    Updated(i64),
+}
+
+impl Subscribed {
+    pub fn id(self) -> i64 {
+        match self {
+            Subscribed::Created(id) | Subscribed::Updated(id) => id,
+        }
+    }
+}
+
+/// Validates and stores a browser's subscription, bound to the current VAPID key.
+#[tracing::instrument(skip_all, fields(endpoint = %json.endpoint.chars().take(120).collect::<String>()))]
+pub async fn subscribe(core: &Clarion, json: &SubscriptionJson, user_agent: Option<&str>) -> Result<Subscribed, CoreError> {
+    let subscription = NewSubscription::parse(json, &core.policy)?;
+    let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
+    let fingerprint = core.sender.vapid().fingerprint();
+    let (id, created) = core.store.upsert_subscription(&subscription, &fingerprint, user_agent.as_deref()).await?;
+    tracing::info!(id, created, "subscription stored");
+    Ok(if created { Subscribed::Created(id) } else { Subscribed::Updated(id) })
+}
+
+/// Forgets a subscription by endpoint.
+#[tracing::instrument(skip_all)]
+pub async fn unsubscribe(core: &Clarion, endpoint: &str) -> Result<(), CoreError> {
+    if endpoint.is_empty() {
+        return Err(CoreError::Invalid { field: "endpoint", reason: "is required".into() });
+    }
+    if core.store.delete_subscription_by_endpoint(endpoint).await? {
+        tracing::info!("subscription deleted");
+        Ok(())
+    } else {
+        Err(CoreError::NotFound("no subscription with that endpoint".into()))
+    }
+}
+
+/// One page of the subscription list.
+#[derive(Debug, Serialize)]
+pub struct SubscriptionPage {
+    pub total: i64,
+    pub subscriptions: Vec<SubscriptionSummary>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+pub const MAX_PAGE: i64 = 500;
+
+/// Lists subscriptions in creation order, `limit` at a time after the opaque `after` cursor.
+pub async fn list(core: &Clarion, limit: Option<i64>, after: Option<&str>) -> Result<SubscriptionPage, CoreError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(CoreError::Invalid { field: "limit", reason: format!("must be between 1 and {MAX_PAGE}") });
+    }
+    let after = match after {
+        None | Some("") => 0,
+        Some(cursor) => cursor.parse::<i64>().map_err(|_| CoreError::Invalid { field: "after", reason: "is not a cursor from a previous page".into() })?,
+    };
+    let total = core.store.count_subscriptions().await?;
+    let mut subscriptions = core.store.list_subscriptions(limit + 1, after).await?;
+    let next = if subscriptions.len() as i64 > limit {
+        subscriptions.truncate(limit as usize);
+        subscriptions.last().map(|s| s.id.to_string())
+    } else {
+        None
+    };
+    Ok(SubscriptionPage { total, subscriptions, next })
+}

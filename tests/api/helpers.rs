@@ -1,0 +1,195 @@
+//! `spawn_app()` and `spawn_push_service()`, and one helper per endpoint.
+
+use clarion::server::config::{PushServiceArgs, ServeArgs, SiteArgs};
+use clarion::server::push_service::PushServiceServer;
+use clarion::server::startup::Application;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const SUBJECT: &str = "mailto:ops@clarion.dev";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    pub push_hosts: String,
+    server: JoinHandle<()>,
+    // Keeps the directory alive for the test's duration.
+    _dir: Option<TempDir>,
+}
+
+pub struct PushService {
+    pub origin: String,
+    pub client: reqwest::Client,
+    _server: JoinHandle<()>,
+}
+
+pub async fn spawn_push_service() -> PushService {
+    let server = PushServiceServer::bind(&PushServiceArgs { addr: "127.0.0.1:0".parse().unwrap(), sink: false }).await.expect("push service binds");
+    let origin = server.origin().to_string();
+    let handle = tokio::spawn(async move {
+        server.run().await.expect("push service runs");
+    });
+    PushService { origin, client: reqwest::Client::new(), _server: handle }
+}
+
+/// A server with a fresh data dir that trusts `push_hosts`.
+pub async fn spawn_app(push_hosts: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut app = start_app(data_dir, push_hosts, None).await;
+    app._dir = Some(dir);
+    app
+}
+
+pub async fn start_app(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option<String>) -> TestApp {
+    let args = ServeArgs {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        site_root: "target/site".into(),
+        site: SiteArgs {
+            data_dir: data_dir.clone(),
+            database_url: None,
+            vapid_subject: SUBJECT.into(),
+            vapid_private_key,
+            push_hosts: push_hosts.into(),
+            send_concurrency: 16,
+        },
+    };
+    let app = Application::build(args).await.expect("application builds");
+    let address = format!("http://{}", app.local_addr());
+    let server = tokio::spawn(async move {
+        app.run_until_stopped().await.expect("server runs");
+    });
+    TestApp { address, client: reqwest::Client::new(), data_dir, push_hosts: push_hosts.into(), server, _dir: None }
+}
+
+impl TestApp {
+    /// Stops this server and starts another on the same data dir (and temp dir guard).
+    pub async fn restart(mut self) -> TestApp {
+        self.server.abort();
+        let _ = (&mut self.server).await;
+        let dir = self._dir.take();
+        let mut again = start_app(self.data_dir.clone(), &self.push_hosts, None).await;
+        again._dir = dir;
+        again
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn vapid_public_key(&self) -> String {
+        let body: Value = self.client.get(self.url("/api/v1/vapid-public-key")).send().await.unwrap().json().await.unwrap();
+        body["public_key"].as_str().unwrap().to_string()
+    }
+
+    pub async fn subscribe(&self, subscription: &Value) -> reqwest::Response {
+        self.client.post(self.url("/api/v1/subscriptions")).json(subscription).send().await.unwrap()
+    }
+
+    pub async fn subscribe_raw(&self, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client.post(self.url("/api/v1/subscriptions")).header("Content-Type", content_type).body(body).send().await.unwrap()
+    }
+
+    pub async fn unsubscribe(&self, endpoint: &str) -> reqwest::Response {
+        self.client.delete(self.url("/api/v1/subscriptions")).json(&json!({ "endpoint": endpoint })).send().await.unwrap()
+    }
+
+    pub async fn list(&self, query: &str) -> reqwest::Response {
+        self.client.get(self.url(&format!("/api/v1/subscriptions{query}"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap()
+    }
+
+    pub async fn list_json(&self) -> Value {
+        let response = self.list("").await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn notify(&self, body: &Value) -> reqwest::Response {
+        self.client.post(self.url("/api/v1/notifications")).bearer_auth(ADMIN_TOKEN).json(body).send().await.unwrap()
+    }
+
+    pub async fn notification(&self, id: i64) -> Value {
+        let response = self.client.get(self.url(&format!("/api/v1/notifications/{id}"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Queues a notification and waits until the worker reports it done.
+    pub async fn broadcast(&self, body: &Value) -> Value {
+        let response = self.notify(body).await;
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+        let id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+        self.wait_done(id).await
+    }
+
+    pub async fn wait_done(&self, id: i64) -> Value {
+        for _ in 0..200 {
+            let status = self.notification(id).await;
+            if status["status"] == "done" {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("notification {id} did not finish");
+    }
+
+    /// Calls a Leptos server function the way the page does.
+    pub async fn server_fn(&self, name: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(&format!("/api/fn/{name}"))).json(body).send().await.unwrap()
+    }
+}
+
+impl PushService {
+    pub fn host(&self) -> String {
+        self.origin.trim_start_matches("http://").to_string()
+    }
+
+    pub async fn mint(&self, application_server_key: Option<&str>) -> Value {
+        let body = match application_server_key {
+            Some(key) => json!({ "application_server_key": key }),
+            None => json!({}),
+        };
+        let response = self.client.post(format!("{}/_test/subscriptions", self.origin)).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    pub async fn messages(&self, endpoint: &str) -> Vec<Value> {
+        let response = self.client.get(format!("{}/_test/messages", self.origin)).query(&[("endpoint", endpoint)]).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn fault(&self, fault: &Value) {
+        let response = self.client.post(format!("{}/_test/faults", self.origin)).json(fault).send().await.unwrap();
+        assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    }
+
+    pub async fn expire(&self, endpoint: &str) {
+        let response = self.client.delete(format!("{}/_test/subscriptions", self.origin)).query(&[("endpoint", endpoint)]).send().await.unwrap();
+        assert_eq!(response.status(), 204);
+    }
+}
+
+/// A subscription JSON with a real key pair but an endpoint of our choosing.
+pub fn subscription_with_endpoint(endpoint: &str) -> Value {
+    json!({
+        "endpoint": endpoint,
+        "expirationTime": null,
+        // The P-256 generator point: a valid public key.
+        "keys": {
+            "p256dh": "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU",
+            "auth": "AAECAwQFBgcICQoLDA0ODw",
+        }
+    })
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
