@@ -52,6 +52,7 @@ impl PushServiceServer {
             .route("/_test/messages", get(test_api::messages))
             .route("/_test/faults", post(test_api::fault))
             .route("/_test/state", delete(test_api::reset))
+            .route("/_test/browsers", get(test_api::browsers))
             .layer(middleware::from_fn(log_request))
             .with_state(service);
         Ok(Self { listener, router, origin })

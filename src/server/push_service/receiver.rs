@@ -28,6 +28,21 @@ pub(crate) fn answer(status: StatusCode, reason: impl Into<String>) -> Response 
     response
 }
 
+/// A refusal: status and reason, turned into a response only at the handler's edge.
+pub(crate) struct Refusal(StatusCode, String);
+
+impl Refusal {
+    pub(crate) fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Self(status, reason.into())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        answer(self.0, self.1)
+    }
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -37,34 +52,34 @@ fn unix_now() -> u64 {
 }
 
 /// The header checks shared by the strict receiver and the sink.
-fn check_headers(headers: &HeaderMap, body_len: usize) -> Result<(u64, Option<String>, Option<String>), Response> {
+fn check_headers(headers: &HeaderMap, body_len: usize) -> Result<(u64, Option<String>, Option<String>), Refusal> {
     let ttl = match header_str(headers, "ttl") {
-        None => return Err(answer(StatusCode::BAD_REQUEST, "missing TTL header")),
+        None => return Err(Refusal::new(StatusCode::BAD_REQUEST, "missing TTL header")),
         Some(v) => match v.trim().parse::<u64>() {
             Ok(ttl) if ttl <= MAX_TTL => ttl,
-            Ok(_) => return Err(answer(StatusCode::BAD_REQUEST, "TTL is over 30 days")),
-            Err(_) => return Err(answer(StatusCode::BAD_REQUEST, "TTL is not a number")),
+            Ok(_) => return Err(Refusal::new(StatusCode::BAD_REQUEST, "TTL is over 30 days")),
+            Err(_) => return Err(Refusal::new(StatusCode::BAD_REQUEST, "TTL is not a number")),
         },
     };
     match header_str(headers, "content-encoding") {
         Some(enc) if enc.trim().eq_ignore_ascii_case("aes128gcm") => {}
-        Some(other) => return Err(answer(StatusCode::BAD_REQUEST, format!("Content-Encoding {other:?} is not aes128gcm"))),
+        Some(other) => return Err(Refusal::new(StatusCode::BAD_REQUEST, format!("Content-Encoding {other:?} is not aes128gcm"))),
         None if body_len == 0 => {}
-        None => return Err(answer(StatusCode::BAD_REQUEST, "missing Content-Encoding: aes128gcm")),
+        None => return Err(Refusal::new(StatusCode::BAD_REQUEST, "missing Content-Encoding: aes128gcm")),
     }
     if body_len > MAX_BODY {
-        return Err(answer(StatusCode::PAYLOAD_TOO_LARGE, format!("body is {body_len} bytes; the limit is {MAX_BODY}")));
+        return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body is {body_len} bytes; the limit is {MAX_BODY}")));
     }
     let topic = header_str(headers, "topic").map(str::to_string);
     if let Some(t) = &topic {
         if t.len() > MAX_TOPIC_CHARS || !base64url::is_strict_alphabet(t) {
-            return Err(answer(StatusCode::BAD_REQUEST, "Topic must be 1 to 32 base64url characters"));
+            return Err(Refusal::new(StatusCode::BAD_REQUEST, "Topic must be 1 to 32 base64url characters"));
         }
     }
     let urgency = header_str(headers, "urgency").map(str::to_string);
     if let Some(u) = &urgency {
         if Urgency::parse(u).is_none() {
-            return Err(answer(StatusCode::BAD_REQUEST, format!("Urgency {u:?} is not very-low, low, normal or high")));
+            return Err(Refusal::new(StatusCode::BAD_REQUEST, format!("Urgency {u:?} is not very-low, low, normal or high")));
         }
     }
     Ok((ttl, urgency, topic))
@@ -73,7 +88,7 @@ fn check_headers(headers: &HeaderMap, body_len: usize) -> Result<(u64, Option<St
 pub async fn push(State(service): State<Arc<PushService>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     if service.sink {
         return match check_headers(&headers, body.len()) {
-            Err(refusal) => refusal,
+            Err(refusal) => refusal.into_response(),
             Ok(_) if headers.get(header::AUTHORIZATION).is_none() => answer(StatusCode::UNAUTHORIZED, "missing Authorization"),
             Ok(_) => created(&service),
         };
@@ -91,7 +106,7 @@ pub async fn push(State(service): State<Arc<PushService>>, Path(id): Path<String
     // 2-6. Headers and size.
     let (ttl, urgency, topic) = match check_headers(&headers, body.len()) {
         Ok(checked) => checked,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     // 7. VAPID.
     let Some(authorization) = header_str(&headers, "authorization") else {

@@ -1,7 +1,7 @@
 //! `/_test/...`: mint subscriptions the service can decrypt, read what they received,
 //! configure faults, expire a subscription, and reset everything.
 
-use super::receiver::answer;
+use super::receiver::{answer, Refusal};
 use super::registry::{Channel, Fault, Owner, PushService, Registry};
 use crate::domain::base64url;
 use axum::body::Bytes;
@@ -19,18 +19,18 @@ pub struct MintRequest {
     application_server_key: Option<String>,
 }
 
-fn parse_body<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, Response> {
+fn parse_body<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, Refusal> {
     if body.is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| answer(StatusCode::BAD_REQUEST, format!("body: {e}")))
+    serde_json::from_slice(body).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("body: {e}")))
 }
 
 /// `POST /_test/subscriptions {"application_server_key"?}` → 201 and a PushSubscription.
 pub async fn mint(State(service): State<Arc<PushService>>, body: Bytes) -> Response {
     let request: MintRequest = match parse_body(&body) {
         Ok(r) => r,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let app_server_key = match request.application_server_key.as_deref().map(base64url::decode) {
         None => None,
@@ -63,17 +63,17 @@ pub struct EndpointQuery {
     endpoint: String,
 }
 
-fn channel_id(endpoint: &str) -> Result<String, Response> {
+fn channel_id(endpoint: &str) -> Result<String, Refusal> {
     PushService::id_from_endpoint(endpoint)
         .map(str::to_string)
-        .ok_or_else(|| answer(StatusCode::BAD_REQUEST, "endpoint is not one of this push service's"))
+        .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "endpoint is not one of this push service's"))
 }
 
 /// `GET /_test/messages?endpoint=…` → what the subscription received, oldest first.
 pub async fn messages(State(service): State<Arc<PushService>>, Query(query): Query<EndpointQuery>) -> Response {
     let id = match channel_id(&query.endpoint) {
         Ok(id) => id,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match service.lock().channels.get(&id) {
         Some(channel) => Json(channel.messages.clone()).into_response(),
@@ -85,7 +85,7 @@ pub async fn messages(State(service): State<Arc<PushService>>, Query(query): Que
 pub async fn expire(State(service): State<Arc<PushService>>, Query(query): Query<EndpointQuery>) -> Response {
     let id = match channel_id(&query.endpoint) {
         Ok(id) => id,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match service.lock().channels.get_mut(&id) {
         Some(channel) => {
@@ -137,4 +137,17 @@ pub async fn fault(State(service): State<Arc<PushService>>, body: Bytes) -> Resp
 pub async fn reset(State(service): State<Arc<PushService>>) -> Response {
     *service.lock() = Registry::default();
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET /_test/browsers` → `{"connected": [uaid, …]}`: browsers with a live WebSocket.
+/// Firefox drops a `subscribe()` made before its `hello`, so tests wait for one here.
+pub async fn browsers(State(service): State<Arc<PushService>>) -> Response {
+    let registry = service.lock();
+    let connected: Vec<&String> = registry
+        .browsers
+        .iter()
+        .filter(|(_, b)| b.connection.as_ref().is_some_and(|(_, tx)| !tx.is_closed()))
+        .map(|(uaid, _)| uaid)
+        .collect();
+    Json(serde_json::json!({ "connected": connected })).into_response()
 }

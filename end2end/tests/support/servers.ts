@@ -1,0 +1,92 @@
+// The two servers the suite runs against, and one helper per endpoint the tests use.
+import { expect, request as playwrightRequest } from '@playwright/test';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export const appURL = `http://127.0.0.1:${process.env.CLARION_E2E_PORT}`;
+export const pushURL = `http://127.0.0.1:${process.env.CLARION_E2E_PUSH_PORT}`;
+const adminToken = process.env.CLARION_E2E_ADMIN_TOKEN!;
+const dataDir = process.env.CLARION_E2E_DATA_DIR!;
+
+async function api() {
+  return playwrightRequest.newContext({ extraHTTPHeaders: { Authorization: `Bearer ${adminToken}` } });
+}
+
+export interface Subscription {
+  endpoint: string;
+  expirationTime: number | null;
+  keys: { p256dh: string; auth: string };
+}
+
+export async function vapidPublicKey(): Promise<string> {
+  const ctx = await api();
+  const body = await (await ctx.get(`${appURL}/api/v1/vapid-public-key`)).json();
+  return body.public_key;
+}
+
+export async function listedEndpoints(): Promise<string[]> {
+  const ctx = await api();
+  const response = await ctx.get(`${appURL}/api/v1/subscriptions?limit=500`);
+  expect(response.status()).toBe(200);
+  const body = await response.json();
+  return body.subscriptions.map((s: { endpoint: string }) => s.endpoint);
+}
+
+/** Queues a notification through the REST API and waits until it is done. */
+export async function broadcast(notification: Record<string, unknown>) {
+  const ctx = await api();
+  const queued = await ctx.post(`${appURL}/api/v1/notifications`, { data: notification });
+  expect(queued.status()).toBe(202);
+  const { id } = await queued.json();
+  let status: any;
+  await expect
+    .poll(async () => {
+      status = await (await ctx.get(`${appURL}/api/v1/notifications/${id}`)).json();
+      return status.status;
+    })
+    .toBe('done');
+  return status;
+}
+
+/** A subscription minted by the push service, which can decrypt what reaches it. */
+export async function mintSubscription(applicationServerKey: string): Promise<Subscription> {
+  const ctx = await playwrightRequest.newContext();
+  const response = await ctx.post(`${pushURL}/_test/subscriptions`, { data: { application_server_key: applicationServerKey } });
+  expect(response.status()).toBe(201);
+  return response.json();
+}
+
+export async function receivedMessages(endpoint: string): Promise<Array<{ payload: string | null; claims: { aud: string } }>> {
+  const ctx = await playwrightRequest.newContext();
+  const response = await ctx.get(`${pushURL}/_test/messages`, { params: { endpoint } });
+  expect(response.status()).toBe(200);
+  return response.json();
+}
+
+/** Resolves once a browser holds a push WebSocket (Firefox drops subscribe() before its hello). */
+export async function waitForBrowserConnection() {
+  const ctx = await playwrightRequest.newContext();
+  await expect
+    .poll(async () => (await (await ctx.get(`${pushURL}/_test/browsers`)).json()).connected.length, { timeout: 45_000 })
+    .toBeGreaterThan(0);
+}
+
+/**
+ * Restarts `clarion serve` on the same data dir (tools/serve.sh watches for this file),
+ * optionally with another VAPID private key (base64url of the raw scalar).
+ */
+export async function restartServer(vapidPrivateKey = '') {
+  const control = path.join(path.dirname(dataDir), `control-${path.basename(dataDir)}`);
+  writeFileSync(control, vapidPrivateKey);
+  await expect.poll(() => existsSync(control), { timeout: 10_000 }).toBe(false);
+  const ctx = await playwrightRequest.newContext();
+  await expect
+    .poll(async () => {
+      try {
+        return (await ctx.get(`${appURL}/healthz`)).status();
+      } catch {
+        return 0;
+      }
+    }, { timeout: 20_000 })
+    .toBe(200);
+}
