@@ -3,25 +3,35 @@
 //!
 //! A broadcast is a row in the ledger before the API answers. The worker holds a lease on
 //! it, walks the subscriptions that existed when it started in id order, a page at a
-//! time, and commits each page's outcomes together with the cursor. After a crash the
-//! lease lapses and the next worker resumes after the cursor: every subscriber gets the
-//! message at least once, and repeats are bounded by one page.
+//! time, and commits each page's outcomes together with the cursor. Pushes that must be
+//! tried again (429/503, 5xx, timeouts) become durable retry rows, so one slow or
+//! throttled push service never holds up the others; a second pass sends them when due.
+//! After a crash the lease lapses and the next worker resumes after the cursor and from
+//! the retry rows: every subscriber gets the message at least once, and repeats are
+//! bounded by one page.
 
+use super::delivery::{rejection_cause, Decision, GateCheck, OriginGate};
 use super::error::CoreError;
 use super::sender::{DeliveryOutcome, PushMessage, PushTarget};
 use super::state::Clarion;
-use super::store::{BroadcastJob, BroadcastRecord, PageProgress, StoredSubscription};
+use super::store::{BroadcastJob, BroadcastRecord, Progress, StoredSubscription};
 use crate::domain::notification::{Notification, NotificationRequest};
 use crate::domain::subscription::{AuthSecret, P256dhKey};
 use crate::domain::{base64url, TestPushResult, Urgency};
-use futures::StreamExt;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
-/// Subscriptions read from the database per page of a broadcast.
-pub const PAGE_SIZE: i64 = 256;
+/// Subscriptions read from the database per page of a broadcast: twice the pushes in
+/// flight, so sending never waits on the database, while a crash repeats at most that
+/// many pushes (a page's outcomes are committed together with the cursor).
+pub fn page_size(send_concurrency: usize) -> i64 {
+    (send_concurrency as i64 * 2).clamp(16, 1024)
+}
 
 /// The answer to queuing a broadcast.
 #[derive(Debug, Serialize)]
@@ -41,7 +51,11 @@ pub struct BroadcastStatus {
     pub delivered: i64,
     pub failed: i64,
     pub removed: i64,
+    /// Sends that were retries.
+    pub retried: i64,
     pub failures: BTreeMap<String, i64>,
+    /// Push-service origins this broadcast stopped sending to, with the likely cause.
+    pub stopped_origins: BTreeMap<String, String>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -50,6 +64,7 @@ pub struct BroadcastStatus {
 impl From<BroadcastRecord> for BroadcastStatus {
     fn from(r: BroadcastRecord) -> Self {
         let failures = r.failures_by_reason();
+        let stopped_origins = r.stopped_origins();
         Self {
             id: r.id,
             status: r.status,
@@ -57,7 +72,9 @@ impl From<BroadcastRecord> for BroadcastStatus {
             delivered: r.delivered,
             failed: r.failed,
             removed: r.removed,
+            retried: r.retried,
             failures,
+            stopped_origins,
             created_at: r.created_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
@@ -153,54 +170,155 @@ fn push_message(job: &BroadcastJob) -> PushMessage {
     }
 }
 
-/// Carries out one claimed broadcast to the end, page by page. `on_page` sees the running
-/// status after each committed page (the CLI draws its progress bar from it).
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// How one push settled in this batch.
+#[derive(Debug)]
+enum Settled {
+    Delivered,
+    Removed,
+    Failed(&'static str),
+    /// Try again at this unix millisecond, with this many sends made.
+    Retry { attempts: u32, not_before: i64 },
+}
+
+/// One push: ask the origin gate, send, and let the policy decide. `attempts` is the
+/// number of sends already made to this subscription for this broadcast.
+async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, row: &StoredSubscription, attempts: u32) -> Settled {
+    let target = match push_target(row) {
+        Ok(target) => target,
+        Err(reason) => {
+            tracing::error!(id = row.id, %reason, "stored subscription is unusable");
+            return Settled::Failed("invalid_subscription");
+        }
+    };
+    let origin = target.endpoint.origin().ascii_serialization();
+    match gate.check(&origin, now_ms()) {
+        GateCheck::Stopped => return Settled::Failed("vapid_rejected"),
+        GateCheck::HeldUntil(until) => return Settled::Retry { attempts, not_before: until },
+        GateCheck::Open => {}
+    }
+    let outcome = core.sender.send(&target, message).await;
+    let attempts = attempts + 1;
+    match core.retry.decide(&outcome, attempts) {
+        Decision::Delivered => Settled::Delivered,
+        Decision::Remove => Settled::Removed,
+        Decision::Fail(reason) => {
+            if let DeliveryOutcome::Unauthorized { status } = outcome {
+                let cause = rejection_cause(status);
+                if gate.stop(&origin, cause.clone()) {
+                    tracing::error!(%origin, %cause, "configuration error: stopped sending this broadcast to the origin");
+                }
+            }
+            Settled::Failed(reason)
+        }
+        Decision::Retry(delay) => {
+            let not_before = now_ms() + delay.as_millis() as i64;
+            if matches!(outcome, DeliveryOutcome::RateLimited { .. }) {
+                // The whole origin waits, not just this subscription.
+                gate.hold(&origin, not_before);
+            }
+            Settled::Retry { attempts, not_before }
+        }
+    }
+}
+
+/// Sends a batch with at most `send_concurrency` pushes in flight, each in its own task
+/// so that encryption spreads over the cores, and collects the settled outcomes.
+async fn deliver_batch(core: &Clarion, message: &Arc<PushMessage>, gate: &Arc<OriginGate>, batch: Vec<(StoredSubscription, u32)>) -> Progress {
+    let permits = Arc::new(Semaphore::new(core.send_concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for (row, attempts) in batch {
+        let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let (core, message, gate) = (core.clone(), message.clone(), gate.clone());
+        tasks.spawn(async move {
+            let settled = deliver_one(&core, &message, &gate, &row, attempts).await;
+            drop(permit);
+            (row.id, attempts, settled)
+        });
+    }
+    let mut progress = Progress::default();
+    while let Some(joined) = tasks.join_next().await {
+        let (id, attempts_before, settled) = joined.expect("a delivery task does not panic");
+        let resent = attempts_before > 0 && !matches!(settled, Settled::Retry { attempts, .. } if attempts == attempts_before);
+        if resent {
+            progress.retried += 1;
+        }
+        match settled {
+            Settled::Delivered => progress.delivered.push(id),
+            Settled::Removed => progress.removed.push(id),
+            Settled::Failed(reason) => progress.failed.push((id, reason)),
+            Settled::Retry { attempts, not_before } => progress.retry.push((id, attempts, not_before)),
+        }
+    }
+    progress.stopped_origins = serde_json::to_string(&gate.stopped()).expect("a map of strings serializes");
+    progress
+}
+
+/// Carries out one claimed broadcast to the end: the main pass over the subscriptions in
+/// pages, then the retries as they fall due. `on_progress` sees the running status after
+/// each committed batch (the CLI draws its progress bar from it).
 pub async fn drive_broadcast(
     core: &Clarion,
     owner: &str,
     mut job: BroadcastJob,
-    mut on_page: impl FnMut(&BroadcastStatus),
+    mut on_progress: impl FnMut(&BroadcastStatus),
 ) -> anyhow::Result<()> {
     if job.status == "queued" {
         core.store.start_broadcast(&mut job).await?;
     }
-    let message = push_message(&job);
+    let message = Arc::new(push_message(&job));
+    let stopped: HashMap<String, String> = serde_json::from_str(&job.stopped_origins).unwrap_or_default();
+    let gate = Arc::new(OriginGate::with_stopped(stopped));
+    let page_size = page_size(core.send_concurrency);
+    let report = |core: &Clarion, id: i64| {
+        let core = core.clone();
+        async move { core.store.broadcast(id).await.ok().flatten().map(BroadcastStatus::from) }
+    };
+
     loop {
-        let page = core.store.broadcast_page(&job, PAGE_SIZE).await?;
+        let page = core.store.broadcast_page(&job, page_size).await?;
         let Some(last) = page.last().map(|s| s.id) else { break };
-        let outcomes: Vec<(i64, DeliveryOutcome)> = futures::stream::iter(page)
-            .map(|row| {
-                let message = &message;
-                async move {
-                    let outcome = match push_target(&row) {
-                        Ok(target) => core.sender.send(&target, message).await,
-                        Err(reason) => DeliveryOutcome::Transport { reason },
-                    };
-                    (row.id, outcome)
-                }
-            })
-            .buffer_unordered(core.send_concurrency.max(1))
-            .collect()
-            .await;
-        let mut progress = PageProgress { cursor: last, ..Default::default() };
-        for (id, outcome) in outcomes {
-            match outcome {
-                DeliveryOutcome::Delivered { .. } => progress.delivered.push(id),
-                DeliveryOutcome::Gone { .. } => progress.removed.push(id),
-                other => progress.failed.push((id, other.reason())),
-            }
-        }
-        core.store.record_page(job.id, owner, &progress).await?;
+        let mut progress = deliver_batch(core, &message, &gate, page.into_iter().map(|row| (row, 0)).collect()).await;
+        progress.cursor = Some(last);
+        core.store.record_progress(job.id, owner, &progress).await?;
         job.cursor = last;
-        if let Some(record) = core.store.broadcast(job.id).await? {
-            on_page(&BroadcastStatus::from(record));
+        if let Some(status) = report(core, job.id).await {
+            on_progress(&status);
         }
     }
+
+    loop {
+        let now = now_ms();
+        let due = core.store.due_retries(job.id, now, page_size).await?;
+        if due.is_empty() {
+            let Some(next) = core.store.next_retry_at(job.id).await? else { break };
+            core.store.renew_lease(job.id, owner).await?;
+            let wait = (next - now).clamp(10, 1_000) as u64;
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            continue;
+        }
+        let progress = deliver_batch(core, &message, &gate, due).await;
+        core.store.record_progress(job.id, owner, &progress).await?;
+        if let Some(status) = report(core, job.id).await {
+            on_progress(&status);
+        }
+    }
+
     core.store.finish_broadcast(job.id).await?;
-    if let Some(record) = core.store.broadcast(job.id).await? {
-        let status = BroadcastStatus::from(record);
-        tracing::info!(id = job.id, total = status.total, delivered = status.delivered, failed = status.failed, removed = status.removed, "broadcast done");
-        on_page(&status);
+    if let Some(status) = report(core, job.id).await {
+        tracing::info!(
+            id = job.id,
+            total = status.total,
+            delivered = status.delivered,
+            failed = status.failed,
+            removed = status.removed,
+            retried = status.retried,
+            "broadcast done"
+        );
+        on_progress(&status);
     }
     Ok(())
 }

@@ -61,6 +61,15 @@ pub struct SiteArgs {
     /// Pushes in flight at once during a broadcast.
     #[arg(long, env = "CLARION_SEND_CONCURRENCY", default_value_t = 64)]
     pub send_concurrency: usize,
+    /// Sends per subscription and broadcast at most, retries included.
+    #[arg(long, env = "CLARION_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; it doubles (with jitter) on each further retry.
+    #[arg(long, env = "CLARION_RETRY_BASE_MS", default_value_t = 1000)]
+    pub retry_base_ms: u64,
+    /// A PEM file of extra CA certificates to trust for push services (self-hosted or test ones).
+    #[arg(long, env = "CLARION_EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 /// `clarion serve`.

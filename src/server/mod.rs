@@ -7,6 +7,7 @@
 pub mod broadcasts;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod encryption;
 pub mod error;
 pub mod push_service;

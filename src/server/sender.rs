@@ -11,6 +11,7 @@ use crate::domain::Urgency;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use ring::rand::SystemRandom;
+use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,8 +145,16 @@ pub struct PushSender {
 }
 
 impl PushSender {
-    pub fn new(vapid: Arc<VapidKeys>) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+    /// `extra_ca_file`: PEM certificates to trust besides the built-in roots.
+    pub fn new(vapid: Arc<VapidKeys>, extra_ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = extra_ca_file {
+            let pem = std::fs::read(path).with_context(|| format!("Failed to read CLARION_EXTRA_CA_FILE {}", path.display()))?;
+            for certificate in reqwest::Certificate::from_pem_bundle(&pem).context("CLARION_EXTRA_CA_FILE is not PEM")? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))

@@ -6,6 +6,7 @@ use super::secrets::{self, AdminToken};
 use super::sender::PushSender;
 use super::state::{AppState, Clarion};
 use super::store::Store;
+use super::delivery::RetryPolicy;
 use super::{broadcasts, rest, vapid};
 use crate::app::{shell, App};
 use crate::domain::subscription::PushHostPolicy;
@@ -18,6 +19,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -36,10 +38,15 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     let policy = PushHostPolicy::from_list(&site.push_hosts).map_err(|e| anyhow::anyhow!("CLARION_PUSH_HOSTS: {e}"))?;
     Ok(Clarion {
         store,
-        sender: PushSender::new(keys)?,
+        sender: PushSender::new(keys, site.extra_ca_file.as_deref())?,
         policy: Arc::new(policy),
         broadcast_queued: Arc::default(),
         send_concurrency: site.send_concurrency,
+        retry: RetryPolicy {
+            max_attempts: site.max_attempts.max(1),
+            base_delay: Duration::from_millis(site.retry_base_ms),
+            ..RetryPolicy::default()
+        },
     })
 }
 

@@ -19,6 +19,8 @@ pub struct Clarion {
     pub broadcast_queued: Arc<Notify>,
     /// Pushes in flight at once during a broadcast.
     pub send_concurrency: usize,
+    /// How failed pushes are retried.
+    pub retry: super::delivery::RetryPolicy,
 }
 
 /// The axum state: the core plus what only the web server needs.

@@ -57,9 +57,13 @@ pub struct BroadcastRecord {
     pub delivered: i64,
     pub failed: i64,
     pub removed: i64,
+    pub retried: i64,
     /// JSON object of failure reason → count.
     #[serde(skip)]
     pub failures: String,
+    /// JSON object of origin → why sending to it stopped.
+    #[serde(skip)]
+    pub stopped_origins: String,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -68,6 +72,10 @@ pub struct BroadcastRecord {
 impl BroadcastRecord {
     pub fn failures_by_reason(&self) -> BTreeMap<String, i64> {
         serde_json::from_str(&self.failures).unwrap_or_default()
+    }
+
+    pub fn stopped_origins(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.stopped_origins).unwrap_or_default()
     }
 }
 
@@ -83,16 +91,24 @@ pub struct BroadcastJob {
     pub status: String,
     pub last_id: Option<i64>,
     pub cursor: i64,
+    pub stopped_origins: String,
 }
 
-/// The outcomes of one page of deliveries, committed together with the cursor.
+/// The settled outcomes of one batch of sends, committed together in one transaction.
 #[derive(Debug, Default)]
-pub struct PageProgress {
-    pub cursor: i64,
+pub struct Progress {
+    /// The main pass's new cursor; `None` for a batch of retries.
+    pub cursor: Option<i64>,
     pub delivered: Vec<i64>,
     pub removed: Vec<i64>,
     /// (subscription id, failure reason)
     pub failed: Vec<(i64, &'static str)>,
+    /// (subscription id, sends made so far, not before this unix millisecond)
+    pub retry: Vec<(i64, u32, i64)>,
+    /// Sends in this batch that were retries.
+    pub retried: i64,
+    /// The broadcast's stopped origins after this batch, as JSON.
+    pub stopped_origins: String,
 }
 
 pub fn now_rfc3339() -> String {
@@ -263,7 +279,7 @@ impl Store {
 
     pub async fn broadcast(&self, id: i64) -> anyhow::Result<Option<BroadcastRecord>> {
         Ok(sqlx::query_as(
-            "SELECT id, status, total, delivered, failed, removed, failures, created_at, started_at, finished_at FROM broadcasts WHERE id = ?",
+            "SELECT id, status, total, delivered, failed, removed, retried, failures, stopped_origins, created_at, started_at, finished_at FROM broadcasts WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -273,7 +289,7 @@ impl Store {
     /// Newest first.
     pub async fn list_broadcasts(&self, limit: i64, before: i64) -> anyhow::Result<Vec<BroadcastRecord>> {
         Ok(sqlx::query_as(
-            "SELECT id, status, total, delivered, failed, removed, failures, created_at, started_at, finished_at
+            "SELECT id, status, total, delivered, failed, removed, retried, failures, stopped_origins, created_at, started_at, finished_at
              FROM broadcasts WHERE id < ? ORDER BY id DESC LIMIT ?",
         )
         .bind(before)
@@ -291,7 +307,7 @@ impl Store {
                            AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_until < ?3)
                            AND (?4 IS NULL OR id = ?4)
                          ORDER BY id LIMIT 1)
-             RETURNING id, payload, ttl, urgency, topic, target_endpoint, status, last_id, cursor",
+             RETURNING id, payload, ttl, urgency, topic, target_endpoint, status, last_id, cursor, stopped_origins",
         )
         .bind(owner)
         .bind(now + LEASE_SECONDS)
@@ -342,39 +358,99 @@ impl Store {
         }
     }
 
-    /// Commits one page's outcomes and the cursor in one transaction, and renews the lease.
-    pub async fn record_page(&self, job_id: i64, owner: &str, page: &PageProgress) -> anyhow::Result<()> {
+    /// Commits one batch: counts, failure reasons, retries, removals, the cursor and the
+    /// stopped origins, in one transaction, and renews the lease.
+    pub async fn record_progress(&self, job_id: i64, owner: &str, batch: &Progress) -> anyhow::Result<()> {
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
         let failures: String = sqlx::query_scalar("SELECT failures FROM broadcasts WHERE id = ?").bind(job_id).fetch_one(&mut *tx).await?;
         let mut by_reason: BTreeMap<String, i64> = serde_json::from_str(&failures).unwrap_or_default();
-        for (_, reason) in &page.failed {
+        for (_, reason) in &batch.failed {
             *by_reason.entry((*reason).to_string()).or_default() += 1;
         }
-        sqlx::query(
-            "UPDATE broadcasts SET cursor = ?, delivered = delivered + ?, failed = failed + ?, removed = removed + ?,
-             failures = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
+        let updated = sqlx::query(
+            "UPDATE broadcasts SET cursor = COALESCE(?, cursor), delivered = delivered + ?, failed = failed + ?, removed = removed + ?,
+             retried = retried + ?, failures = ?, stopped_origins = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
         )
-        .bind(page.cursor)
-        .bind(page.delivered.len() as i64)
-        .bind(page.failed.len() as i64)
-        .bind(page.removed.len() as i64)
+        .bind(batch.cursor)
+        .bind(batch.delivered.len() as i64)
+        .bind(batch.failed.len() as i64)
+        .bind(batch.removed.len() as i64)
+        .bind(batch.retried)
         .bind(serde_json::to_string(&by_reason)?)
+        .bind(&batch.stopped_origins)
         .bind(unix_now() + LEASE_SECONDS)
         .bind(job_id)
         .bind(owner)
         .execute(&mut *tx)
         .await?;
-        for id in &page.delivered {
+        if updated.rows_affected() == 0 {
+            anyhow::bail!("lost the lease on broadcast {job_id}");
+        }
+        for id in &batch.delivered {
             sqlx::query("UPDATE subscriptions SET last_success_at = ?, failure_count = 0 WHERE id = ?").bind(&now).bind(id).execute(&mut *tx).await?;
         }
-        for (id, _) in &page.failed {
+        for (id, _) in &batch.failed {
             sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = ?").bind(id).execute(&mut *tx).await?;
         }
-        for id in &page.removed {
+        for id in &batch.removed {
             sqlx::query("DELETE FROM subscriptions WHERE id = ?").bind(id).execute(&mut *tx).await?;
         }
+        let settled = batch.delivered.iter().chain(&batch.removed).chain(batch.failed.iter().map(|(id, _)| id));
+        for id in settled {
+            sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = ? AND subscription_id = ?").bind(job_id).bind(id).execute(&mut *tx).await?;
+        }
+        for (id, attempts, not_before) in &batch.retry {
+            sqlx::query(
+                "INSERT INTO broadcast_retries (broadcast_id, subscription_id, attempts, not_before) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (broadcast_id, subscription_id) DO UPDATE SET attempts = excluded.attempts, not_before = excluded.not_before",
+            )
+            .bind(job_id)
+            .bind(id)
+            .bind(*attempts as i64)
+            .bind(not_before)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Retries due by `now_ms`, with the sends already made; forgets retries whose
+    /// subscription was deleted meanwhile.
+    pub async fn due_retries(&self, job_id: i64, now_ms: i64, limit: i64) -> anyhow::Result<Vec<(StoredSubscription, u32)>> {
+        sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = ? AND subscription_id NOT IN (SELECT id FROM subscriptions)")
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        let rows: Vec<(i64, String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT s.id, s.endpoint, s.p256dh, s.auth, r.attempts FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
+             WHERE r.broadcast_id = ? AND r.not_before <= ? ORDER BY r.not_before LIMIT ?",
+        )
+        .bind(job_id)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, endpoint, p256dh, auth, attempts)| (StoredSubscription { id, endpoint, p256dh, auth }, attempts.max(0) as u32))
+            .collect())
+    }
+
+    /// When the next retry of a broadcast is due (unix ms), if any remain.
+    pub async fn next_retry_at(&self, job_id: i64) -> anyhow::Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(not_before) FROM broadcast_retries WHERE broadcast_id = ?").bind(job_id).fetch_one(&self.pool).await?)
+    }
+
+    /// Keeps our claim on a broadcast while waiting for retries.
+    pub async fn renew_lease(&self, job_id: i64, owner: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE broadcasts SET lease_until = ? WHERE id = ? AND lease_owner = ?")
+            .bind(unix_now() + LEASE_SECONDS)
+            .bind(job_id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -47,7 +47,19 @@ pub async fn spawn_app(push_hosts: &str) -> TestApp {
 }
 
 pub async fn start_app(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option<String>) -> TestApp {
-    let args = ServeArgs {
+    start_app_with(data_dir, push_hosts, vapid_private_key, |_| {}).await
+}
+
+/// A server with a fresh data dir, its settings adjusted by `tweak`.
+pub async fn spawn_app_with(push_hosts: &str, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = start_app_with(dir.path().join("data"), push_hosts, None, tweak).await;
+    app._dir = Some(dir);
+    app
+}
+
+pub async fn start_app_with(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option<String>, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let mut args = ServeArgs {
         addr: "127.0.0.1:0".parse().unwrap(),
         admin_token: Some(ADMIN_TOKEN.into()),
         site_root: "target/site".into(),
@@ -58,8 +70,12 @@ pub async fn start_app(data_dir: PathBuf, push_hosts: &str, vapid_private_key: O
             vapid_private_key,
             push_hosts: push_hosts.into(),
             send_concurrency: 16,
+            max_attempts: 3,
+            retry_base_ms: 50,
+            extra_ca_file: None,
         },
     };
+    tweak(&mut args);
     let app = Application::build(args).await.expect("application builds");
     let address = format!("http://{}", app.local_addr());
     let server = tokio::spawn(async move {
@@ -169,6 +185,13 @@ impl PushService {
     pub async fn fault(&self, fault: &Value) {
         let response = self.client.post(format!("{}/_test/faults", self.origin)).json(fault).send().await.unwrap();
         assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    }
+
+    /// Pushes that reached this subscription, refused ones included.
+    pub async fn requests(&self, endpoint: &str) -> u64 {
+        let response = self.client.get(format!("{}/_test/requests", self.origin)).query(&[("endpoint", endpoint)]).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()["requests"].as_u64().unwrap()
     }
 
     pub async fn expire(&self, endpoint: &str) {

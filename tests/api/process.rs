@@ -14,37 +14,63 @@ fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// `clarion serve` as a child process on a free port, with its log collected.
+struct ServerProcess {
+    child: std::process::Child,
+    address: String,
+    log: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ServerProcess {
+    fn start(data: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env_remove("CLARION_ADMIN_TOKEN")
+            .env_remove("CLARION_VAPID_PRIVATE_KEY")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let address = loop {
+            let line = log.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("the server logs that it listens");
+            seen.push(line.clone());
+            if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
+                break format!("http://{}", rest.split_whitespace().next().unwrap());
+            }
+        };
+        Self { child, address, log, seen }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.seen.extend(self.log.try_iter());
+        self.seen.join("\n")
+    }
+}
+
 #[tokio::test]
 async fn serve_creates_private_files_and_never_logs_the_admin_token() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env_remove("CLARION_ADMIN_TOKEN")
-        .env_remove("CLARION_VAPID_PRIVATE_KEY")
-        .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let address = loop {
-        let line = rx.recv_timeout(deadline - Instant::now()).expect("server logs that it listens");
-        log.push(line.clone());
-        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let server = ServerProcess::start(&data, &[("RUST_LOG", "debug")]);
+    let address = server.address.clone();
     let token = std::fs::read_to_string(data.join("admin_token")).unwrap().trim().to_string();
     let private_key = std::fs::read_to_string(data.join("vapid_private.pem")).unwrap();
     #[cfg(unix)]
@@ -55,15 +81,12 @@ async fn serve_creates_private_files_and_never_logs_the_admin_token() {
     }
     // The generated token works, and using it does not log it either.
     let client = reqwest::Client::new();
-    let listed = client.get(format!("http://{address}/api/v1/subscriptions")).bearer_auth(&token).send().await.unwrap();
+    let listed = client.get(format!("{address}/api/v1/subscriptions")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(listed.status(), 200);
-    let refused = client.get(format!("http://{address}/api/v1/subscriptions?after=1")).bearer_auth("nope").send().await.unwrap();
+    let refused = client.get(format!("{address}/api/v1/subscriptions?after=1")).bearer_auth("nope").send().await.unwrap();
     assert_eq!(refused.status(), 401);
 
-    child.kill().unwrap();
-    child.wait().unwrap();
-    log.extend(rx.try_iter());
-    let log = log.join("\n");
+    let log = server.kill();
     assert!(log.contains("admin_token"), "the token file's path is logged:\n{log}");
     assert!(!log.contains(&token), "the admin token leaked into the log");
     let key_body: String = private_key.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -120,4 +143,67 @@ async fn send_broadcasts_from_the_command_line() {
     let message = &push.messages(&endpoints[0]).await[0];
     let payload: Value = serde_json::from_str(message["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload, json!({ "title": "From the CLI", "body": "Hello", "url": "/cli" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_survives_kill_9_and_resumes_after_a_restart() {
+    let push = spawn_push_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let host = push.host();
+    let env = [("CLARION_PUSH_HOSTS", host.as_str()), ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN), ("CLARION_SEND_CONCURRENCY", "2"), ("CLARION_VAPID_SUBJECT", SUBJECT)];
+    let server = ServerProcess::start(&data, &env);
+    let client = reqwest::Client::new();
+    let key: Value = client.get(format!("{}/api/v1/vapid-public-key", server.address)).send().await.unwrap().json().await.unwrap();
+    let mut endpoints = Vec::new();
+    for _ in 0..80 {
+        let subscription = push.mint(key["public_key"].as_str()).await;
+        let stored = client.post(format!("{}/api/v1/subscriptions", server.address)).json(&subscription).send().await.unwrap();
+        assert_eq!(stored.status(), 201);
+        let endpoint = subscription["endpoint"].as_str().unwrap().to_string();
+        // Every push takes 40 ms, so the broadcast takes seconds: time to kill it midway.
+        push.fault(&json!({ "endpoint": endpoint, "mode": "delay", "delay_ms": 40 })).await;
+        endpoints.push(endpoint);
+    }
+    let queued = client
+        .post(format!("{}/api/v1/notifications", server.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "title": "Survives a crash", "body": "" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 202);
+    let id = queued.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let status_url = |address: &str| format!("{address}/api/v1/notifications/{id}");
+    loop {
+        let status: Value = client.get(status_url(&server.address)).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
+        if status["delivered"].as_i64().unwrap() >= 16 {
+            assert_eq!(status["status"], "sending", "killed midway, not after the end");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+
+    let restarted = ServerProcess::start(&data, &env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status: Value = client.get(status_url(&restarted.address)).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
+        if status["status"] == "done" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the restarted server did not finish the broadcast: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    restarted.kill();
+    assert_eq!(status["total"], 80);
+    assert_eq!(status["delivered"], 80);
+    let mut received = 0;
+    for endpoint in &endpoints {
+        let count = push.messages(endpoint).await.len();
+        assert!(count >= 1, "{endpoint} never got the message");
+        received += count;
+    }
+    let page = clarion::server::broadcasts::page_size(2) as usize;
+    assert!(received - endpoints.len() <= page, "{} repeats, more than one page ({page})", received - endpoints.len());
 }

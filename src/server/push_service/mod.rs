@@ -53,6 +53,7 @@ impl PushServiceServer {
             .route("/_test/faults", post(test_api::fault))
             .route("/_test/state", delete(test_api::reset))
             .route("/_test/browsers", get(test_api::browsers))
+            .route("/_test/requests", get(test_api::requests))
             .layer(middleware::from_fn(log_request))
             .with_state(service);
         Ok(Self { listener, router, origin })

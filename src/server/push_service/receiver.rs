@@ -96,11 +96,15 @@ pub async fn push(State(service): State<Arc<PushService>>, Path(id): Path<String
 
     // 1. The subscription.
     {
-        let registry = service.lock();
-        match registry.channels.get(&id) {
+        let mut registry = service.lock();
+        match registry.channels.get_mut(&id) {
             None => return answer(StatusCode::NOT_FOUND, "unknown subscription"),
-            Some(channel) if channel.gone => return answer(StatusCode::GONE, "subscription expired or unsubscribed"),
-            Some(_) => {}
+            Some(channel) => {
+                channel.requests += 1;
+                if channel.gone {
+                    return answer(StatusCode::GONE, "subscription expired or unsubscribed");
+                }
+            }
         }
     }
     // 2-6. Headers and size.
@@ -145,11 +149,13 @@ pub async fn push(State(service): State<Arc<PushService>>, Path(id): Path<String
             // which is what a crashed push service looks like to the sender.
             std::panic::resume_unwind(Box::new("fault: drop connection"));
         }
-        let mut response = answer(StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "configured fault");
-        if let Some(retry_after) = fault.retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
-            response.headers_mut().insert(header::RETRY_AFTER, retry_after);
+        if !fault.delay_only {
+            let mut response = answer(StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "configured fault");
+            if let Some(retry_after) = fault.retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
+                response.headers_mut().insert(header::RETRY_AFTER, retry_after);
+            }
+            return response;
         }
-        return response;
     }
     // 9. Delivery.
     let received_at = crate::server::store::now_rfc3339();

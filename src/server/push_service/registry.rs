@@ -25,6 +25,8 @@ pub struct Channel {
     /// Unsubscribed or expired: pushes get 410.
     pub gone: bool,
     pub messages: Vec<ReceivedMessage>,
+    /// Every push that reached this channel, accepted or not.
+    pub requests: u64,
 }
 
 /// What a minted subscription received, as `/_test/messages` shows it.
@@ -70,6 +72,8 @@ pub struct Fault {
     pub remaining: Option<u32>,
     /// Drop the connection instead of answering.
     pub drop_connection: bool,
+    /// Only wait `delay`, then handle the push as usual.
+    pub delay_only: bool,
 }
 
 #[derive(Default)]

@@ -49,7 +49,7 @@ pub async fn mint(State(service): State<Arc<PushService>>, body: Bytes) -> Respo
     let p256dh = base64url::encode(secret.public_key().to_encoded_point(false).as_bytes());
     let id = service.random_id();
     let endpoint = service.endpoint(&id);
-    service.lock().channels.insert(id, Channel { owner: Owner::Minted { secret, auth }, app_server_key, gone: false, messages: Vec::new() });
+    service.lock().channels.insert(id, Channel { owner: Owner::Minted { secret, auth }, app_server_key, gone: false, messages: Vec::new(), requests: 0 });
     let subscription = serde_json::json!({
         "endpoint": endpoint,
         "expirationTime": null,
@@ -105,7 +105,8 @@ pub struct FaultRequest {
     #[serde(default)]
     delay_ms: u64,
     count: Option<u32>,
-    /// `"drop"` closes the connection instead of answering.
+    /// `"drop"` closes the connection instead of answering; `"delay"` only waits
+    /// `delay_ms`, then handles the push as usual.
     mode: Option<String>,
 }
 
@@ -116,9 +117,13 @@ pub async fn fault(State(service): State<Arc<PushService>>, body: Bytes) -> Resp
         Err(e) => return answer(StatusCode::BAD_REQUEST, format!("body: {e}")),
     };
     let drop_connection = request.mode.as_deref() == Some("drop");
+    let delay_only = request.mode.as_deref() == Some("delay");
+    if let Some(mode) = request.mode.as_deref().filter(|m| !matches!(*m, "drop" | "delay")) {
+        return answer(StatusCode::BAD_REQUEST, format!("mode {mode:?} is not drop or delay"));
+    }
     let status = match request.status {
         Some(s) if (100..=599).contains(&s) => s,
-        None if drop_connection => 0,
+        None if drop_connection || delay_only => 0,
         _ => return answer(StatusCode::BAD_REQUEST, "status must be an HTTP status (or mode \"drop\")"),
     };
     if request.count == Some(0) {
@@ -128,7 +133,7 @@ pub async fn fault(State(service): State<Arc<PushService>>, body: Bytes) -> Resp
         serde_json::Value::String(s) => s,
         other => other.to_string(),
     });
-    let fault = Fault { status, retry_after, delay: Duration::from_millis(request.delay_ms), remaining: request.count, drop_connection };
+    let fault = Fault { status, retry_after, delay: Duration::from_millis(request.delay_ms), remaining: request.count, drop_connection, delay_only };
     service.lock().faults.insert(request.endpoint, fault);
     StatusCode::NO_CONTENT.into_response()
 }
@@ -150,4 +155,17 @@ pub async fn browsers(State(service): State<Arc<PushService>>) -> Response {
         .map(|(uaid, _)| uaid)
         .collect();
     Json(serde_json::json!({ "connected": connected })).into_response()
+}
+
+/// `GET /_test/requests?endpoint=…` → `{"requests": n}`: pushes that reached the
+/// subscription, refused ones included.
+pub async fn requests(State(service): State<Arc<PushService>>, Query(query): Query<EndpointQuery>) -> Response {
+    let id = match channel_id(&query.endpoint) {
+        Ok(id) => id,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match service.lock().channels.get(&id) {
+        Some(channel) => Json(serde_json::json!({ "requests": channel.requests })).into_response(),
+        None => answer(StatusCode::NOT_FOUND, "unknown subscription"),
+    }
 }

@@ -96,7 +96,7 @@ fn handle(service: &PushService, frame: &Value, tx: &mpsc::UnboundedSender<Strin
             let endpoint = service.endpoint(&id);
             service.lock().channels.insert(
                 id,
-                Channel { owner: Owner::Browser { uaid: browser.clone(), channel_id: channel_id.clone() }, app_server_key, gone: false, messages: Vec::new() },
+                Channel { owner: Owner::Browser { uaid: browser.clone(), channel_id: channel_id.clone() }, app_server_key, gone: false, messages: Vec::new(), requests: 0 },
             );
             tracing::info!(target: "push_service", uaid = %browser, channel = %channel_id, %endpoint, "register");
             reply(json!({ "messageType": "register", "status": 200, "channelID": channel_id, "uaid": browser, "pushEndpoint": endpoint }));

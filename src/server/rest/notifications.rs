@@ -3,17 +3,27 @@
 use super::error::{ApiError, AppJson};
 use super::Admin;
 use crate::domain::NotificationRequest;
-use crate::server::broadcasts;
+use crate::server::broadcasts::{self, BroadcastStatus};
 use crate::server::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/notifications", post(create).get(history)).route("/notifications/{id}", get(status))
+    Router::new()
+        .route("/notifications", post(create).get(history))
+        .route("/notifications/{id}", get(status))
+        .route("/notifications/{id}/events", get(events))
+}
+
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse().map_err(|_| ApiError::bad_request("the notification id must be a number", Some("id")))
 }
 
 /// `202 {"id"}`: recorded, and the worker is sending it.
@@ -23,8 +33,7 @@ async fn create(_: Admin, State(state): State<AppState>, AppJson(request): AppJs
 }
 
 async fn status(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let id: i64 = id.parse().map_err(|_| ApiError::bad_request("the notification id must be a number", Some("id")))?;
-    Ok(Json(broadcasts::broadcast_status(&state.core, id).await?))
+    Ok(Json(broadcasts::broadcast_status(&state.core, parse_id(&id)?).await?))
 }
 
 #[derive(Deserialize)]
@@ -37,4 +46,43 @@ async fn history(_: Admin, State(state): State<AppState>, query: Result<Query<Hi
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text(), None))?;
     let notifications = broadcasts::list_broadcasts(&state.core, query.limit.unwrap_or(50), query.before).await?;
     Ok(Json(serde_json::json!({ "notifications": notifications })))
+}
+
+/// How often the event stream looks at the ledger.
+const EVENT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Server-Sent Events: a `progress` event whenever the counts change, then one `done`
+/// event with the final status, and the stream ends.
+async fn events(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let first = broadcasts::broadcast_status(&state.core, id).await?;
+    let core = state.core.clone();
+    let stream = futures::stream::unfold((Some(first), None::<BroadcastStatus>), move |(pending, last)| {
+        let core = core.clone();
+        async move {
+            if last.as_ref().is_some_and(|l| l.status == "done") {
+                return None;
+            }
+            let mut current = pending;
+            loop {
+                let status = match current.take() {
+                    Some(status) => status,
+                    None => {
+                        tokio::time::sleep(EVENT_INTERVAL).await;
+                        match broadcasts::broadcast_status(&core, id).await {
+                            Ok(status) => status,
+                            Err(_) => return None,
+                        }
+                    }
+                };
+                if last.as_ref() == Some(&status) {
+                    continue;
+                }
+                let name = if status.status == "done" { "done" } else { "progress" };
+                let event = Event::default().event(name).json_data(&status).expect("status serializes");
+                return Some((Ok::<_, Infallible>(event), (None, Some(status))));
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

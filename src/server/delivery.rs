@@ -1,0 +1,190 @@
+//! The delivery policy: what to do with each push service answer, and the per-origin
+//! gate that keeps one push service's trouble from affecting the others.
+//!
+//! | answer | decision |
+//! |---|---|
+//! | 201 | delivered |
+//! | 404 / 410 | remove the subscription |
+//! | 413, 400 and other 4xx | failed; keep the subscription |
+//! | 401 / 403 | failed, and stop sending to that origin for this broadcast |
+//! | 429 / 503 | retry after `Retry-After` (or backoff), and hold the whole origin until then |
+//! | other 5xx, timeout, connection error | retry with jittered exponential backoff, then fail |
+
+use super::sender::DeliveryOutcome;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Retry limits and pacing.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Sends per subscription at most, the first included.
+    pub max_attempts: u32,
+    /// The first backoff; each further attempt doubles it.
+    pub base_delay: Duration,
+    /// No wait is longer than this, whatever `Retry-After` says.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 5, base_delay: Duration::from_secs(1), max_delay: Duration::from_secs(600) }
+    }
+}
+
+/// What becomes of one push after an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Delivered,
+    /// The subscription is gone; delete it.
+    Remove,
+    /// Give up on this subscription for this broadcast, for this reason.
+    Fail(&'static str),
+    /// Try again after the delay.
+    Retry(Duration),
+}
+
+impl RetryPolicy {
+    /// Jittered exponential backoff for the given number of sends already made (≥ 1):
+    /// a uniformly random delay in [d/2, d] with d = base · 2^(attempts-1).
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(20);
+        let full = self.base_delay.saturating_mul(1 << exp).min(self.max_delay);
+        let mut byte = [0u8; 1];
+        let _ = SystemRandom::new().fill(&mut byte);
+        full.mul_f64(0.5 + f64::from(byte[0]) / 510.0)
+    }
+
+    /// Decides what to do after the `attempts`-th send (counting from 1) got `outcome`.
+    pub fn decide(&self, outcome: &DeliveryOutcome, attempts: u32) -> Decision {
+        let can_retry = attempts < self.max_attempts;
+        match outcome {
+            DeliveryOutcome::Delivered { .. } => Decision::Delivered,
+            DeliveryOutcome::Gone { .. } => Decision::Remove,
+            DeliveryOutcome::RateLimited { retry_after, .. } if can_retry => {
+                Decision::Retry(retry_after.map_or_else(|| self.backoff(attempts), |d| d.min(self.max_delay)))
+            }
+            DeliveryOutcome::ServerError { .. } | DeliveryOutcome::Transport { .. } if can_retry => Decision::Retry(self.backoff(attempts)),
+            other => Decision::Fail(other.reason()),
+        }
+    }
+}
+
+/// Per-origin state during one broadcast: origins that rejected our VAPID credentials,
+/// and origins that asked us to wait.
+#[derive(Debug, Default)]
+pub struct OriginGate {
+    inner: Mutex<GateState>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    stopped: HashMap<String, String>,
+    held_until: HashMap<String, i64>,
+}
+
+/// What the gate says about sending to an origin now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateCheck {
+    Open,
+    /// Sending stopped after a 401/403.
+    Stopped,
+    /// Rate-limited: do not send before this unix millisecond.
+    HeldUntil(i64),
+}
+
+impl OriginGate {
+    /// A gate that already knows the origins stopped before a restart.
+    pub fn with_stopped(stopped: HashMap<String, String>) -> Self {
+        Self { inner: Mutex::new(GateState { stopped, held_until: HashMap::new() }) }
+    }
+
+    pub fn check(&self, origin: &str, now_ms: i64) -> GateCheck {
+        let state = self.inner.lock().expect("gate lock");
+        if state.stopped.contains_key(origin) {
+            return GateCheck::Stopped;
+        }
+        match state.held_until.get(origin) {
+            Some(&until) if until > now_ms => GateCheck::HeldUntil(until),
+            _ => GateCheck::Open,
+        }
+    }
+
+    /// Stops an origin; true when this call stopped it (so it is logged once).
+    pub fn stop(&self, origin: &str, cause: String) -> bool {
+        self.inner.lock().expect("gate lock").stopped.insert(origin.to_string(), cause).is_none()
+    }
+
+    /// Holds an origin until the given time (the later of any two holds wins).
+    pub fn hold(&self, origin: &str, until_ms: i64) {
+        let mut state = self.inner.lock().expect("gate lock");
+        let entry = state.held_until.entry(origin.to_string()).or_insert(until_ms);
+        *entry = (*entry).max(until_ms);
+    }
+
+    pub fn stopped(&self) -> HashMap<String, String> {
+        self.inner.lock().expect("gate lock").stopped.clone()
+    }
+}
+
+/// The likely cause of a 401/403, for the report and the log.
+pub fn rejection_cause(status: u16) -> String {
+    format!(
+        "the push service answered {status} to our VAPID credentials: most likely these subscriptions were made with another VAPID key (was the key rotated?), or the push service does not accept CLARION_VAPID_SUBJECT"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
+    }
+
+    #[test]
+    fn follows_the_outcome_table() {
+        let p = policy();
+        assert_eq!(p.decide(&DeliveryOutcome::Delivered { location: None }, 1), Decision::Delivered);
+        assert_eq!(p.decide(&DeliveryOutcome::Gone { status: 410 }, 1), Decision::Remove);
+        assert_eq!(p.decide(&DeliveryOutcome::PayloadTooLarge, 1), Decision::Fail("payload_too_large"));
+        assert_eq!(p.decide(&DeliveryOutcome::Unauthorized { status: 403 }, 1), Decision::Fail("vapid_rejected"));
+        assert_eq!(
+            p.decide(&DeliveryOutcome::RateLimited { status: 429, retry_after: Some(Duration::from_secs(2)) }, 1),
+            Decision::Retry(Duration::from_secs(2))
+        );
+        assert!(matches!(p.decide(&DeliveryOutcome::ServerError { status: 500 }, 2), Decision::Retry(_)));
+        assert_eq!(p.decide(&DeliveryOutcome::ServerError { status: 500 }, 3), Decision::Fail("push_service_error"));
+        assert_eq!(p.decide(&DeliveryOutcome::Transport { reason: "x".into() }, 3), Decision::Fail("transport_error"));
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        let p = policy();
+        let long = DeliveryOutcome::RateLimited { status: 503, retry_after: Some(Duration::from_secs(3600)) };
+        assert_eq!(p.decide(&long, 1), Decision::Retry(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter() {
+        let p = policy();
+        for attempts in 1..=4 {
+            let full = Duration::from_millis(100 * (1 << (attempts - 1)));
+            let d = p.backoff(attempts);
+            assert!(d >= full / 2 && d <= full, "attempt {attempts}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn the_gate_stops_and_holds_origins_independently() {
+        let gate = OriginGate::default();
+        assert!(gate.stop("https://a", "cause".into()));
+        assert!(!gate.stop("https://a", "again".into()));
+        gate.hold("https://b", 2_000);
+        assert_eq!(gate.check("https://a", 0), GateCheck::Stopped);
+        assert_eq!(gate.check("https://b", 1_000), GateCheck::HeldUntil(2_000));
+        assert_eq!(gate.check("https://b", 2_001), GateCheck::Open);
+        assert_eq!(gate.check("https://c", 0), GateCheck::Open);
+    }
+}

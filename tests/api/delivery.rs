@@ -1,0 +1,221 @@
+//! The delivery policy against `clarion push-service` faults: each row of the outcome
+//! table, per-origin isolation, JWT reuse, and the progress event stream.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn subscribe_minted(app: &TestApp, push: &PushService, n: usize) -> Vec<String> {
+    let key = app.vapid_public_key().await;
+    let mut endpoints = Vec::new();
+    for _ in 0..n {
+        let subscription = push.mint(Some(&key)).await;
+        assert_eq!(app.subscribe(&subscription).await.status(), 201);
+        endpoints.push(subscription["endpoint"].as_str().unwrap().to_string());
+    }
+    endpoints
+}
+
+/// Two push services (two origins) that the app trusts.
+async fn two_origins(tweak: impl FnOnce(&mut clarion::server::config::ServeArgs)) -> (TestApp, PushService, PushService) {
+    let (a, b) = (spawn_push_service().await, spawn_push_service().await);
+    let app = spawn_app_with(&format!("{},{}", a.host(), b.host()), tweak).await;
+    (app, a, b)
+}
+
+async fn queue(app: &TestApp, body: Value) -> i64 {
+    let response = app.notify(&body).await;
+    assert_eq!(response.status(), 202);
+    response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_per_retry_after_then_delivered() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let endpoints = subscribe_minted(&app, &push, 1).await;
+    push.fault(&json!({ "endpoint": endpoints[0], "status": 429, "retry_after": 1, "count": 1 })).await;
+    let started = Instant::now();
+    let status = app.broadcast(&json!({ "title": "T", "body": "" })).await;
+    assert_eq!(status["delivered"], 1);
+    assert_eq!(status["retried"], 1);
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honoured");
+    assert_eq!(push.requests(&endpoints[0]).await, 2);
+}
+
+#[tokio::test]
+async fn a_500_is_retried_then_delivered_or_after_the_limit_failed() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let endpoints = subscribe_minted(&app, &push, 2).await;
+    push.fault(&json!({ "endpoint": endpoints[0], "status": 500, "count": 1 })).await;
+    push.fault(&json!({ "endpoint": endpoints[1], "status": 500 })).await;
+    let status = app.broadcast(&json!({ "title": "T", "body": "" })).await;
+    assert_eq!(status["delivered"], 1);
+    assert_eq!(status["failed"], 1);
+    assert_eq!(status["failures"]["push_service_error"], 1);
+    // max_attempts is 3 in tests: one retry for the first, two for the second.
+    assert_eq!(status["retried"], 3);
+    assert_eq!(push.requests(&endpoints[0]).await, 2);
+    assert_eq!(push.requests(&endpoints[1]).await, 3);
+    assert_eq!(app.list_json().await["total"], 2, "a failing push service is not a dead subscription");
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let endpoints = subscribe_minted(&app, &push, 1).await;
+    push.fault(&json!({ "endpoint": endpoints[0], "mode": "drop", "count": 1 })).await;
+    let status = app.broadcast(&json!({ "title": "T", "body": "" })).await;
+    assert_eq!(status["delivered"], 1);
+    assert_eq!(status["retried"], 1);
+}
+
+#[tokio::test]
+async fn a_404_removes_the_subscription_and_a_413_keeps_it() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let endpoints = subscribe_minted(&app, &push, 2).await;
+    push.fault(&json!({ "endpoint": endpoints[0], "status": 404 })).await;
+    push.fault(&json!({ "endpoint": endpoints[1], "status": 413 })).await;
+    let status = app.broadcast(&json!({ "title": "T", "body": "" })).await;
+    assert_eq!(status["removed"], 1);
+    assert_eq!(status["failures"]["payload_too_large"], 1);
+    assert_eq!(status["retried"], 0);
+    let list = app.list_json().await;
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["subscriptions"][0]["endpoint"], endpoints[1]);
+}
+
+#[tokio::test]
+async fn a_vapid_rejection_stops_that_origin_only() {
+    // One push in flight at a time, so "stopped" is observable as requests not made.
+    let (app, rejecting, healthy) = two_origins(|args| args.site.send_concurrency = 1).await;
+    let other_key = clarion::server::vapid::VapidKeyMaterial::generate();
+    let other_key = clarion::domain::base64url::encode(&other_key.public_key());
+    let mut refused = Vec::new();
+    for _ in 0..3 {
+        let subscription = rejecting.mint(Some(&other_key)).await;
+        assert_eq!(app.subscribe(&subscription).await.status(), 201);
+        refused.push(subscription["endpoint"].as_str().unwrap().to_string());
+    }
+    let fine = subscribe_minted(&app, &healthy, 2).await;
+    let status = app.broadcast(&json!({ "title": "T", "body": "" })).await;
+    assert_eq!(status["failures"]["vapid_rejected"], 3);
+    assert_eq!(status["delivered"], 2);
+    let stopped = status["stopped_origins"].as_object().unwrap();
+    assert_eq!(stopped.len(), 1);
+    assert!(stopped[&rejecting.origin].as_str().unwrap().contains("another VAPID key"));
+    let mut requests = 0;
+    for endpoint in &refused {
+        requests += rejecting.requests(endpoint).await;
+    }
+    assert_eq!(requests, 1, "after the first 403 nothing more was sent to that origin");
+    for endpoint in &fine {
+        assert_eq!(healthy.messages(endpoint).await.len(), 1);
+    }
+    assert_eq!(app.list_json().await["total"], 5, "a configuration error deletes nothing");
+}
+
+#[tokio::test]
+async fn a_slow_origin_does_not_stall_another() {
+    let (app, slow, fast) = two_origins(|_| {}).await;
+    let stalled = subscribe_minted(&app, &slow, 1).await;
+    let quick = subscribe_minted(&app, &fast, 5).await;
+    push_fault_delay(&slow, &stalled[0], 3_000).await;
+    let started = Instant::now();
+    let id = queue(&app, json!({ "title": "T", "body": "" })).await;
+    for endpoint in &quick {
+        while fast.messages(endpoint).await.is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(2), "the fast origin waited for the slow one");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let status = app.wait_done(id).await;
+    assert_eq!(status["delivered"], 6);
+}
+
+async fn push_fault_delay(push: &PushService, endpoint: &str, delay_ms: u64) {
+    push.fault(&json!({ "endpoint": endpoint, "mode": "delay", "delay_ms": delay_ms, "count": 1 })).await;
+}
+
+#[tokio::test]
+async fn a_throttled_origin_does_not_stall_another() {
+    let (app, throttled, fast) = two_origins(|_| {}).await;
+    let held = subscribe_minted(&app, &throttled, 1).await;
+    let quick = subscribe_minted(&app, &fast, 3).await;
+    throttled.fault(&json!({ "endpoint": held[0], "status": 503, "retry_after": 2, "count": 1 })).await;
+    let started = Instant::now();
+    let id = queue(&app, json!({ "title": "T", "body": "" })).await;
+    for endpoint in &quick {
+        while fast.messages(endpoint).await.is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(1), "the fast origin waited for the throttled one");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(app.notification(id).await["status"], "sending", "the throttled push is still pending");
+    let status = app.wait_done(id).await;
+    assert_eq!(status["delivered"], 4);
+    assert_eq!(status["retried"], 1);
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn the_jwt_is_reused_per_origin_and_differs_between_origins() {
+    let (app, a, b) = two_origins(|_| {}).await;
+    let at_a = subscribe_minted(&app, &a, 2).await;
+    let at_b = subscribe_minted(&app, &b, 2).await;
+    app.broadcast(&json!({ "title": "One", "body": "" })).await;
+    app.broadcast(&json!({ "title": "Two", "body": "" })).await;
+    let headers = |push: &PushService, endpoints: Vec<String>| {
+        let push_client = push.client.clone();
+        let origin = push.origin.clone();
+        async move {
+            let mut all = Vec::new();
+            for endpoint in endpoints {
+                let messages: Vec<Value> =
+                    push_client.get(format!("{origin}/_test/messages")).query(&[("endpoint", &endpoint)]).send().await.unwrap().json().await.unwrap();
+                all.extend(messages.iter().map(|m| m["authorization"].as_str().unwrap().to_string()));
+            }
+            all
+        }
+    };
+    let (ha, hb) = (headers(&a, at_a).await, headers(&b, at_b).await);
+    assert_eq!(ha.len(), 4);
+    assert_eq!(hb.len(), 4);
+    assert!(ha.iter().all(|h| h == &ha[0]), "one token for every push to origin A");
+    assert!(hb.iter().all(|h| h == &hb[0]), "one token for every push to origin B");
+    assert_ne!(ha[0], hb[0], "each origin has its own token (its own aud)");
+}
+
+#[tokio::test]
+async fn progress_streams_as_server_sent_events_until_done() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let endpoints = subscribe_minted(&app, &push, 3).await;
+    push.fault(&json!({ "endpoint": endpoints[0], "status": 500, "count": 1 })).await;
+    let id = queue(&app, json!({ "title": "T", "body": "" })).await;
+    let response = app.client.get(app.url(&format!("/api/v1/notifications/{id}/events"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let text = tokio::time::timeout(Duration::from_secs(20), response.text()).await.expect("the stream ends after done").unwrap();
+    let events: Vec<(&str, Value)> = text
+        .split("\n\n")
+        .filter_map(|block| {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name, serde_json::from_str(data).unwrap()))
+        })
+        .collect();
+    let (last_name, last) = events.last().expect("at least one event");
+    assert_eq!(*last_name, "done");
+    assert_eq!(last["delivered"], 3);
+    assert_eq!(last["retried"], 1);
+    assert!(events[..events.len() - 1].iter().all(|(name, _)| *name == "progress"));
+    let unknown = app.client.get(app.url("/api/v1/notifications/999/events")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    let anonymous = app.client.get(app.url(&format!("/api/v1/notifications/{id}/events"))).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
