@@ -4,6 +4,8 @@
 #   ./setup.sh serve   install the build toolchain, build the release site, run `clarion serve`
 #   ./setup.sh test    install the toolchain and the browsers, then run every test suite
 #   ./setup.sh tools   install the toolchain only
+#   ./setup.sh bench [--n N] [--no-peers]
+#                      the send benchmark against Node web-push and pywebpush (bench/run.py)
 #
 # Every install step checks what is already there and skips it when the version is right,
 # so a second run goes straight to the real work.
@@ -74,21 +76,33 @@ install_tools() {
   cargo_install wasm-opt "version $(echo "$WASM_OPT_VERSION" | cut -d. -f2)" wasm-opt "$WASM_OPT_VERSION" --locked
 }
 
-install_test_tools() {
-  install_tools
-  apt_packages chromium firefox-esr python3-venv
+# pywebpush in end2end/.venv: the independent sender of the push-service tests, and a
+# peer in the benchmark.
+install_pywebpush() {
+  apt_packages python3-venv
   if ! end2end/.venv/bin/python -c 'import pywebpush' 2>/dev/null; then
-    log "pywebpush (the independent sender the push service tests use)"
+    log "pywebpush (end2end/.venv)"
     python3 -m venv end2end/.venv
     end2end/.venv/bin/pip install --quiet -r end2end/tools/requirements.txt
   fi
-  local stamp=end2end/node_modules/.clarion-lock-sha
-  local sha; sha=$(sha256sum end2end/package-lock.json | cut -d' ' -f1)
+}
+
+# npm ci in a folder, skipped while its lockfile is unchanged since the last install.
+npm_ci() {
+  local dir=$1 stamp=$1/node_modules/.clarion-lock-sha sha
+  sha=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$sha" ]; then
-    log "npm ci (end2end)"
-    (cd end2end && npm ci --no-audit --no-fund)
+    log "npm ci ($dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund)
     echo "$sha" > "$stamp"
   fi
+}
+
+install_test_tools() {
+  install_tools
+  apt_packages chromium firefox-esr
+  install_pywebpush
+  npm_ci end2end
 }
 
 case "${1:-}" in
@@ -102,5 +116,12 @@ case "${1:-}" in
     install_test_tools
     exec ./scripts/test-all.sh
     ;;
-  *) echo "usage: $0 serve|test|tools" >&2; exit 2 ;;
+  bench)
+    install_tools
+    install_pywebpush
+    npm_ci bench
+    cargo build --release --features ssr --bin clarion
+    exec end2end/.venv/bin/python bench/run.py "${@:2}"
+    ;;
+  *) echo "usage: $0 serve|test|tools|bench" >&2; exit 2 ;;
 esac

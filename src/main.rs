@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::Send(send) => cli::send(send).await,
+        Command::Import(import) => cli::import(import).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,18 +19,25 @@ use crate::domain::notification::{Notification, NotificationRequest};
 use crate::domain::subscription::{AuthSecret, P256dhKey};
 use crate::domain::{base64url, TestPushResult, Urgency};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
-/// Subscriptions read from the database per page of a broadcast: twice the pushes in
-/// flight, so sending never waits on the database, while a crash repeats at most that
-/// many pushes (a page's outcomes are committed together with the cursor).
+/// Subscriptions read from the database per page of a broadcast: one in-flight window.
 pub fn page_size(send_concurrency: usize) -> i64 {
-    (send_concurrency as i64 * 2).clamp(16, 1024)
+    (send_concurrency as i64).clamp(16, 1024)
+}
+
+/// Pages being sent at once. Sending flows on across page boundaries (no page waits for
+/// the previous one's slowest push), while pages commit strictly in order.
+pub const PAGES_IN_FLIGHT: usize = 3;
+
+/// The most pushes a crash can make a restarted worker send again: everything sent but
+/// not yet committed, which is at most the pages in flight.
+pub fn max_repeats(send_concurrency: usize) -> i64 {
+    page_size(send_concurrency) * PAGES_IN_FLIGHT as i64
 }
 
 /// The answer to queuing a broadcast.
@@ -225,23 +232,29 @@ async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, r
     }
 }
 
-/// Sends a batch with at most `send_concurrency` pushes in flight, each in its own task
-/// so that encryption spreads over the cores, and collects the settled outcomes.
-async fn deliver_batch(core: &Clarion, message: &Arc<PushMessage>, gate: &Arc<OriginGate>, batch: Vec<(StoredSubscription, u32)>) -> Progress {
-    let permits = Arc::new(Semaphore::new(core.send_concurrency.max(1)));
-    let mut tasks = JoinSet::new();
-    for (row, attempts) in batch {
-        let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-        let (core, message, gate) = (core.clone(), message.clone(), gate.clone());
-        tasks.spawn(async move {
-            let settled = deliver_one(&core, &message, &gate, &row, attempts).await;
-            drop(permit);
-            (row.id, attempts, settled)
-        });
-    }
+type Sending = tokio::task::JoinHandle<(i64, u32, Settled)>;
+
+/// Starts one task per push (so encryption spreads over the cores); each waits for a
+/// permit of the shared, fair semaphore, which bounds the pushes in flight.
+fn spawn_batch(core: &Clarion, message: &Arc<PushMessage>, gate: &Arc<OriginGate>, permits: &Arc<Semaphore>, batch: Vec<(StoredSubscription, u32)>) -> Vec<Sending> {
+    batch
+        .into_iter()
+        .map(|(row, attempts)| {
+            let (core, message, gate, permits) = (core.clone(), message.clone(), gate.clone(), permits.clone());
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+                let settled = deliver_one(&core, &message, &gate, &row, attempts).await;
+                (row.id, attempts, settled)
+            })
+        })
+        .collect()
+}
+
+/// Waits for a batch and sorts its outcomes into one commit.
+async fn collect_batch(sending: Vec<Sending>, gate: &OriginGate) -> Progress {
     let mut progress = Progress::default();
-    while let Some(joined) = tasks.join_next().await {
-        let (id, attempts_before, settled) = joined.expect("a delivery task does not panic");
+    for task in sending {
+        let (id, attempts_before, settled) = task.await.expect("a delivery task does not panic");
         let resent = attempts_before > 0 && !matches!(settled, Settled::Retry { attempts, .. } if attempts == attempts_before);
         if resent {
             progress.retried += 1;
@@ -278,10 +291,25 @@ pub async fn drive_broadcast(
         async move { core.store.broadcast(id).await.ok().flatten().map(BroadcastStatus::from) }
     };
 
+    // Main pass: up to PAGES_IN_FLIGHT pages sending at once, committed in order.
+    let permits = Arc::new(Semaphore::new(core.send_concurrency.max(1)));
+    let mut in_flight: VecDeque<(i64, Vec<Sending>)> = VecDeque::new();
+    let mut fetched_up_to = job.cursor;
+    let mut exhausted = false;
     loop {
-        let page = core.store.broadcast_page(&job, page_size).await?;
-        let Some(last) = page.last().map(|s| s.id) else { break };
-        let mut progress = deliver_batch(core, &message, &gate, page.into_iter().map(|row| (row, 0)).collect()).await;
+        while !exhausted && in_flight.len() < PAGES_IN_FLIGHT {
+            let page = core.store.broadcast_page(&job, fetched_up_to, page_size).await?;
+            match page.last().map(|s| s.id) {
+                None => exhausted = true,
+                Some(last) => {
+                    fetched_up_to = last;
+                    let batch = page.into_iter().map(|row| (row, 0)).collect();
+                    in_flight.push_back((last, spawn_batch(core, &message, &gate, &permits, batch)));
+                }
+            }
+        }
+        let Some((last, sending)) = in_flight.pop_front() else { break };
+        let mut progress = collect_batch(sending, &gate).await;
         progress.cursor = Some(last);
         core.store.record_progress(job.id, owner, &progress).await?;
         job.cursor = last;
@@ -300,7 +328,7 @@ pub async fn drive_broadcast(
             tokio::time::sleep(Duration::from_millis(wait)).await;
             continue;
         }
-        let progress = deliver_batch(core, &message, &gate, due).await;
+        let progress = collect_batch(spawn_batch(core, &message, &gate, &permits, due), &gate).await;
         core.store.record_progress(job.id, owner, &progress).await?;
         if let Some(status) = report(core, job.id).await {
             on_progress(&status);

@@ -1,7 +1,7 @@
 //! The commands besides `serve`: `keys generate` and `send`.
 
 use super::broadcasts::{self, BroadcastStatus};
-use super::config::SendArgs;
+use super::config::{ImportArgs, SendArgs};
 use super::startup::build_core;
 use super::vapid::VapidKeyMaterial;
 use crate::domain::base64url;
@@ -62,5 +62,19 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
             println!("  failed ({reason}): {count}");
         }
     }
+    Ok(())
+}
+
+/// `clarion import FILE`: stores subscriptions from JSON lines and prints a JSON report.
+pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let core = build_core(&args.site).await?;
+    let report = if args.file.as_os_str() == "-" {
+        super::subscriptions::import(&core, std::io::stdin().lock()).await
+    } else {
+        let file = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("Failed to open {}: {e}", args.file.display()))?;
+        super::subscriptions::import(&core, std::io::BufReader::new(file)).await
+    }
+    .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -30,6 +30,8 @@ pub enum Command {
     },
     /// Broadcast a notification to every stored subscription and print a summary.
     Send(SendArgs),
+    /// Import subscriptions from a file of JSON lines (one `PushSubscription.toJSON()` each).
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +99,21 @@ pub struct PushServiceArgs {
     /// Accept every well-formed push with 201 without decrypting or storing it (for benchmarks).
     #[arg(long)]
     pub sink: bool,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `clarion import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The file to read, one subscription JSON per line; `-` reads standard input.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub site: SiteArgs,
 }
 
 /// `clarion send`.

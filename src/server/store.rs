@@ -196,6 +196,32 @@ impl Store {
         Ok(result)
     }
 
+    /// Stores many checked subscriptions in one transaction (an upsert by endpoint).
+    pub async fn upsert_subscriptions(&self, subscriptions: &[NewSubscription], vapid_fingerprint: &str) -> anyhow::Result<()> {
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        for sub in subscriptions {
+            sqlx::query(
+                "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (endpoint) DO UPDATE SET p256dh = excluded.p256dh, auth = excluded.auth,
+                   expiration_time = excluded.expiration_time, vapid_key_fingerprint = excluded.vapid_key_fingerprint,
+                   updated_at = excluded.updated_at",
+            )
+            .bind(sub.endpoint.as_str())
+            .bind(&sub.p256dh.as_bytes()[..])
+            .bind(&sub.auth.as_bytes()[..])
+            .bind(sub.expiration_time)
+            .bind(vapid_fingerprint)
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Deletes by endpoint; false when it was not stored.
     pub async fn delete_subscription_by_endpoint(&self, endpoint: &str) -> anyhow::Result<bool> {
         let done = sqlx::query("DELETE FROM subscriptions WHERE endpoint = ?").bind(endpoint).execute(&self.pool).await?;
@@ -341,20 +367,20 @@ impl Store {
         Ok(())
     }
 
-    /// The next page of a broadcast's subscriptions.
-    pub async fn broadcast_page(&self, job: &BroadcastJob, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
+    /// The page of a broadcast's subscriptions after subscription id `after`.
+    pub async fn broadcast_page(&self, job: &BroadcastJob, after: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
         let up_to = job.last_id.unwrap_or(0);
         match &job.target_endpoint {
             Some(endpoint) => Ok(sqlx::query_as(
                 "SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE endpoint = ? AND id > ? AND id <= ? LIMIT ?",
             )
             .bind(endpoint)
-            .bind(job.cursor)
+            .bind(after)
             .bind(up_to)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?),
-            None => self.subscriptions_page(job.cursor, up_to, limit).await,
+            None => self.subscriptions_page(after, up_to, limit).await,
         }
     }
 

@@ -47,6 +47,55 @@ pub async fn unsubscribe(core: &Clarion, endpoint: &str) -> Result<(), CoreError
     }
 }
 
+/// What an import did.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportReport {
+    /// Subscriptions stored (new or updated).
+    pub stored: u64,
+    /// Lines refused, with the line number and why.
+    pub rejected: Vec<ImportRejection>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportRejection {
+    pub line: u64,
+    pub error: String,
+}
+
+/// Lines validated and stored per transaction during an import.
+const IMPORT_BATCH: usize = 1000;
+
+/// Imports subscriptions from JSON lines (`PushSubscription.toJSON()` each), with the
+/// same checks as `subscribe`. Invalid lines are reported, valid ones stored.
+pub async fn import(core: &Clarion, lines: impl std::io::BufRead) -> Result<ImportReport, CoreError> {
+    let fingerprint = core.sender.vapid().fingerprint();
+    let mut report = ImportReport::default();
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    for (index, line) in lines.lines().enumerate() {
+        let line_number = index as u64 + 1;
+        let line = line.map_err(|e| CoreError::Internal(anyhow::Error::new(e).context("Failed to read the import file")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str::<SubscriptionJson>(&line)
+            .map_err(|e| e.to_string())
+            .and_then(|json| NewSubscription::parse(&json, &core.policy).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(subscription) => batch.push(subscription),
+            Err(error) => report.rejected.push(ImportRejection { line: line_number, error }),
+        }
+        if batch.len() == IMPORT_BATCH {
+            core.store.upsert_subscriptions(&batch, &fingerprint).await?;
+            report.stored += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    core.store.upsert_subscriptions(&batch, &fingerprint).await?;
+    report.stored += batch.len() as u64;
+    tracing::info!(stored = report.stored, rejected = report.rejected.len(), "import done");
+    Ok(report)
+}
+
 /// One page of the subscription list.
 #[derive(Debug, Serialize)]
 pub struct SubscriptionPage {

@@ -29,7 +29,7 @@ pub struct PushService {
 }
 
 pub async fn spawn_push_service() -> PushService {
-    let server = PushServiceServer::bind(&PushServiceArgs { addr: "127.0.0.1:0".parse().unwrap(), sink: false }).await.expect("push service binds");
+    let server = PushServiceServer::bind(&PushServiceArgs { addr: "127.0.0.1:0".parse().unwrap(), sink: false, tls_cert: None, tls_key: None }).await.expect("push service binds");
     let origin = server.origin().to_string();
     let handle = tokio::spawn(async move {
         server.run().await.expect("push service runs");

@@ -257,6 +257,8 @@ async fn the_sink_accepts_any_well_formed_push() {
     let server = clarion::server::push_service::PushServiceServer::bind(&clarion::server::config::PushServiceArgs {
         addr: "127.0.0.1:0".parse().unwrap(),
         sink: true,
+        tls_cert: None,
+        tls_key: None,
     })
     .await
     .unwrap();

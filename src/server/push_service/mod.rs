@@ -23,9 +23,12 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use anyhow::Context;
 use registry::PushService;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 /// Why the push service answered as it did; the request log line shows it.
 #[derive(Clone, Debug)]
@@ -36,6 +39,7 @@ pub struct PushServiceServer {
     listener: TcpListener,
     router: Router,
     origin: String,
+    tls: Option<TlsAcceptor>,
 }
 
 impl PushServiceServer {
@@ -43,7 +47,12 @@ impl PushServiceServer {
     /// follows the bound address.
     pub async fn bind(args: &PushServiceArgs) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(args.addr).await?;
-        let origin = format!("http://{}", listener.local_addr()?);
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let origin = format!("{scheme}://{}", listener.local_addr()?);
         let service = Arc::new(PushService::new(origin.clone(), args.sink));
         let router = Router::new()
             .route("/", get(websocket::upgrade))
@@ -56,7 +65,7 @@ impl PushServiceServer {
             .route("/_test/requests", get(test_api::requests))
             .layer(middleware::from_fn(log_request))
             .with_state(service);
-        Ok(Self { listener, router, origin })
+        Ok(Self { listener, router, origin, tls })
     }
 
     /// `http://host:port`.
@@ -65,8 +74,43 @@ impl PushServiceServer {
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router).await?;
+        match self.tls {
+            None => axum::serve(self.listener, self.router).await?,
+            Some(acceptor) => serve_tls(self.listener, acceptor, self.router).await?,
+        }
         Ok(())
+    }
+}
+
+/// TLS with ALPN `h2` and `http/1.1`, as real push services offer.
+fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("Failed to read {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .context("--tls-cert is not a PEM certificate chain")?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("{} is not a PEM private key", key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts TLS connections and serves each with HTTP/1.1 or HTTP/2 (and WebSocket upgrades).
+async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router) -> anyhow::Result<()> {
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else { return };
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
     }
 }
 

@@ -1,0 +1,192 @@
+"""Clarion's send benchmark, side by side with Node `web-push` and `pywebpush`.
+
+Run it with `./setup.sh bench [--n N] [--no-peers]` (that installs and builds what it
+needs), or directly with the venv's Python once everything is built.
+
+1. Makes a CA and a certificate for 127.0.0.1, and starts two `clarion push-service
+   --sink` instances: HTTPS (HTTP/2 via ALPN) and plain HTTP. A sink accepts any
+   well-formed push with 201 and keeps nothing.
+2. Generates N subscriptions with real P-256 keys (one set of keys, an endpoint on
+   each sink).
+3. Clarion: `clarion import` into a fresh SQLite database, then `clarion send`, once per
+   sink. The send phase is timed from the broadcast's own started/finished times.
+4. The peers, on the same subscriptions and the HTTPS sink (Node `web-push` speaks only
+   https), 64 in flight each.
+5. Prints a table and one final JSON line. CPU time and peak RSS come from the kernel
+   (wait4 rusage) for each sender's process.
+"""
+import argparse
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "target" / "release" / "clarion"
+SUBJECT = "mailto:bench@clarion.dev"
+PAYLOAD = json.dumps({"title": "Clarion benchmark", "body": "A typical notification body, about a hundred bytes long in all.", "url": "/news/42"})
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def measured(cmd, env=None, cwd=None):
+    """Runs a command to completion; returns (stdout, wall seconds, cpu seconds, peak RSS MB)."""
+    out = tempfile.TemporaryFile()
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=out, env={**os.environ, **(env or {})}, cwd=cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    out.seek(0)
+    text = out.read().decode()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({status}): {text[-2000:]}")
+    return text, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    ca_key, ca_crt = directory / "ca.key", directory / "ca.pem"
+    key, csr, crt = directory / "sink.key", directory / "sink.csr", directory / "sink.pem"
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                    "-subj", "/CN=Clarion bench CA", "-keyout", ca_key, "-out", ca_crt,
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"], **quiet)
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr], **quiet)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+                    "-days", "2", "-extfile", ext, "-out", crt], **quiet)
+    return ca_crt, crt, key
+
+
+def write_subscriptions(n: int, origins: dict[str, str], directory: Path) -> dict[str, Path]:
+    files = {name: open(directory / f"subscriptions-{name}.jsonl", "w") for name in origins}
+    for i in range(n):
+        key = ec.generate_private_key(ec.SECP256R1())
+        p256dh = b64(key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
+        auth = b64(os.urandom(16))
+        for name, origin in origins.items():
+            files[name].write(json.dumps({"endpoint": f"{origin}/push/{i}", "expirationTime": None,
+                                          "keys": {"p256dh": p256dh, "auth": auth}}) + "\n")
+    for f in files.values():
+        f.close()
+    return {name: directory / f"subscriptions-{name}.jsonl" for name in origins}
+
+
+def run_clarion(n, subscriptions: Path, host: str, ca: Path, directory: Path, label: str) -> dict:
+    data = directory / f"clarion-{label}"
+    env = {"CLARION_PUSH_HOSTS": host, "CLARION_EXTRA_CA_FILE": str(ca), "CLARION_VAPID_SUBJECT": SUBJECT,
+           "CLARION_SEND_CONCURRENCY": "64", "RUST_LOG": "warn"}
+    report, *_ = measured([BIN, "import", subscriptions, "--data-dir", data], env)
+    assert json.loads(report)["stored"] == n, report
+    summary, wall, cpu, rss = measured([BIN, "send", "--title", "Clarion benchmark", "--body", "bench", "--json",
+                                        "--data-dir", data], env)
+    s = json.loads(summary)
+    seconds = (datetime.fromisoformat(s["finished_at"]) - datetime.fromisoformat(s["started_at"])).total_seconds()
+    return {"sender": "clarion", "transport": label, "pushes": n, "ok": s["delivered"], "seconds": seconds, "cpu_s": cpu, "rss_mb": rss,
+            "process_seconds": wall}
+
+
+def run_peer(name, cmd, env, n) -> dict:
+    out, wall, cpu, rss = measured(cmd, env, cwd=Path(__file__).parent)
+    r = json.loads(out.strip().splitlines()[-1])
+    return {"sender": name, "transport": "https", "pushes": n, "ok": r["ok"], "seconds": r["seconds"], "cpu_s": cpu, "rss_mb": rss,
+            "process_seconds": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=10_000, help="subscriptions (10k by default; 100k and 1M as options)")
+    parser.add_argument("--no-peers", action="store_true", help="measure Clarion only (for the memory runs at 1M)")
+    args = parser.parse_args()
+    if not BIN.exists():
+        sys.exit(f"{BIN} is missing: run ./setup.sh bench")
+    work = Path(tempfile.mkdtemp(prefix="clarion-bench-"))
+    ca, crt, key = make_certificates(work)
+    tls_port, http_port = free_port(), free_port()
+    sinks = [
+        subprocess.Popen([BIN, "push-service", "--sink", "--addr", f"127.0.0.1:{tls_port}", "--tls-cert", crt, "--tls-key", key],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"}),
+        subprocess.Popen([BIN, "push-service", "--sink", "--addr", f"127.0.0.1:{http_port}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"}),
+    ]
+    try:
+        wait_for_port(tls_port)
+        wait_for_port(http_port)
+        t0 = time.perf_counter()
+        files = write_subscriptions(args.n, {"https": f"https://127.0.0.1:{tls_port}", "http": f"http://127.0.0.1:{http_port}"}, work)
+        print(f"generated {args.n} subscriptions with real P-256 keys in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+        results = [run_clarion(args.n, files["https"], f"127.0.0.1:{tls_port}", ca, work, "https"),
+                   run_clarion(args.n, files["http"], f"127.0.0.1:{http_port}", ca, work, "http")]
+        if not args.no_peers:
+            vapid = ec.generate_private_key(ec.SECP256R1())
+            public = b64(vapid.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
+            private = b64(vapid.private_numbers().private_value.to_bytes(32, "big"))
+            pem = work / "vapid.pem"
+            pem.write_bytes(vapid.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+            results.append(run_peer("node web-push 3.6.7", ["node", "peers/node_web_push.mjs", files["https"], public, private, SUBJECT, PAYLOAD],
+                                    {"NODE_EXTRA_CA_CERTS": str(ca)}, args.n))
+            results.append(run_peer("pywebpush 2.5.0", [sys.executable, "peers/pywebpush_peer.py", files["https"], pem, SUBJECT, PAYLOAD, ca],
+                                    {}, args.n))
+    finally:
+        for sink in sinks:
+            sink.terminate()
+            sink.wait()
+
+    print(f"\nN = {args.n} subscriptions, 64 in flight, {os.cpu_count()} cores shared by sender and sink\n")
+    print(f"{'sender':<22}{'transport':<11}{'ok':>9}{'seconds':>9}{'pushes/s':>10}{'CPU ms/push':>13}{'pushes/CPU-s':>14}{'peak RSS MB':>13}")
+    for r in results:
+        r["pushes_per_s"] = r["ok"] / r["seconds"]
+        r["cpu_ms_per_push"] = r["cpu_s"] * 1000 / r["pushes"]
+        r["pushes_per_cpu_s"] = r["pushes"] / r["cpu_s"]
+        print(f"{r['sender']:<22}{r['transport']:<11}{r['ok']:>9}{r['seconds']:>9.2f}{r['pushes_per_s']:>10.0f}"
+              f"{r['cpu_ms_per_push']:>13.3f}{r['pushes_per_cpu_s']:>14.0f}{r['rss_mb']:>13.1f}")
+    by = {(r["sender"].split()[0], r["transport"]): r for r in results}
+    clarion = by[("clarion", "https")]
+    node, py = by.get(("node", "https")), by.get(("pywebpush", "https"))
+    line = {
+        "n": args.n,
+        "clarion_pushes_per_s": round(clarion["pushes_per_s"]),
+        "node_web_push_pushes_per_s": round(node["pushes_per_s"]) if node else None,
+        "pywebpush_pushes_per_s": round(py["pushes_per_s"]) if py else None,
+        "ratio_vs_node": round(clarion["pushes_per_s"] / node["pushes_per_s"], 1) if node else None,
+        "cpu_ms_per_push": round(clarion["cpu_ms_per_push"], 4),
+        "peak_rss_mb": round(clarion["rss_mb"], 1),
+        "clarion_http_pushes_per_s": round(by[("clarion", "http")]["pushes_per_s"]),
+        "clarion_pushes_per_cpu_s": round(clarion["pushes_per_cpu_s"]),
+    }
+    print()
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
