@@ -101,13 +101,13 @@ def write_subscriptions(n: int, origins: dict[str, str], directory: Path) -> dic
     return {name: directory / f"subscriptions-{name}.jsonl" for name in origins}
 
 
-def run_clarion(n, subscriptions: Path, host: str, ca: Path, directory: Path, label: str) -> dict:
+def run_clarion(n, subscriptions: Path, host: str, ca: Path, directory: Path, label: str, prefix=()) -> dict:
     data = directory / f"clarion-{label}"
     env = {"CLARION_PUSH_HOSTS": host, "CLARION_EXTRA_CA_FILE": str(ca), "CLARION_VAPID_SUBJECT": SUBJECT,
            "CLARION_SEND_CONCURRENCY": "64", "RUST_LOG": "warn"}
     report, *_ = measured([BIN, "import", subscriptions, "--data-dir", data], env)
     assert json.loads(report)["stored"] == n, report
-    summary, wall, cpu, rss = measured([BIN, "send", "--title", "Clarion benchmark", "--body", "bench", "--json",
+    summary, wall, cpu, rss = measured([*prefix, BIN, "send", "--title", "Clarion benchmark", "--body", "bench", "--json",
                                         "--data-dir", data], env)
     s = json.loads(summary)
     seconds = (datetime.fromisoformat(s["finished_at"]) - datetime.fromisoformat(s["started_at"])).total_seconds()
@@ -126,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000, help="subscriptions (10k by default; 100k and 1M as options)")
     parser.add_argument("--no-peers", action="store_true", help="measure Clarion only (for the memory runs at 1M)")
+    parser.add_argument("--perf", metavar="FILE", help="record Clarion's https send with `perf record -e cpu-clock -g` into FILE")
     args = parser.parse_args()
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: run ./setup.sh bench")
@@ -145,7 +146,8 @@ def main() -> None:
         files = write_subscriptions(args.n, {"https": f"https://127.0.0.1:{tls_port}", "http": f"http://127.0.0.1:{http_port}"}, work)
         print(f"generated {args.n} subscriptions with real P-256 keys in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
-        results = [run_clarion(args.n, files["https"], f"127.0.0.1:{tls_port}", ca, work, "https"),
+        prefix = ("perf", "record", "-e", "cpu-clock", "-F", "2000", "-g", "-o", args.perf) if args.perf else ()
+        results = [run_clarion(args.n, files["https"], f"127.0.0.1:{tls_port}", ca, work, "https", prefix),
                    run_clarion(args.n, files["http"], f"127.0.0.1:{http_port}", ca, work, "http")]
         if not args.no_peers:
             vapid = ec.generate_private_key(ec.SECP256R1())

@@ -66,6 +66,8 @@ export default defineConfig({
         CLARION_ADMIN_TOKEN: process.env.CLARION_E2E_ADMIN_TOKEN,
         CLARION_PUSH_HOSTS: `127.0.0.1:${pushPort}`,
         CLARION_VAPID_SUBJECT: 'mailto:e2e@clarion.dev',
+        // Every test subscribes from 127.0.0.1; the limit has its own integration test.
+        CLARION_SUBSCRIBE_RATE_LIMIT: '0',
         LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
       },
       stdout: 'pipe',

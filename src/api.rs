@@ -7,42 +7,55 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 #[cfg(feature = "ssr")]
-fn core() -> Result<crate::server::state::Clarion, ServerFnError> {
-    use_context::<crate::server::state::AppState>()
-        .map(|s| s.core)
-        .ok_or_else(|| ServerFnError::new("server state is missing"))
+fn state() -> Result<crate::server::state::AppState, ServerFnError> {
+    use_context::<crate::server::state::AppState>().ok_or_else(|| ServerFnError::new("server state is missing"))
 }
 
+/// The caller's address, as the REST API finds it.
 #[cfg(feature = "ssr")]
-fn to_server_error(e: crate::server::error::CoreError) -> ServerFnError {
+async fn client_ip(state: &crate::server::state::AppState) -> Result<std::net::IpAddr, ServerFnError> {
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    let peer = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>().await.ok().map(|c| c.0);
+    Ok(state.client_ip.client_ip(&headers, peer))
+}
+
+/// Answers with the same status (and `Retry-After`) as the REST API would.
+#[cfg(feature = "ssr")]
+fn to_server_error(e: impl Into<crate::server::rest::error::ApiError>) -> ServerFnError {
     use crate::server::error::CoreError;
-    if let CoreError::Internal(cause) = &e {
+    use crate::server::rest::error::ApiError;
+    let e: ApiError = e.into();
+    if let ApiError::Core(CoreError::Internal(cause)) = &e {
         tracing::error!(error = ?cause, "internal error in a server function");
     }
-    let status = match &e {
-        CoreError::Invalid { .. } => 422,
-        CoreError::NotFound(_) => 404,
-        CoreError::Forbidden(_) => 403,
-        CoreError::Internal(_) => 500,
-    };
     if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
-        options.set_status(axum::http::StatusCode::from_u16(status).expect("valid status"));
+        options.set_status(e.status());
+        if let Some(seconds) = e.retry_after_seconds() {
+            options.insert_header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+        }
     }
-    ServerFnError::new(e.public_message())
+    let message = match &e {
+        ApiError::Core(core) => core.public_message(),
+        other => other.to_string(),
+    };
+    ServerFnError::new(message)
 }
 
 /// The VAPID public key (base64url), the page's `applicationServerKey`.
 #[server(prefix = "/api/fn", endpoint = "vapid_public_key")]
 pub async fn vapid_public_key() -> Result<String, ServerFnError> {
-    Ok(core()?.sender.vapid().public_key_b64().to_string())
+    Ok(state()?.core.sender.vapid().public_key_b64().to_string())
 }
 
 /// Stores (or refreshes) this browser's subscription.
 #[server(prefix = "/api/fn", endpoint = "save_subscription", input = Json)]
 pub async fn save_subscription(subscription: SubscriptionJson) -> Result<i64, ServerFnError> {
+    let state = state()?;
+    let ip = client_ip(&state).await?;
+    crate::server::security::admit_subscription(&state, ip, &subscription.endpoint).await.map_err(to_server_error)?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let saved = crate::server::subscriptions::subscribe(&core()?, &subscription, user_agent).await.map_err(to_server_error)?;
+    let saved = crate::server::subscriptions::subscribe(&state.core, &subscription, user_agent).await.map_err(to_server_error)?;
     Ok(saved.id())
 }
 
@@ -51,7 +64,7 @@ pub async fn save_subscription(subscription: SubscriptionJson) -> Result<i64, Se
 #[server(prefix = "/api/fn", endpoint = "delete_subscription", input = Json)]
 pub async fn delete_subscription(endpoint: String) -> Result<bool, ServerFnError> {
     use crate::server::error::CoreError;
-    match crate::server::subscriptions::unsubscribe(&core()?, &endpoint).await {
+    match crate::server::subscriptions::unsubscribe(&state()?.core, &endpoint).await {
         Ok(()) => Ok(true),
         Err(CoreError::NotFound(_)) => Ok(false),
         Err(e) => Err(to_server_error(e)),
@@ -61,5 +74,8 @@ pub async fn delete_subscription(endpoint: String) -> Result<bool, ServerFnError
 /// Pushes a test notification to this browser's own subscription, proven by its `auth`.
 #[server(prefix = "/api/fn", endpoint = "send_test_notification", input = Json)]
 pub async fn send_test_notification(endpoint: String, auth: String) -> Result<TestPushResult, ServerFnError> {
-    crate::server::broadcasts::send_test(&core()?, &endpoint, &auth).await.map_err(to_server_error)
+    let state = state()?;
+    let ip = client_ip(&state).await?;
+    state.limits.test_push(ip, &endpoint).map_err(to_server_error)?;
+    crate::server::broadcasts::send_test(&state.core, &endpoint, &auth).await.map_err(to_server_error)
 }

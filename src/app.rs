@@ -8,6 +8,8 @@ use leptos_router::StaticSegment;
 
 /// The document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -65,5 +67,30 @@ fn HomePage() -> impl IntoView {
                 <p>"Other backends send through the REST API (" <code>"POST /api/v1/notifications"</code> ") or the " <code>"clarion send"</code> " command."</p>
             </section>
         </main>
+    }
+}
+
+/// The page's CSP: scripts only from this origin or carrying this response's nonce (the
+/// inline hydration script), WASM compilation allowed, no framing, nothing else.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    use leptos::nonce::{provide_nonce, use_nonce};
+    let Some(response) = use_context::<leptos_axum::ResponseOptions>() else { return };
+    let nonce = match use_nonce() {
+        Some(nonce) => nonce,
+        None => {
+            provide_nonce();
+            use_nonce().expect("a nonce was just provided")
+        }
+    };
+    // `cargo leptos watch` live-reloads over a WebSocket on another port.
+    let connect = if std::env::var("LEPTOS_WATCH").is_ok() { "'self' ws:" } else { "'self'" };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
+         connect-src {connect}; worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
+        response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
     }
 }

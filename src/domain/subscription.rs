@@ -190,6 +190,12 @@ mod parsed {
             self.operator.iter().any(|p| p.matches(host, port))
         }
 
+        /// True when an operator entry names this host (on any of its ports).
+        pub fn is_operator_hostname(&self, host: &str) -> bool {
+            let host = host.to_ascii_lowercase();
+            self.operator.iter().any(|p| p.matches_host(&host))
+        }
+
         /// Checks an endpoint URL against the policy; `Err` says why it is refused.
         pub fn check(&self, url: &url::Url) -> Result<(), String> {
             if !url.username().is_empty() || url.password().is_some() {

@@ -86,6 +86,19 @@ pub struct ServeArgs {
     /// The built site (`cargo leptos build` output).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
+    /// New subscriptions one client IP may create per hour; 0 turns the limit off.
+    #[arg(long, env = "CLARION_SUBSCRIBE_RATE_LIMIT", default_value_t = 10)]
+    pub subscribe_rate_limit: u32,
+    /// Take the client IP from X-Forwarded-For / Forwarded (only behind a proxy you control).
+    #[arg(long, env = "CLARION_TRUST_PROXY_HEADERS", default_value_t = false)]
+    pub trust_proxy_headers: bool,
+    /// Origins (comma-separated, e.g. `https://www.example.com`) allowed to call the REST
+    /// API from a browser (CORS). Empty: same origin only.
+    #[arg(long, env = "CLARION_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+    /// The most subscriptions stored at once; 0 is no limit.
+    #[arg(long, env = "CLARION_MAX_SUBSCRIPTIONS", default_value_t = 1_000_000)]
+    pub max_subscriptions: u64,
     #[command(flatten)]
     pub site: SiteArgs,
 }

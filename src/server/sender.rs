@@ -5,6 +5,8 @@
 //! push service offers it, no redirects, connect and request timeouts).
 
 use super::encryption;
+use super::resolver::PublicOnlyResolver;
+use crate::domain::subscription::PushHostPolicy;
 use super::vapid::VapidKeys;
 use crate::domain::subscription::{AuthSecret, P256dhKey};
 use crate::domain::Urgency;
@@ -145,9 +147,10 @@ pub struct PushSender {
 }
 
 impl PushSender {
-    /// `extra_ca_file`: PEM certificates to trust besides the built-in roots.
-    pub fn new(vapid: Arc<VapidKeys>, extra_ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder();
+    /// `extra_ca_file`: PEM certificates to trust besides the built-in roots. Names
+    /// resolve through [`PublicOnlyResolver`] under `policy`.
+    pub fn new(vapid: Arc<VapidKeys>, extra_ca_file: Option<&std::path::Path>, policy: Arc<PushHostPolicy>) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder().dns_resolver(Arc::new(PublicOnlyResolver::new(policy)));
         if let Some(path) = extra_ca_file {
             let pem = std::fs::read(path).with_context(|| format!("Failed to read CLARION_EXTRA_CA_FILE {}", path.display()))?;
             for certificate in reqwest::Certificate::from_pem_bundle(&pem).context("CLARION_EXTRA_CA_FILE is not PEM")? {

@@ -7,13 +7,14 @@ use super::sender::PushSender;
 use super::state::{AppState, Clarion};
 use super::store::Store;
 use super::delivery::RetryPolicy;
+use super::security::{self, AllowedOrigins, ClientIpPolicy, Limits};
 use super::{broadcasts, rest, vapid};
 use crate::app::{shell, App};
 use crate::domain::subscription::PushHostPolicy;
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Request};
-use axum::Router;
+use axum::{middleware, Router};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -35,11 +36,11 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     }
     let keys = Arc::new(vapid::VapidKeys::new(&material, &site.vapid_subject)?);
     tracing::info!(public_key = %keys.public_key_b64(), fingerprint = %keys.fingerprint(), "VAPID key loaded");
-    let policy = PushHostPolicy::from_list(&site.push_hosts).map_err(|e| anyhow::anyhow!("CLARION_PUSH_HOSTS: {e}"))?;
+    let policy = Arc::new(PushHostPolicy::from_list(&site.push_hosts).map_err(|e| anyhow::anyhow!("CLARION_PUSH_HOSTS: {e}"))?);
     Ok(Clarion {
         store,
-        sender: PushSender::new(keys, site.extra_ca_file.as_deref())?,
-        policy: Arc::new(policy),
+        sender: PushSender::new(keys, site.extra_ca_file.as_deref(), policy.clone())?,
+        policy,
         broadcast_queued: Arc::default(),
         send_concurrency: site.send_concurrency,
         retry: RetryPolicy {
@@ -74,7 +75,18 @@ impl Application {
             .site_addr(addr)
             .reload_port(env_or("LEPTOS_RELOAD_PORT", "3001").parse::<u32>().unwrap_or(3001))
             .build();
-        let state = AppState { core: core.clone(), admin, leptos_options: leptos_options.clone() };
+        let state = AppState {
+            core: core.clone(),
+            admin,
+            leptos_options: leptos_options.clone(),
+            limits: Arc::new(Limits::new(args.subscribe_rate_limit)),
+            client_ip: ClientIpPolicy { trust_proxy_headers: args.trust_proxy_headers },
+            cors_origins: AllowedOrigins::parse(&args.cors_origins),
+            max_subscriptions: args.max_subscriptions,
+        };
+        if args.subscribe_rate_limit == 0 {
+            tracing::warn!("CLARION_SUBSCRIBE_RATE_LIMIT is 0: new subscriptions are not rate-limited");
+        }
         Ok(Self { listener, router: router(state, leptos_options), core })
     }
 
@@ -106,9 +118,16 @@ fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
             move || provide_context(context_state.clone()),
             move || shell(leptos_options.clone()),
         )
-        .merge(rest::router())
+        .merge(rest::router(&state.cors_origins))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn_with_state(state.clone(), security::guard_writes))
+        .layer(middleware::from_fn(security::limit_header_size))
         .layer(DefaultBodyLimit::max(64 * 1024))
+        // Pages set their own CSP (with the request's script nonce); this covers the rest.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

@@ -1,6 +1,7 @@
 //! Shared state: the core services every operation needs, and the axum/Leptos app state.
 
 use super::secrets::AdminToken;
+use super::security::{AllowedOrigins, ClientIpPolicy, Limits};
 use super::sender::PushSender;
 use super::store::Store;
 use crate::domain::subscription::PushHostPolicy;
@@ -29,6 +30,11 @@ pub struct AppState {
     pub core: Clarion,
     pub admin: AdminToken,
     pub leptos_options: LeptosOptions,
+    pub limits: Arc<Limits>,
+    pub client_ip: ClientIpPolicy,
+    pub cors_origins: AllowedOrigins,
+    /// 0: no limit.
+    pub max_subscriptions: u64,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -63,6 +63,11 @@ pub async fn start_app_with(data_dir: PathBuf, push_hosts: &str, vapid_private_k
         addr: "127.0.0.1:0".parse().unwrap(),
         admin_token: Some(ADMIN_TOKEN.into()),
         site_root: "target/site".into(),
+        // Tests create many subscriptions from 127.0.0.1; the limit has its own test.
+        subscribe_rate_limit: 0,
+        trust_proxy_headers: false,
+        cors_origins: String::new(),
+        max_subscriptions: 0,
         site: SiteArgs {
             data_dir: data_dir.clone(),
             database_url: None,

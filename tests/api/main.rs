@@ -6,4 +6,5 @@ mod helpers;
 mod notifications;
 mod process;
 mod push_service;
+mod security;
 mod subscriptions;

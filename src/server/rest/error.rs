@@ -25,6 +25,18 @@ pub enum ApiError {
     /// 415: not `Content-Type: application/json`.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 429: too many requests of this kind from this client; `Retry-After` says when.
+    #[error("too many {what}; try again in {} s", retry_after.as_secs())]
+    RateLimited { what: String, retry_after: std::time::Duration },
+    /// 403: a browser on another site tried to write here (cross-site request forgery).
+    #[error("requests from origin {0} are not allowed (set CLARION_CORS_ORIGINS to allow it)")]
+    CrossSite(String),
+    /// 431: the request's headers are larger than the server accepts.
+    #[error("the request headers are larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    /// 503: CLARION_MAX_SUBSCRIPTIONS is reached.
+    #[error("this server stores no more subscriptions (CLARION_MAX_SUBSCRIPTIONS)")]
+    Full,
     /// 404, 403, 422 and 500, from the core operation.
     #[error(transparent)]
     Core(#[from] CoreError),
@@ -42,16 +54,30 @@ impl ApiError {
         ApiError::BadRequest { reason: reason.into(), field: field.map(str::to_string) }
     }
 
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::CrossSite(_) => StatusCode::FORBIDDEN,
+            ApiError::Full => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Core(CoreError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Core(CoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Core(CoreError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::Core(CoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl ApiError {
+    /// Whole seconds to wait, for `Retry-After`.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after, .. } => Some(retry_after.as_secs_f64().ceil() as u64),
+            _ => None,
         }
     }
 }
@@ -74,6 +100,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(ErrorBody { error, field })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="clarion""#));
+        }
+        if let Some(seconds) = self.retry_after_seconds() {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -116,7 +145,7 @@ where
 /// Deserializes JSON, reporting the path of the field at fault (`keys.p256dh`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = inner.to_string();
@@ -130,7 +159,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         // "." is the root and "?" an unknown position (a syntax error): no single field.
         let field = (field != "." && field != "?").then_some(field.as_str());
         ApiError::bad_request(reason, field)
-    })
+    })?;
+    // Anything after the JSON value (besides white space) makes the body invalid.
+    deserializer.end().map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"), None))?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -151,5 +183,6 @@ mod tests {
         assert_eq!(field_of(r#"{"endpoint":"x","keys":{"p256dh":"a"}}"#).as_deref(), Some("keys.auth"));
         assert_eq!(field_of(r#"{"endpoint":5,"keys":{"p256dh":"a","auth":"b"}}"#).as_deref(), Some("endpoint"));
         assert_eq!(field_of("{not json"), None);
+        assert_eq!(field_of(r#"{"endpoint":"x","keys":{"p256dh":"a","auth":"b"}} trailing"#), None);
     }
 }

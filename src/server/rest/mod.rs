@@ -5,7 +5,10 @@ pub mod error;
 pub mod notifications;
 pub mod subscriptions;
 
+use super::security::{AllowedOrigins, ClientIp};
 use super::state::AppState;
+use axum::http::Method;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
@@ -17,13 +20,23 @@ use error::ApiError;
 /// The service worker, compiled into the binary so it is served whatever the site root.
 const SERVICE_WORKER: &str = include_str!("../../../sw/sw.js");
 
-/// Routes under `/api/v1`, plus `/healthz` and `/sw.js`.
-pub fn router() -> Router<AppState> {
-    let api = Router::new()
+/// Routes under `/api/v1`, plus `/healthz` and `/sw.js`. `cors` opens the API to those
+/// browser origins; without any, only same-origin pages can call it from a browser.
+pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
+    let mut api = Router::new()
         .route("/vapid-public-key", get(vapid_public_key))
         .merge(subscriptions::router())
         .merge(notifications::router())
         .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT));
+    if !cors.is_empty() {
+        api = api.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(cors.header_values()))
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .max_age(std::time::Duration::from_secs(3600)),
+        );
+    }
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
@@ -64,7 +77,12 @@ impl FromRequestParts<AppState> for Admin {
             .map(str::trim);
         match presented {
             Some(token) if state.admin.verify(token) => Ok(Admin),
-            _ => Err(ApiError::Unauthorized),
+            _ => {
+                // Guessing is rate-limited per client address.
+                let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await.expect("infallible");
+                state.limits.bad_token(ip)?;
+                Err(ApiError::Unauthorized)
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 use super::error::{ApiError, AppJson};
 use super::Admin;
 use crate::domain::SubscriptionJson;
+use crate::server::security::{self, ClientIp};
 use crate::server::state::AppState;
 use crate::server::subscriptions::{self, Subscribed};
 use axum::extract::{Query, State};
@@ -17,7 +18,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `201 {"id"}` for a new endpoint, `200 {"id"}` for a known one (keys updated).
-async fn create(State(state): State<AppState>, headers: HeaderMap, AppJson(json): AppJson<SubscriptionJson>) -> Result<impl IntoResponse, ApiError> {
+async fn create(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, AppJson(json): AppJson<SubscriptionJson>) -> Result<impl IntoResponse, ApiError> {
+    security::admit_subscription(&state, ip, &json.endpoint).await?;
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let outcome = subscriptions::subscribe(&state.core, &json, user_agent).await?;
     let status = match outcome {
