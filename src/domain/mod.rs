@@ -8,5 +8,8 @@ pub mod base64url;
 pub mod notification;
 pub mod subscription;
 
+#[cfg(all(test, feature = "ssr"))]
+mod properties;
+
 pub use notification::{NotificationPayload, NotificationRequest, TestPushResult, Urgency};
 pub use subscription::{SubscriptionJson, SubscriptionKeysJson};

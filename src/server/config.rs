@@ -89,6 +89,9 @@ pub struct ServeArgs {
     /// New subscriptions one client IP may create per hour; 0 turns the limit off.
     #[arg(long, env = "CLARION_SUBSCRIBE_RATE_LIMIT", default_value_t = 10)]
     pub subscribe_rate_limit: u32,
+    /// Writes (POST/DELETE) one client IP may make per minute; 0 turns the limit off.
+    #[arg(long, env = "CLARION_WRITE_RATE_LIMIT", default_value_t = 120)]
+    pub write_rate_limit: u32,
     /// Take the client IP from X-Forwarded-For / Forwarded (only behind a proxy you control).
     #[arg(long, env = "CLARION_TRUST_PROXY_HEADERS", default_value_t = false)]
     pub trust_proxy_headers: bool,

@@ -22,8 +22,8 @@ use std::time::Duration;
 pub struct Limits {
     /// New subscriptions per IP per hour (`None`: off).
     subscribe: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    /// Writes (POST/DELETE) per IP per minute.
-    writes: DefaultKeyedRateLimiter<IpAddr>,
+    /// Writes (POST/DELETE) per IP per minute (`None`: off).
+    writes: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Wrong admin tokens per IP per minute.
     bad_tokens: DefaultKeyedRateLimiter<IpAddr>,
     /// Test pushes per IP, and per subscription, per minute.
@@ -36,18 +36,16 @@ fn per_minute(n: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(n).expect("non-zero"))
 }
 
-/// Writes per IP per minute.
-pub const WRITES_PER_MINUTE: u32 = 120;
 /// Wrong admin tokens per IP per minute before 429.
 pub const BAD_TOKENS_PER_MINUTE: u32 = 10;
 /// Test pushes per IP and per subscription per minute.
 pub const TEST_PUSHES_PER_MINUTE: u32 = 5;
 
 impl Limits {
-    pub fn new(subscribe_per_hour: u32) -> Self {
+    pub fn new(subscribe_per_hour: u32, writes_per_minute: u32) -> Self {
         Self {
             subscribe: NonZeroU32::new(subscribe_per_hour).map(|n| RateLimiter::keyed(Quota::per_hour(n))),
-            writes: RateLimiter::keyed(per_minute(WRITES_PER_MINUTE)),
+            writes: NonZeroU32::new(writes_per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             bad_tokens: RateLimiter::keyed(per_minute(BAD_TOKENS_PER_MINUTE)),
             test_push_ip: RateLimiter::keyed(per_minute(TEST_PUSHES_PER_MINUTE)),
             test_push_subscription: RateLimiter::keyed(per_minute(TEST_PUSHES_PER_MINUTE)),
@@ -71,7 +69,10 @@ impl Limits {
     }
 
     pub fn write(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.check(&self.writes, &ip, "requests from this address")
+        match &self.writes {
+            Some(limiter) => self.check(limiter, &ip, "requests from this address"),
+            None => Ok(()),
+        }
     }
 
     /// Called for each wrong admin token; errs once an IP has guessed too often.
@@ -230,13 +231,14 @@ mod tests {
 
     #[test]
     fn limits_refuse_past_the_quota_per_key() {
-        let limits = Limits::new(2);
+        let limits = Limits::new(2, 120);
         let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
         assert!(limits.new_subscription(a).is_ok());
         assert!(limits.new_subscription(a).is_ok());
         assert!(matches!(limits.new_subscription(a), Err(ApiError::RateLimited { .. })));
         assert!(limits.new_subscription(b).is_ok(), "another address has its own quota");
-        assert!(Limits::new(0).new_subscription(a).is_ok(), "0 turns the limit off");
+        assert!(Limits::new(0, 0).new_subscription(a).is_ok(), "0 turns the limit off");
+        assert!(Limits::new(0, 0).write(a).is_ok());
     }
 
     #[test]

@@ -138,6 +138,13 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// A transaction that takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so a
+    /// busy database makes it wait (busy_timeout) instead of failing when a deferred
+    /// transaction tries to upgrade from reading to writing.
+    async fn write_transaction(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// The default database inside a data dir.
     pub fn default_url(data_dir: &Path) -> String {
         format!("sqlite://{}", data_dir.join("clarion.db").display())
@@ -152,7 +159,7 @@ impl Store {
         user_agent: Option<&str>,
     ) -> anyhow::Result<(i64, bool)> {
         let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE endpoint = ?")
             .bind(sub.endpoint.as_str())
             .fetch_optional(&mut *tx)
@@ -199,7 +206,7 @@ impl Store {
     /// Stores many checked subscriptions in one transaction (an upsert by endpoint).
     pub async fn upsert_subscriptions(&self, subscriptions: &[NewSubscription], vapid_fingerprint: &str) -> anyhow::Result<()> {
         let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         for sub in subscriptions {
             sqlx::query(
                 "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, created_at, updated_at)
@@ -346,7 +353,7 @@ impl Store {
 
     /// Fixes the broadcast's scope (the subscriptions that exist now) and marks it sending.
     pub async fn start_broadcast(&self, job: &mut BroadcastJob) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let (last_id, total): (i64, i64) = match &job.target_endpoint {
             Some(endpoint) => sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions WHERE endpoint = ?")
                 .bind(endpoint)
@@ -388,7 +395,7 @@ impl Store {
     /// stopped origins, in one transaction, and renews the lease.
     pub async fn record_progress(&self, job_id: i64, owner: &str, batch: &Progress) -> anyhow::Result<()> {
         let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let failures: String = sqlx::query_scalar("SELECT failures FROM broadcasts WHERE id = ?").bind(job_id).fetch_one(&mut *tx).await?;
         let mut by_reason: BTreeMap<String, i64> = serde_json::from_str(&failures).unwrap_or_default();
         for (_, reason) in &batch.failed {
@@ -449,7 +456,13 @@ impl Store {
             .bind(job_id)
             .execute(&self.pool)
             .await?;
-        let rows: Vec<(i64, String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+        #[derive(FromRow)]
+        struct DueRetry {
+            #[sqlx(flatten)]
+            subscription: StoredSubscription,
+            attempts: i64,
+        }
+        let rows: Vec<DueRetry> = sqlx::query_as(
             "SELECT s.id, s.endpoint, s.p256dh, s.auth, r.attempts FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
              WHERE r.broadcast_id = ? AND r.not_before <= ? ORDER BY r.not_before LIMIT ?",
         )
@@ -458,10 +471,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, endpoint, p256dh, auth, attempts)| (StoredSubscription { id, endpoint, p256dh, auth }, attempts.max(0) as u32))
-            .collect())
+        Ok(rows.into_iter().map(|row| (row.subscription, row.attempts.max(0) as u32)).collect())
     }
 
     /// When the next retry of a broadcast is due (unix ms), if any remain.

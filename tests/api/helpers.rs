@@ -65,6 +65,7 @@ pub async fn start_app_with(data_dir: PathBuf, push_hosts: &str, vapid_private_k
         site_root: "target/site".into(),
         // Tests create many subscriptions from 127.0.0.1; the limit has its own test.
         subscribe_rate_limit: 0,
+        write_rate_limit: 120,
         trust_proxy_headers: false,
         cors_origins: String::new(),
         max_subscriptions: 0,

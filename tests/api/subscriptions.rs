@@ -190,3 +190,19 @@ async fn the_service_worker_and_the_page_are_served() {
     assert!(html.contains("/pkg/clarion.wasm"), "the page must load the wasm that cargo leptos builds");
     assert!(!html.contains("clarion_bg.wasm"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_subscribes_all_succeed() {
+    // Regression: deferred SQLite transactions that read then write failed with
+    // "database is locked" (a 500) under concurrency; writes now take the lock up front.
+    let app = std::sync::Arc::new(spawn_app("").await);
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move { app.subscribe(&subscription_with_endpoint(&format!("{FCM}/c{i}"))).await.status().as_u16() }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 201);
+    }
+    assert_eq!(app.list_json().await["total"], 64);
+}
