@@ -1,8 +1,18 @@
 // The push control's states and flows in Chromium, with the fake PushManager.
-import { expect, test } from '@playwright/test';
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { PushPage } from '../pages/push-page';
 import { installFakePush } from '../support/fake-push';
 import { listedEndpoints, mintSubscription, pushURL, receivedMessages, vapidPublicKey } from '../support/servers';
+
+/** A page subscribed through the fake PushManager with a subscription minted by the push service. */
+async function subscribedPage(context: BrowserContext, page: Page) {
+  const subscription = await mintSubscription(await vapidPublicKey());
+  await installFakePush(context, { subscription });
+  const push = new PushPage(page);
+  await push.goto();
+  await push.enable();
+  return { push, subscription };
+}
 
 test.describe('push control (Chromium, fake PushManager)', () => {
   test('enable subscribes, shows the JSON, and the server lists it', async ({ context, page }) => {
@@ -23,11 +33,7 @@ test.describe('push control (Chromium, fake PushManager)', () => {
   });
 
   test('send test notification reaches the push service, which decrypts it', async ({ context, page }) => {
-    const subscription = await mintSubscription(await vapidPublicKey());
-    await installFakePush(context, { subscription });
-    const push = new PushPage(page);
-    await push.goto();
-    await push.enable();
+    const { push, subscription } = await subscribedPage(context, page);
     await push.sendTest();
     const messages = await receivedMessages(subscription.endpoint);
     expect(messages).toHaveLength(1);
@@ -36,11 +42,7 @@ test.describe('push control (Chromium, fake PushManager)', () => {
   });
 
   test('a reload keeps the subscribed state', async ({ context, page }) => {
-    const subscription = await mintSubscription(await vapidPublicKey());
-    await installFakePush(context, { subscription });
-    const push = new PushPage(page);
-    await push.goto();
-    await push.enable();
+    const { push } = await subscribedPage(context, page);
     await page.reload();
     await expect(push.control).not.toHaveAttribute('data-state', 'checking');
     await push.expectState('subscribed');
