@@ -5,7 +5,7 @@
 // and `clarion push-service`, which Firefox subscribes through over WebSocket.
 import { defineConfig } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -22,7 +22,16 @@ process.env.CLARION_E2E_DATA_DIR ??= mkdtempSync(path.join(tmpdir(), 'clarion-e2
 process.env.CLARION_E2E_ADMIN_TOKEN ??= 'e2e-admin-token';
 
 const root = path.resolve(__dirname, '..');
-const bin = process.env.CLARION_BIN ?? path.join(root, 'target/release/clarion');
+// The newest of the release and debug builds: `./setup.sh test` and
+// `cargo leptos end-to-end --release` build the first, `cargo leptos end-to-end` the second.
+function newestBinary(): string {
+  const candidates = ['release', 'debug']
+    .map((profile) => path.join(root, 'target', profile, 'clarion'))
+    .filter((file) => existsSync(file));
+  candidates.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return candidates[0] ?? path.join(root, 'target/release/clarion');
+}
+const bin = process.env.CLARION_BIN ?? newestBinary();
 const port = process.env.CLARION_E2E_PORT;
 const pushPort = process.env.CLARION_E2E_PUSH_PORT;
 const baseURL = `http://127.0.0.1:${port}`;
@@ -68,6 +77,7 @@ export default defineConfig({
         CLARION_VAPID_SUBJECT: 'mailto:e2e@clarion.dev',
         // Every test subscribes from 127.0.0.1; the limit has its own integration test.
         CLARION_SUBSCRIBE_RATE_LIMIT: '0',
+        CLARION_MAX_SUBSCRIPTIONS_PER_IP: '0',
         LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
       },
       stdout: 'pipe',

@@ -102,6 +102,9 @@ pub struct ServeArgs {
     /// The most subscriptions stored at once; 0 is no limit.
     #[arg(long, env = "CLARION_MAX_SUBSCRIPTIONS", default_value_t = 1_000_000)]
     pub max_subscriptions: u64,
+    /// The most stored subscriptions one client IP may have created; 0 is no limit.
+    #[arg(long, env = "CLARION_MAX_SUBSCRIPTIONS_PER_IP", default_value_t = 500)]
+    pub max_subscriptions_per_ip: u64,
     #[command(flatten)]
     pub site: SiteArgs,
 }

@@ -39,6 +39,24 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The key for hashing client addresses (`<data-dir>/client_hash_key`, 0600, created on
+/// first start). It stays with the data, so caps survive restarts.
+pub fn client_hash_key(data_dir: &Path) -> anyhow::Result<ring::hmac::Key> {
+    let path = data_dir.join("client_hash_key");
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => bytes,
+        Ok(_) => anyhow::bail!("{} is not a 32-byte key", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut fresh = [0u8; 32];
+            SystemRandom::new().fill(&mut fresh).map_err(|_| anyhow::anyhow!("the OS random source failed"))?;
+            write_secret_file(&path, &fresh)?;
+            fresh.to_vec()
+        }
+        Err(e) => return Err(e).with_context(|| format!("Failed to read {}", path.display())),
+    };
+    Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes))
+}
+
 /// The admin bearer token, held as a digest.
 #[derive(Clone)]
 pub struct AdminToken {

@@ -86,16 +86,29 @@ impl Limits {
     }
 }
 
+/// A client address as stored with the subscriptions it creates: HMAC-SHA256 keyed with
+/// a secret of this server, so the database never holds addresses.
+pub fn client_hash(key: &ring::hmac::Key, ip: IpAddr) -> String {
+    crate::domain::base64url::encode(&ring::hmac::sign(key, ip.to_string().as_bytes()).as_ref()[..16])
+}
+
 /// Lets a subscription in: a known endpoint (an update) always; a new one only within
-/// the client's hourly quota and the server's cap.
+/// the client's hourly quota, the per-address cap and the server's cap.
 pub async fn admit_subscription(state: &super::state::AppState, ip: IpAddr, endpoint: &str) -> Result<(), ApiError> {
-    let known = state.core.store.find_subscription(endpoint).await.map_err(|e| ApiError::Core(e.into()))?.is_some();
-    if known {
+    let store = &state.core.store;
+    let internal = |e: anyhow::Error| ApiError::Core(e.into());
+    if store.find_subscription(endpoint).await.map_err(internal)?.is_some() {
         return Ok(());
     }
     state.limits.new_subscription(ip)?;
+    if state.max_subscriptions_per_ip > 0 {
+        let from_here = store.count_subscriptions_from(&client_hash(&state.client_key, ip)).await.map_err(internal)?;
+        if from_here as u64 >= state.max_subscriptions_per_ip {
+            return Err(ApiError::TooManyFromAddress);
+        }
+    }
     if state.max_subscriptions > 0 {
-        let count = state.core.store.count_subscriptions().await.map_err(|e| ApiError::Core(e.into()))?;
+        let count = store.count_subscriptions().await.map_err(internal)?;
         if count as u64 >= state.max_subscriptions {
             return Err(ApiError::Full);
         }

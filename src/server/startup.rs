@@ -83,6 +83,8 @@ impl Application {
             client_ip: ClientIpPolicy { trust_proxy_headers: args.trust_proxy_headers },
             cors_origins: AllowedOrigins::parse(&args.cors_origins),
             max_subscriptions: args.max_subscriptions,
+            max_subscriptions_per_ip: args.max_subscriptions_per_ip,
+            client_key: Arc::new(secrets::client_hash_key(&args.site.data_dir)?),
         };
         if args.subscribe_rate_limit == 0 {
             tracing::warn!("CLARION_SUBSCRIBE_RATE_LIMIT is 0: new subscriptions are not rate-limited");

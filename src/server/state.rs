@@ -35,6 +35,10 @@ pub struct AppState {
     pub cors_origins: AllowedOrigins,
     /// 0: no limit.
     pub max_subscriptions: u64,
+    /// 0: no limit.
+    pub max_subscriptions_per_ip: u64,
+    /// Keys the hash of client addresses stored with subscriptions.
+    pub client_key: Arc<ring::hmac::Key>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -157,6 +157,7 @@ impl Store {
         sub: &NewSubscription,
         vapid_fingerprint: &str,
         user_agent: Option<&str>,
+        client_hash: Option<&str>,
     ) -> anyhow::Result<(i64, bool)> {
         let now = now_rfc3339();
         let mut tx = self.write_transaction().await?;
@@ -183,8 +184,8 @@ impl Store {
             }
             None => {
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at, client_hash)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 )
                 .bind(sub.endpoint.as_str())
                 .bind(&sub.p256dh.as_bytes()[..])
@@ -194,6 +195,7 @@ impl Store {
                 .bind(user_agent)
                 .bind(&now)
                 .bind(&now)
+                .bind(client_hash)
                 .fetch_one(&mut *tx)
                 .await?;
                 (id, true)
@@ -245,6 +247,11 @@ impl Store {
             .bind(endpoint)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    /// Subscriptions created from one client address (by its keyed hash).
+    pub async fn count_subscriptions_from(&self, client_hash: &str) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions WHERE client_hash = ?").bind(client_hash).fetch_one(&self.pool).await?)
     }
 
     pub async fn count_subscriptions(&self) -> anyhow::Result<i64> {

@@ -23,12 +23,13 @@ impl Subscribed {
 }
 
 /// Validates and stores a browser's subscription, bound to the current VAPID key.
+/// `client_hash` is the keyed hash of the creating address (for the per-address cap).
 #[tracing::instrument(skip_all, fields(endpoint = %json.endpoint.chars().take(120).collect::<String>()))]
-pub async fn subscribe(core: &Clarion, json: &SubscriptionJson, user_agent: Option<&str>) -> Result<Subscribed, CoreError> {
+pub async fn subscribe(core: &Clarion, json: &SubscriptionJson, user_agent: Option<&str>, client_hash: Option<&str>) -> Result<Subscribed, CoreError> {
     let subscription = NewSubscription::parse(json, &core.policy)?;
     let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
     let fingerprint = core.sender.vapid().fingerprint();
-    let (id, created) = core.store.upsert_subscription(&subscription, &fingerprint, user_agent.as_deref()).await?;
+    let (id, created) = core.store.upsert_subscription(&subscription, &fingerprint, user_agent.as_deref(), client_hash).await?;
     tracing::info!(id, created, "subscription stored");
     Ok(if created { Subscribed::Created(id) } else { Subscribed::Updated(id) })
 }

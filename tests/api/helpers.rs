@@ -69,6 +69,7 @@ pub async fn start_app_with(data_dir: PathBuf, push_hosts: &str, vapid_private_k
         trust_proxy_headers: false,
         cors_origins: String::new(),
         max_subscriptions: 0,
+        max_subscriptions_per_ip: 0,
         site: SiteArgs {
             data_dir: data_dir.clone(),
             database_url: None,

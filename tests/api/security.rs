@@ -189,6 +189,29 @@ async fn the_subscription_cap_is_enforced() {
 }
 
 #[tokio::test]
+async fn subscriptions_per_address_are_capped() {
+    let app = spawn_app_with("", |args| {
+        args.max_subscriptions_per_ip = 2;
+        args.trust_proxy_headers = true;
+    })
+    .await;
+    let from = |ip: &'static str, i: u32| app.client.post(app.url("/api/v1/subscriptions")).header("X-Forwarded-For", ip).json(&subscription_with_endpoint(&format!("{FCM}{i}"))).send();
+    assert_eq!(from("203.0.113.9", 1).await.unwrap().status(), 201);
+    assert_eq!(from("203.0.113.9", 2).await.unwrap().status(), 201);
+    let capped = from("203.0.113.9", 3).await.unwrap();
+    assert_eq!(capped.status(), 429);
+    assert!(capped.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("CLARION_MAX_SUBSCRIPTIONS_PER_IP"));
+    assert_eq!(from("203.0.113.10", 3).await.unwrap().status(), 201, "another address has its own cap");
+    assert_eq!(app.unsubscribe(&format!("{FCM}1")).await.status(), 204);
+    assert_eq!(from("203.0.113.9", 4).await.unwrap().status(), 201, "deleting one frees a place");
+    // The database holds no address.
+    let db = std::fs::read(app.data_dir.join("clarion.db")).unwrap();
+    let wal = std::fs::read(app.data_dir.join("clarion.db-wal")).unwrap_or_default();
+    let needle = b"203.0.113.9";
+    assert!(!db.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle));
+}
+
+#[tokio::test]
 async fn wrong_admin_tokens_are_rate_limited() {
     let app = spawn_app("").await;
     let mut statuses = Vec::new();

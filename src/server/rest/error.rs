@@ -31,6 +31,9 @@ pub enum ApiError {
     /// 403: a browser on another site tried to write here (cross-site request forgery).
     #[error("requests from origin {0} are not allowed (set CLARION_CORS_ORIGINS to allow it)")]
     CrossSite(String),
+    /// 429: this address already created CLARION_MAX_SUBSCRIPTIONS_PER_IP subscriptions.
+    #[error("this address has created as many subscriptions as it may (CLARION_MAX_SUBSCRIPTIONS_PER_IP)")]
+    TooManyFromAddress,
     /// 431: the request's headers are larger than the server accepts.
     #[error("the request headers are larger than {limit} bytes")]
     HeadersTooLarge { limit: usize },
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::CrossSite(_) => StatusCode::FORBIDDEN,
             ApiError::Full => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyFromAddress => StatusCode::TOO_MANY_REQUESTS,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Core(CoreError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Core(CoreError::NotFound(_)) => StatusCode::NOT_FOUND,

@@ -21,7 +21,8 @@ pub fn router() -> Router<AppState> {
 async fn create(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, AppJson(json): AppJson<SubscriptionJson>) -> Result<impl IntoResponse, ApiError> {
     security::admit_subscription(&state, ip, &json.endpoint).await?;
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let outcome = subscriptions::subscribe(&state.core, &json, user_agent).await?;
+    let client = security::client_hash(&state.client_key, ip);
+    let outcome = subscriptions::subscribe(&state.core, &json, user_agent, Some(&client)).await?;
     let status = match outcome {
         Subscribed::Created(_) => StatusCode::CREATED,
         Subscribed::Updated(_) => StatusCode::OK,
