@@ -56,7 +56,8 @@ pub async fn save_subscription(subscription: SubscriptionJson) -> Result<i64, Se
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
     let client = crate::server::security::client_hash(&state.client_key, ip);
-    let saved = crate::server::subscriptions::subscribe(&state.core, &subscription, user_agent, Some(&client)).await.map_err(to_server_error)?;
+    let saved =
+        crate::server::subscriptions::subscribe(&state.core, &subscription, user_agent, Some(&client)).await.map_err(to_server_error)?;
     Ok(saved.id())
 }
 

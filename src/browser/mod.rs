@@ -9,8 +9,7 @@ use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    Notification, NotificationPermission, PushSubscription, PushSubscriptionOptionsInit, RegistrationOptions,
-    ServiceWorkerRegistration,
+    Notification, NotificationPermission, PushSubscription, PushSubscriptionOptionsInit, RegistrationOptions, ServiceWorkerRegistration,
 };
 
 /// A failed browser call, in words.

@@ -117,9 +117,8 @@ pub fn PushControl() -> impl IntoView {
 
     let state = model.state;
     let busy = model.busy;
-    let subscription_text = move || {
-        model.subscription.get().map(|s| serde_json::to_string_pretty(&s).unwrap_or_default()).unwrap_or_default()
-    };
+    let subscription_text =
+        move || model.subscription.get().map(|s| serde_json::to_string_pretty(&s).unwrap_or_default()).unwrap_or_default();
 
     view! {
         <section class="push-card" aria-labelledby="push-heading" data-testid="push-control" data-state=move || state.get().key()>
@@ -329,10 +328,9 @@ mod controller {
                 };
                 match (browser_result, server_result) {
                     (Ok(()), Ok(())) => self.settle(PushState::Ready, "Notifications are off. The server has forgotten this browser."),
-                    (Err(b), Ok(())) => self.settle(
-                        PushState::Ready,
-                        format!("The server forgot this browser, but the browser could not unsubscribe: {b}"),
-                    ),
+                    (Err(b), Ok(())) => {
+                        self.settle(PushState::Ready, format!("The server forgot this browser, but the browser could not unsubscribe: {b}"))
+                    }
                     (Ok(()), Err(s)) => self.settle(
                         PushState::Ready,
                         format!("This browser unsubscribed, but the server could not delete the subscription: {s}"),

@@ -32,18 +32,13 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Base64UrlError> {
             other => other,
         })
         .collect();
-    URL_SAFE_NO_PAD
-        .decode(normalized.as_bytes())
-        .map_err(|e| Base64UrlError(e.to_string()))
+    URL_SAFE_NO_PAD.decode(normalized.as_bytes()).map_err(|e| Base64UrlError(e.to_string()))
 }
 
 /// True when `text` is non-empty and uses only the base64url alphabet, without padding
 /// (the form RFC 8030 requires of a `Topic`).
 pub fn is_strict_alphabet(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

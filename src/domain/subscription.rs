@@ -44,10 +44,7 @@ impl std::fmt::Debug for SubscriptionJson {
 
 impl std::fmt::Debug for SubscriptionKeysJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SubscriptionKeysJson")
-            .field("p256dh", &self.p256dh)
-            .field("auth", &"<redacted>")
-            .finish()
+        f.debug_struct("SubscriptionKeysJson").field("p256dh", &self.p256dh).field("auth", &"<redacted>").finish()
     }
 }
 
@@ -131,9 +128,7 @@ mod parsed {
 
         fn matches_host(&self, host: &str) -> bool {
             if self.wildcard {
-                host.len() > self.host.len() + 1
-                    && host.ends_with(&self.host)
-                    && host.as_bytes()[host.len() - self.host.len() - 1] == b'.'
+                host.len() > self.host.len() + 1 && host.ends_with(&self.host) && host.as_bytes()[host.len() - self.host.len() - 1] == b'.'
             } else {
                 host == self.host
             }
@@ -165,20 +160,13 @@ mod parsed {
     impl PushHostPolicy {
         /// The built-in vendors plus the operator's extra hosts.
         pub fn with_operator_hosts(operator: Vec<HostPattern>) -> Self {
-            let known = KNOWN_PUSH_HOSTS
-                .iter()
-                .map(|h| HostPattern::parse(h).expect("built-in host patterns parse"))
-                .collect();
+            let known = KNOWN_PUSH_HOSTS.iter().map(|h| HostPattern::parse(h).expect("built-in host patterns parse")).collect();
             Self { known, operator }
         }
 
         /// Parses a comma-separated `CLARION_PUSH_HOSTS` value.
         pub fn from_list(list: &str) -> Result<Self, String> {
-            let operator = list
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(HostPattern::parse)
-                .collect::<Result<Vec<_>, _>>()?;
+            let operator = list.split(',').filter(|s| !s.trim().is_empty()).map(HostPattern::parse).collect::<Result<Vec<_>, _>>()?;
             Ok(Self::with_operator_hosts(operator))
         }
 
@@ -309,9 +297,8 @@ mod parsed {
         }
 
         pub fn from_bytes(bytes: &[u8]) -> Result<Self, FieldError> {
-            let arr: [u8; 16] = bytes
-                .try_into()
-                .map_err(|_| FieldError::new("keys.auth", format!("must be 16 bytes, got {}", bytes.len())))?;
+            let arr: [u8; 16] =
+                bytes.try_into().map_err(|_| FieldError::new("keys.auth", format!("must be 16 bytes, got {}", bytes.len())))?;
             Ok(Self(arr))
         }
 

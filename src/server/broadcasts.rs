@@ -91,7 +91,11 @@ impl From<BroadcastRecord> for BroadcastStatus {
 
 /// Validates a notification and records it as a queued broadcast.
 #[tracing::instrument(skip_all)]
-pub async fn queue_broadcast(core: &Clarion, request: NotificationRequest, lease_owner: Option<&str>) -> Result<BroadcastQueued, CoreError> {
+pub async fn queue_broadcast(
+    core: &Clarion,
+    request: NotificationRequest,
+    lease_owner: Option<&str>,
+) -> Result<BroadcastQueued, CoreError> {
     let notification = Notification::try_from(request)?;
     if let Some(endpoint) = &notification.endpoint {
         if core.store.find_subscription(endpoint).await?.is_none() {
@@ -108,11 +112,7 @@ pub async fn queue_broadcast(core: &Clarion, request: NotificationRequest, lease
 }
 
 pub async fn broadcast_status(core: &Clarion, id: i64) -> Result<BroadcastStatus, CoreError> {
-    core.store
-        .broadcast(id)
-        .await?
-        .map(BroadcastStatus::from)
-        .ok_or_else(|| CoreError::NotFound(format!("no notification with id {id}")))
+    core.store.broadcast(id).await?.map(BroadcastStatus::from).ok_or_else(|| CoreError::NotFound(format!("no notification with id {id}")))
 }
 
 pub async fn list_broadcasts(core: &Clarion, limit: i64, before: Option<i64>) -> Result<Vec<BroadcastStatus>, CoreError> {
@@ -188,7 +188,10 @@ enum Settled {
     Removed,
     Failed(&'static str),
     /// Try again at this unix millisecond, with this many sends made.
-    Retry { attempts: u32, not_before: i64 },
+    Retry {
+        attempts: u32,
+        not_before: i64,
+    },
 }
 
 /// One push: ask the origin gate, send, and let the policy decide. `attempts` is the
@@ -232,20 +235,28 @@ async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, r
     }
 }
 
-type Sending = tokio::task::JoinHandle<(i64, u32, Settled)>;
+/// One push in flight: its subscription id, the sends made before, and the task.
+type Sending = (i64, u32, tokio::task::JoinHandle<Settled>);
 
 /// Starts one task per push (so encryption spreads over the cores); each waits for a
 /// permit of the shared, fair semaphore, which bounds the pushes in flight.
-fn spawn_batch(core: &Clarion, message: &Arc<PushMessage>, gate: &Arc<OriginGate>, permits: &Arc<Semaphore>, batch: Vec<(StoredSubscription, u32)>) -> Vec<Sending> {
+fn spawn_batch(
+    core: &Clarion,
+    message: &Arc<PushMessage>,
+    gate: &Arc<OriginGate>,
+    permits: &Arc<Semaphore>,
+    batch: Vec<(StoredSubscription, u32)>,
+) -> Vec<Sending> {
     batch
         .into_iter()
         .map(|(row, attempts)| {
             let (core, message, gate, permits) = (core.clone(), message.clone(), gate.clone(), permits.clone());
-            tokio::spawn(async move {
+            let id = row.id;
+            let task = tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
-                let settled = deliver_one(&core, &message, &gate, &row, attempts).await;
-                (row.id, attempts, settled)
-            })
+                deliver_one(&core, &message, &gate, &row, attempts).await
+            });
+            (id, attempts, task)
         })
         .collect()
 }
@@ -253,8 +264,12 @@ fn spawn_batch(core: &Clarion, message: &Arc<PushMessage>, gate: &Arc<OriginGate
 /// Waits for a batch and sorts its outcomes into one commit.
 async fn collect_batch(sending: Vec<Sending>, gate: &OriginGate) -> Progress {
     let mut progress = Progress::default();
-    for task in sending {
-        let (id, attempts_before, settled) = task.await.expect("a delivery task does not panic");
+    for (id, attempts_before, task) in sending {
+        // A bug in one push must not stop the broadcast: it counts as failed.
+        let settled = task.await.unwrap_or_else(|e| {
+            tracing::error!(id, error = %e, "a delivery task failed");
+            Settled::Failed("internal_error")
+        });
         let resent = attempts_before > 0 && !matches!(settled, Settled::Retry { attempts, .. } if attempts == attempts_before);
         if resent {
             progress.retried += 1;

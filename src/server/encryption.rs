@@ -41,12 +41,7 @@ fn expand<const N: usize>(prk: &Prk, info: &[&[u8]]) -> [u8; N] {
 }
 
 /// Encrypts one push message body for a subscriber.
-pub fn encrypt(
-    p256dh: &P256dhKey,
-    auth: &AuthSecret,
-    plaintext: &[u8],
-    rng: &SystemRandom,
-) -> Result<Vec<u8>, EncryptError> {
+pub fn encrypt(p256dh: &P256dhKey, auth: &AuthSecret, plaintext: &[u8], rng: &SystemRandom) -> Result<Vec<u8>, EncryptError> {
     let ephemeral = EphemeralPrivateKey::generate(&ECDH_P256, rng).map_err(|_| EncryptError::Random)?;
     let as_public = ephemeral.compute_public_key().map_err(|_| EncryptError::Random)?;
     let mut salt = [0u8; 16];

@@ -140,7 +140,8 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
         for pair in first.split(';') {
             if let Some(value) = pair.trim().strip_prefix("for=").or_else(|| pair.trim().strip_prefix("For=")) {
                 let value = value.trim_matches('"');
-                let host = value.strip_prefix('[').and_then(|v| v.split(']').next()).unwrap_or_else(|| value.split(':').next().unwrap_or(value));
+                let host =
+                    value.strip_prefix('[').and_then(|v| v.split(']').next()).unwrap_or_else(|| value.split(':').next().unwrap_or(value));
                 if let Ok(ip) = host.parse() {
                     return Some(ip);
                 }

@@ -6,14 +6,14 @@
 
 use super::encryption;
 use super::resolver::PublicOnlyResolver;
-use crate::domain::subscription::PushHostPolicy;
 use super::vapid::VapidKeys;
+use crate::domain::subscription::PushHostPolicy;
 use crate::domain::subscription::{AuthSecret, P256dhKey};
 use crate::domain::Urgency;
+use anyhow::Context;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use ring::rand::SystemRandom;
-use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,9 +60,7 @@ impl DeliveryOutcome {
     pub fn from_response(status: StatusCode, headers: &HeaderMap) -> Self {
         let code = status.as_u16();
         match code {
-            200..=299 => DeliveryOutcome::Delivered {
-                location: headers.get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string),
-            },
+            200..=299 => DeliveryOutcome::Delivered { location: headers.get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string) },
             404 | 410 => DeliveryOutcome::Gone { status: code },
             401 | 403 => DeliveryOutcome::Unauthorized { status: code },
             413 => DeliveryOutcome::PayloadTooLarge,

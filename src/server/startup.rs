@@ -2,12 +2,12 @@
 //! running it, so tests can bind port 0 and read back the real address.
 
 use super::config::{ServeArgs, SiteArgs};
+use super::delivery::RetryPolicy;
 use super::secrets::{self, AdminToken};
+use super::security::{self, AllowedOrigins, ClientIpPolicy, Limits};
 use super::sender::PushSender;
 use super::state::{AppState, Clarion};
 use super::store::Store;
-use super::delivery::RetryPolicy;
-use super::security::{self, AllowedOrigins, ClientIpPolicy, Limits};
 use super::{broadcasts, rest, vapid};
 use crate::app::{shell, App};
 use crate::domain::subscription::PushHostPolicy;
@@ -114,12 +114,7 @@ fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
     Router::new()
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(context_state.clone()),
-            move || shell(leptos_options.clone()),
-        )
+        .leptos_routes_with_context(&state, routes, move || provide_context(context_state.clone()), move || shell(leptos_options.clone()))
         .merge(rest::router(&state.cors_origins))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), security::guard_writes))

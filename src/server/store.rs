@@ -3,8 +3,8 @@
 //! SQLite runs in WAL mode with `synchronous=NORMAL`, so a committed write survives a
 //! process crash. Migrations are embedded in the binary and run at start.
 
-use crate::domain::subscription::NewSubscription;
 use crate::domain::notification::Notification;
+use crate::domain::subscription::NewSubscription;
 use anyhow::Context;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -129,11 +129,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .context("Failed to open the database")?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.context("Failed to open the database")?;
         sqlx::migrate!("./migrations").run(&pool).await.context("Failed to run database migrations")?;
         Ok(Self { pool })
     }
@@ -272,14 +268,12 @@ impl Store {
 
     /// Subscriptions with `after < id <= up_to`, in id order: one page of a broadcast.
     pub async fn subscriptions_page(&self, after: i64, up_to: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
-        Ok(sqlx::query_as(
-            "SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(up_to)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as("SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE id > ? AND id <= ? ORDER BY id LIMIT ?")
+            .bind(after)
+            .bind(up_to)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Records the outcome of a direct (non-broadcast) send to one subscription.
@@ -362,10 +356,12 @@ impl Store {
     pub async fn start_broadcast(&self, job: &mut BroadcastJob) -> anyhow::Result<()> {
         let mut tx = self.write_transaction().await?;
         let (last_id, total): (i64, i64) = match &job.target_endpoint {
-            Some(endpoint) => sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions WHERE endpoint = ?")
-                .bind(endpoint)
-                .fetch_one(&mut *tx)
-                .await?,
+            Some(endpoint) => {
+                sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions WHERE endpoint = ?")
+                    .bind(endpoint)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
             None => sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions").fetch_one(&mut *tx).await?,
         };
         sqlx::query("UPDATE broadcasts SET status = 'sending', last_id = ?, total = ?, started_at = ? WHERE id = ? AND status = 'queued'")
@@ -385,15 +381,15 @@ impl Store {
     pub async fn broadcast_page(&self, job: &BroadcastJob, after: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
         let up_to = job.last_id.unwrap_or(0);
         match &job.target_endpoint {
-            Some(endpoint) => Ok(sqlx::query_as(
-                "SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE endpoint = ? AND id > ? AND id <= ? LIMIT ?",
-            )
-            .bind(endpoint)
-            .bind(after)
-            .bind(up_to)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?),
+            Some(endpoint) => {
+                Ok(sqlx::query_as("SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE endpoint = ? AND id > ? AND id <= ? LIMIT ?")
+                    .bind(endpoint)
+                    .bind(after)
+                    .bind(up_to)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
             None => self.subscriptions_page(after, up_to, limit).await,
         }
     }
@@ -428,7 +424,11 @@ impl Store {
             anyhow::bail!("lost the lease on broadcast {job_id}");
         }
         for id in &batch.delivered {
-            sqlx::query("UPDATE subscriptions SET last_success_at = ?, failure_count = 0 WHERE id = ?").bind(&now).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE subscriptions SET last_success_at = ?, failure_count = 0 WHERE id = ?")
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         for (id, _) in &batch.failed {
             sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = ?").bind(id).execute(&mut *tx).await?;
@@ -438,7 +438,11 @@ impl Store {
         }
         let settled = batch.delivered.iter().chain(&batch.removed).chain(batch.failed.iter().map(|(id, _)| id));
         for id in settled {
-            sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = ? AND subscription_id = ?").bind(job_id).bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = ? AND subscription_id = ?")
+                .bind(job_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         for (id, attempts, not_before) in &batch.retry {
             sqlx::query(
@@ -483,7 +487,10 @@ impl Store {
 
     /// When the next retry of a broadcast is due (unix ms), if any remain.
     pub async fn next_retry_at(&self, job_id: i64) -> anyhow::Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(not_before) FROM broadcast_retries WHERE broadcast_id = ?").bind(job_id).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT MIN(not_before) FROM broadcast_retries WHERE broadcast_id = ?")
+            .bind(job_id)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Keeps our claim on a broadcast while waiting for retries.

@@ -25,7 +25,12 @@ impl Subscribed {
 /// Validates and stores a browser's subscription, bound to the current VAPID key.
 /// `client_hash` is the keyed hash of the creating address (for the per-address cap).
 #[tracing::instrument(skip_all, fields(endpoint = %json.endpoint.chars().take(120).collect::<String>()))]
-pub async fn subscribe(core: &Clarion, json: &SubscriptionJson, user_agent: Option<&str>, client_hash: Option<&str>) -> Result<Subscribed, CoreError> {
+pub async fn subscribe(
+    core: &Clarion,
+    json: &SubscriptionJson,
+    user_agent: Option<&str>,
+    client_hash: Option<&str>,
+) -> Result<Subscribed, CoreError> {
     let subscription = NewSubscription::parse(json, &core.policy)?;
     let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
     let fingerprint = core.sender.vapid().fingerprint();
@@ -116,7 +121,9 @@ pub async fn list(core: &Clarion, limit: Option<i64>, after: Option<&str>) -> Re
     }
     let after = match after {
         None | Some("") => 0,
-        Some(cursor) => cursor.parse::<i64>().map_err(|_| CoreError::Invalid { field: "after", reason: "is not a cursor from a previous page".into() })?,
+        Some(cursor) => cursor
+            .parse::<i64>()
+            .map_err(|_| CoreError::Invalid { field: "after", reason: "is not a cursor from a previous page".into() })?,
     };
     let total = core.store.count_subscriptions().await?;
     let mut subscriptions = core.store.list_subscriptions(limit + 1, after).await?;

@@ -149,13 +149,9 @@ impl VapidKeys {
     pub fn new(material: &VapidKeyMaterial, subject: &str) -> anyhow::Result<Self> {
         let public_key = material.public_key();
         let rng = SystemRandom::new();
-        let key_pair = EcdsaKeyPair::from_private_key_and_public_key(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            &material.secret.to_bytes(),
-            &public_key,
-            &rng,
-        )
-        .map_err(|e| anyhow::anyhow!("VAPID key rejected by ring: {e}"))?;
+        let key_pair =
+            EcdsaKeyPair::from_private_key_and_public_key(&ECDSA_P256_SHA256_FIXED_SIGNING, &material.secret.to_bytes(), &public_key, &rng)
+                .map_err(|e| anyhow::anyhow!("VAPID key rejected by ring: {e}"))?;
         Ok(Self {
             key_pair,
             public_key,

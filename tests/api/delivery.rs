@@ -175,8 +175,15 @@ async fn the_jwt_is_reused_per_origin_and_differs_between_origins() {
         async move {
             let mut all = Vec::new();
             for endpoint in endpoints {
-                let messages: Vec<Value> =
-                    push_client.get(format!("{origin}/_test/messages")).query(&[("endpoint", &endpoint)]).send().await.unwrap().json().await.unwrap();
+                let messages: Vec<Value> = push_client
+                    .get(format!("{origin}/_test/messages"))
+                    .query(&[("endpoint", &endpoint)])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
                 all.extend(messages.iter().map(|m| m["authorization"].as_str().unwrap().to_string()));
             }
             all

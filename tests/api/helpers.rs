@@ -29,7 +29,10 @@ pub struct PushService {
 }
 
 pub async fn spawn_push_service() -> PushService {
-    let server = PushServiceServer::bind(&PushServiceArgs { addr: "127.0.0.1:0".parse().unwrap(), sink: false, tls_cert: None, tls_key: None }).await.expect("push service binds");
+    let server =
+        PushServiceServer::bind(&PushServiceArgs { addr: "127.0.0.1:0".parse().unwrap(), sink: false, tls_cert: None, tls_key: None })
+            .await
+            .expect("push service binds");
     let origin = server.origin().to_string();
     let handle = tokio::spawn(async move {
         server.run().await.expect("push service runs");
@@ -58,7 +61,12 @@ pub async fn spawn_app_with(push_hosts: &str, tweak: impl FnOnce(&mut ServeArgs)
     app
 }
 
-pub async fn start_app_with(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option<String>, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+pub async fn start_app_with(
+    data_dir: PathBuf,
+    push_hosts: &str,
+    vapid_private_key: Option<String>,
+    tweak: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
     let mut args = ServeArgs {
         addr: "127.0.0.1:0".parse().unwrap(),
         admin_token: Some(ADMIN_TOKEN.into()),
@@ -202,7 +210,8 @@ impl PushService {
     }
 
     pub async fn expire(&self, endpoint: &str) {
-        let response = self.client.delete(format!("{}/_test/subscriptions", self.origin)).query(&[("endpoint", endpoint)]).send().await.unwrap();
+        let response =
+            self.client.delete(format!("{}/_test/subscriptions", self.origin)).query(&[("endpoint", endpoint)]).send().await.unwrap();
         assert_eq!(response.status(), 204);
     }
 }

@@ -21,9 +21,8 @@ async fn app_with_subscribers(n: usize) -> (TestApp, PushService, Vec<Value>) {
 #[tokio::test]
 async fn a_broadcast_decrypts_at_the_push_service_with_a_valid_jwt() {
     let (app, push, subscriptions) = app_with_subscribers(3).await;
-    let status = app
-        .broadcast(&json!({ "title": "Hello", "body": "From the test", "url": "/news", "urgency": "high", "topic": "news1" }))
-        .await;
+    let status =
+        app.broadcast(&json!({ "title": "Hello", "body": "From the test", "url": "/news", "urgency": "high", "topic": "news1" })).await;
     assert_eq!(status["total"], 3);
     assert_eq!(status["delivered"], 3);
     assert_eq!(status["failed"], 0);
@@ -130,7 +129,8 @@ async fn bad_notifications_are_refused_and_sending_needs_the_token() {
     }
     let anonymous = app.client.post(app.url("/api/v1/notifications")).json(&json!({ "title": "T", "body": "" })).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    let history: Value = app.client.get(app.url("/api/v1/notifications")).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
+    let history: Value =
+        app.client.get(app.url("/api/v1/notifications")).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(history["notifications"].as_array().unwrap().len(), 0, "refused requests queue nothing");
 }
 
@@ -168,7 +168,8 @@ async fn the_page_server_functions_save_and_delete() {
     let saved = app.server_fn("save_subscription", &json!({ "subscription": subscription })).await;
     assert_eq!(saved.status(), 200, "{}", saved.text().await.unwrap());
     assert_eq!(app.list_json().await["total"], 1);
-    let refused = app.server_fn("save_subscription", &json!({ "subscription": subscription_with_endpoint("https://evil.example/x") })).await;
+    let refused =
+        app.server_fn("save_subscription", &json!({ "subscription": subscription_with_endpoint("https://evil.example/x") })).await;
     assert_eq!(refused.status(), 422);
     let deleted = app.server_fn("delete_subscription", &json!({ "endpoint": subscription["endpoint"] })).await;
     assert_eq!(deleted.status(), 200);

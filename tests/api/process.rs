@@ -151,7 +151,14 @@ async fn a_broadcast_survives_kill_9_and_resumes_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let host = push.host();
-    let env = [("CLARION_PUSH_HOSTS", host.as_str()), ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN), ("CLARION_SEND_CONCURRENCY", "2"), ("CLARION_VAPID_SUBJECT", SUBJECT), ("CLARION_SUBSCRIBE_RATE_LIMIT", "0"), ("CLARION_MAX_SUBSCRIPTIONS_PER_IP", "0")];
+    let env = [
+        ("CLARION_PUSH_HOSTS", host.as_str()),
+        ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("CLARION_SEND_CONCURRENCY", "2"),
+        ("CLARION_VAPID_SUBJECT", SUBJECT),
+        ("CLARION_SUBSCRIBE_RATE_LIMIT", "0"),
+        ("CLARION_MAX_SUBSCRIPTIONS_PER_IP", "0"),
+    ];
     let server = ServerProcess::start(&data, &env);
     let client = reqwest::Client::new();
     let key: Value = client.get(format!("{}/api/v1/vapid-public-key", server.address)).send().await.unwrap().json().await.unwrap();

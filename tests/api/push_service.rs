@@ -97,7 +97,12 @@ async fn each_forged_or_malformed_push_gets_its_status() {
     type Case = (&'static str, reqwest::RequestBuilder, u16, &'static str);
     let cases: Vec<Case> = vec![
         ("unknown id", push_request(client, &format!("{}/push/nope", push.origin), &good_auth, body.clone()), 404, "unknown"),
-        ("no TTL", client.post(&endpoint).header("Content-Encoding", "aes128gcm").header("Authorization", &good_auth).body(body.clone()), 400, "TTL"),
+        (
+            "no TTL",
+            client.post(&endpoint).header("Content-Encoding", "aes128gcm").header("Authorization", &good_auth).body(body.clone()),
+            400,
+            "TTL",
+        ),
         ("TTL not a number", set(push_request(client, &endpoint, &good_auth, body.clone()), "ttl", "soon"), 400, "TTL"),
         ("TTL over 30 days", set(push_request(client, &endpoint, &good_auth, body.clone()), "ttl", "2592001"), 400, "30 days"),
         ("aesgcm encoding", set(push_request(client, &endpoint, &good_auth, body.clone()), "content-encoding", "aesgcm"), 400, "aes128gcm"),
@@ -105,18 +110,43 @@ async fn each_forged_or_malformed_push_gets_its_status() {
         ("33-character Topic", push_request(client, &endpoint, &good_auth, body.clone()).header("Topic", "a".repeat(33)), 400, "Topic"),
         ("Topic with padding", push_request(client, &endpoint, &good_auth, body.clone()).header("Topic", "ab=="), 400, "Topic"),
         ("bad Urgency", push_request(client, &endpoint, &good_auth, body.clone()).header("Urgency", "urgent"), 400, "Urgency"),
-        ("no Authorization", client.post(&endpoint).header("TTL", "60").header("Content-Encoding", "aes128gcm").body(body.clone()), 401, "Authorization"),
-        ("aud without the port", push_request(client, &endpoint, &sender.authorization(&origin_without_port, now + 3600), body.clone()), 401, "aud"),
+        (
+            "no Authorization",
+            client.post(&endpoint).header("TTL", "60").header("Content-Encoding", "aes128gcm").body(body.clone()),
+            401,
+            "Authorization",
+        ),
+        (
+            "aud without the port",
+            push_request(client, &endpoint, &sender.authorization(&origin_without_port, now + 3600), body.clone()),
+            401,
+            "aud",
+        ),
         ("expired exp", push_request(client, &endpoint, &sender.authorization(&push.origin, now - 10), body.clone()), 401, "expired"),
-        ("far-future exp", push_request(client, &endpoint, &sender.authorization(&push.origin, now + 25 * 3600), body.clone()), 401, "24 hours"),
+        (
+            "far-future exp",
+            push_request(client, &endpoint, &sender.authorization(&push.origin, now + 25 * 3600), body.clone()),
+            401,
+            "24 hours",
+        ),
         (
             "signature that k does not verify",
-            push_request(client, &endpoint, &format!("vapid t={}, k={}", sender.keys.sign_jwt(&push.origin, now + 60), other.key()), body.clone()),
+            push_request(
+                client,
+                &endpoint,
+                &format!("vapid t={}, k={}", sender.keys.sign_jwt(&push.origin, now + 60), other.key()),
+                body.clone(),
+            ),
             401,
             "signature",
         ),
         ("garbage JWT", push_request(client, &endpoint, &format!("vapid t=abc, k={}", sender.key()), body.clone()), 401, "three parts"),
-        ("another VAPID key", push_request(client, &endpoint, &other.authorization(&push.origin, now + 3600), body.clone()), 403, "applicationServerKey"),
+        (
+            "another VAPID key",
+            push_request(client, &endpoint, &other.authorization(&push.origin, now + 3600), body.clone()),
+            403,
+            "applicationServerKey",
+        ),
     ];
     for (name, request, status, reason_has) in cases {
         let response = request.send().await.unwrap();
@@ -220,7 +250,12 @@ async fn the_websocket_protocol_delivers_live_and_queued_pushes_intact() {
     assert_eq!(notification["headers"]["encoding"], "aes128gcm");
     assert_eq!(base64url::decode(notification["data"].as_str().unwrap()).unwrap(), live_body);
     let version = notification["version"].as_str().unwrap().to_string();
-    socket.send(Message::Text(json!({ "messageType": "ack", "updates": [{ "channelID": "ch-1", "version": version, "code": 100 }] }).to_string().into())).await.unwrap();
+    socket
+        .send(Message::Text(
+            json!({ "messageType": "ack", "updates": [{ "channelID": "ch-1", "version": version, "code": 100 }] }).to_string().into(),
+        ))
+        .await
+        .unwrap();
     socket.close(None).await.unwrap();
     drop(socket);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -289,7 +324,12 @@ async fn an_independent_sender_pywebpush_is_accepted_and_decrypts() {
     let payload = "{\"title\":\"from pywebpush\",\"body\":\"héllo ✓\"}";
     let sub_json = subscription.to_string();
     let output = tokio::task::spawn_blocking(move || pywebpush(&["send", &sub_json, payload, &private_pem, SUBJECT])).await.unwrap();
-    assert!(output.status.success(), "pywebpush was refused: {} {}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "pywebpush was refused: {} {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let result: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(result["status"], 201);
     let messages = push.messages(subscription["endpoint"].as_str().unwrap()).await;

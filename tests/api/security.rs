@@ -17,7 +17,14 @@ struct Case {
 }
 
 fn json_case(name: &'static str, path: &'static str, body: Value) -> Case {
-    Case { name, method: reqwest::Method::POST, path, content_type: Some("application/json"), body: body.to_string().into_bytes(), admin: path.contains("notifications") }
+    Case {
+        name,
+        method: reqwest::Method::POST,
+        path,
+        content_type: Some("application/json"),
+        body: body.to_string().into_bytes(),
+        admin: path.contains("notifications"),
+    }
 }
 
 fn raw_case(name: &'static str, path: &'static str, content_type: Option<&'static str>, body: impl Into<Vec<u8>>) -> Case {
@@ -141,7 +148,8 @@ async fn the_bad_input_suite_gets_4xx_json_stores_nothing_and_the_server_stays_u
     assert_eq!(huge.status(), 431);
     assert!(huge.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("headers"));
     assert_eq!(app.list_json().await["total"], 0, "nothing was stored");
-    let history: Value = app.client.get(app.url("/api/v1/notifications")).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
+    let history: Value =
+        app.client.get(app.url("/api/v1/notifications")).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(history["notifications"].as_array().unwrap().len(), 0, "nothing was queued");
     assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200, "the server is still up");
 }
@@ -169,12 +177,26 @@ async fn the_proxy_address_counts_only_when_trusted() {
     })
     .await;
     for (i, client_ip) in ["203.0.113.1", "203.0.113.2"].iter().enumerate() {
-        let response = trusting.client.post(trusting.url("/api/v1/subscriptions")).header("X-Forwarded-For", *client_ip).json(&subscription_with_endpoint(&format!("{FCM}{i}"))).send().await.unwrap();
+        let response = trusting
+            .client
+            .post(trusting.url("/api/v1/subscriptions"))
+            .header("X-Forwarded-For", *client_ip)
+            .json(&subscription_with_endpoint(&format!("{FCM}{i}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201, "{client_ip} has its own quota");
     }
     let ignoring = spawn_app_with("", |args| args.subscribe_rate_limit = 1).await;
     for (i, client_ip) in ["203.0.113.1", "203.0.113.2"].iter().enumerate() {
-        let response = ignoring.client.post(ignoring.url("/api/v1/subscriptions")).header("X-Forwarded-For", *client_ip).json(&subscription_with_endpoint(&format!("{FCM}{i}"))).send().await.unwrap();
+        let response = ignoring
+            .client
+            .post(ignoring.url("/api/v1/subscriptions"))
+            .header("X-Forwarded-For", *client_ip)
+            .json(&subscription_with_endpoint(&format!("{FCM}{i}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), if i == 0 { 201 } else { 429 }, "the header is ignored by default");
     }
 }
@@ -195,7 +217,13 @@ async fn subscriptions_per_address_are_capped() {
         args.trust_proxy_headers = true;
     })
     .await;
-    let from = |ip: &'static str, i: u32| app.client.post(app.url("/api/v1/subscriptions")).header("X-Forwarded-For", ip).json(&subscription_with_endpoint(&format!("{FCM}{i}"))).send();
+    let from = |ip: &'static str, i: u32| {
+        app.client
+            .post(app.url("/api/v1/subscriptions"))
+            .header("X-Forwarded-For", ip)
+            .json(&subscription_with_endpoint(&format!("{FCM}{i}")))
+            .send()
+    };
     assert_eq!(from("203.0.113.9", 1).await.unwrap().status(), 201);
     assert_eq!(from("203.0.113.9", 2).await.unwrap().status(), 201);
     let capped = from("203.0.113.9", 3).await.unwrap();
@@ -237,17 +265,29 @@ async fn test_pushes_are_rate_limited_per_subscription() {
     let limited = app.server_fn("send_test_notification", &body).await;
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
-    assert_eq!(push.messages(subscription["endpoint"].as_str().unwrap()).await.len(), clarion::server::security::TEST_PUSHES_PER_MINUTE as usize);
+    assert_eq!(
+        push.messages(subscription["endpoint"].as_str().unwrap()).await.len(),
+        clarion::server::security::TEST_PUSHES_PER_MINUTE as usize
+    );
 }
 
 #[tokio::test]
 async fn cross_site_writes_are_refused_and_cors_is_opt_in() {
     let app = spawn_app("").await;
-    let from = |origin: &str| app.client.post(app.url("/api/v1/subscriptions")).header("Origin", origin.to_string()).json(&subscription_with_endpoint(FCM)).send();
+    let from = |origin: &str| {
+        app.client.post(app.url("/api/v1/subscriptions")).header("Origin", origin.to_string()).json(&subscription_with_endpoint(FCM)).send()
+    };
     let forged = from("https://evil.example").await.unwrap();
     assert_eq!(forged.status(), 403);
     assert!(forged.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("evil.example"));
-    let forged_fn = app.client.post(app.url("/api/fn/delete_subscription")).header("Origin", "https://evil.example").json(&json!({ "endpoint": FCM })).send().await.unwrap();
+    let forged_fn = app
+        .client
+        .post(app.url("/api/fn/delete_subscription"))
+        .header("Origin", "https://evil.example")
+        .json(&json!({ "endpoint": FCM }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged_fn.status(), 403, "server functions are covered too");
     assert_eq!(from(&app.address).await.unwrap().status(), 201, "the site itself may write");
 
@@ -262,9 +302,23 @@ async fn cross_site_writes_are_refused_and_cors_is_opt_in() {
         .await
         .unwrap();
     assert_eq!(preflight.headers()["access-control-allow-origin"], "https://www.example.com");
-    let allowed = open.client.post(open.url("/api/v1/subscriptions")).header("Origin", "https://www.example.com").json(&subscription_with_endpoint(FCM)).send().await.unwrap();
+    let allowed = open
+        .client
+        .post(open.url("/api/v1/subscriptions"))
+        .header("Origin", "https://www.example.com")
+        .json(&subscription_with_endpoint(FCM))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(allowed.status(), 201);
-    let closed = app.client.request(reqwest::Method::OPTIONS, app.url("/api/v1/subscriptions")).header("Origin", "https://www.example.com").header("Access-Control-Request-Method", "POST").send().await.unwrap();
+    let closed = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/subscriptions"))
+        .header("Origin", "https://www.example.com")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
     assert!(closed.headers().get("access-control-allow-origin").is_none(), "CORS is off by default");
 }
 

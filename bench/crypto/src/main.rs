@@ -27,7 +27,9 @@ fn main() {
     report("ring", || {
         let key = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng).unwrap();
         let public = key.compute_public_key().unwrap();
-        let secret = ring::agreement::agree_ephemeral(key, &ring::agreement::UnparsedPublicKey::new(&ring::agreement::ECDH_P256, &peer), |s| s[0]).unwrap();
+        let secret =
+            ring::agreement::agree_ephemeral(key, &ring::agreement::UnparsedPublicKey::new(&ring::agreement::ECDH_P256, &peer), |s| s[0])
+                .unwrap();
         std::hint::black_box((public.as_ref()[0], secret));
     });
 
@@ -35,7 +37,8 @@ fn main() {
         use aws_lc_rs::agreement;
         let key = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &aws_lc_rs::rand::SystemRandom::new()).unwrap();
         let public = key.compute_public_key().unwrap();
-        let secret = agreement::agree_ephemeral(key, agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, &peer), (), |s| Ok(s[0])).unwrap();
+        let secret =
+            agreement::agree_ephemeral(key, agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, &peer), (), |s| Ok(s[0])).unwrap();
         std::hint::black_box((public.as_ref()[0], secret));
     });
 

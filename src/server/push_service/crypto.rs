@@ -33,9 +33,7 @@ pub fn decrypt(private: &p256::SecretKey, auth: &[u8; 16], body: &[u8]) -> Resul
 
     let mut ikm = [0u8; 32];
     let info = [b"WebPush: info\0".as_slice(), ua_public.as_bytes(), as_public_bytes].concat();
-    Hkdf::<Sha256>::new(Some(auth), &shared.raw_secret_bytes()[..])
-        .expand(&info, &mut ikm)
-        .map_err(|e| e.to_string())?;
+    Hkdf::<Sha256>::new(Some(auth), &shared.raw_secret_bytes()[..]).expand(&info, &mut ikm).map_err(|e| e.to_string())?;
     let prk = Hkdf::<Sha256>::new(Some(salt), &ikm);
     let mut cek = [0u8; 16];
     let mut base_nonce = [0u8; 12];
@@ -107,8 +105,8 @@ pub fn verify_vapid(header: &str, origin: &str, now: u64) -> Result<VerifiedVapi
     let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err("JWT must have three parts".into());
     };
-    let jwt_header: serde_json::Value =
-        serde_json::from_slice(&base64url::decode(header_b64).map_err(|e| format!("JWT header: {e}"))?).map_err(|e| format!("JWT header: {e}"))?;
+    let jwt_header: serde_json::Value = serde_json::from_slice(&base64url::decode(header_b64).map_err(|e| format!("JWT header: {e}"))?)
+        .map_err(|e| format!("JWT header: {e}"))?;
     if jwt_header.get("alg").and_then(|a| a.as_str()) != Some("ES256") {
         return Err("JWT alg must be ES256".into());
     }
@@ -117,8 +115,8 @@ pub fn verify_vapid(header: &str, origin: &str, now: u64) -> Result<VerifiedVapi
     let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
     verifying_key.verify(signing_input.as_bytes(), &signature).map_err(|_| "JWT signature does not verify with k")?;
 
-    let claims: VapidClaims =
-        serde_json::from_slice(&base64url::decode(claims_b64).map_err(|e| format!("JWT claims: {e}"))?).map_err(|e| format!("JWT claims: {e}"))?;
+    let claims: VapidClaims = serde_json::from_slice(&base64url::decode(claims_b64).map_err(|e| format!("JWT claims: {e}"))?)
+        .map_err(|e| format!("JWT claims: {e}"))?;
     if claims.aud != origin {
         return Err(format!("JWT aud {:?} is not this push service's origin {origin:?}", claims.aud));
     }
@@ -153,7 +151,8 @@ mod tests {
         let (secret, auth) = subscriber();
         let point = secret.public_key().to_encoded_point(false);
         let p256dh = P256dhKey::from_bytes(point.as_bytes()).unwrap();
-        let body = encryption::encrypt(&p256dh, &AuthSecret::from_bytes(&auth).unwrap(), b"hello push", &ring::rand::SystemRandom::new()).unwrap();
+        let body =
+            encryption::encrypt(&p256dh, &AuthSecret::from_bytes(&auth).unwrap(), b"hello push", &ring::rand::SystemRandom::new()).unwrap();
         assert_eq!(body.len(), b"hello push".len() + encryption::OVERHEAD);
         assert_eq!(decrypt(&secret, &auth, &body).unwrap(), b"hello push");
         let mut tampered = body.clone();

@@ -18,12 +18,12 @@ mod websocket;
 pub use crypto::{decrypt, verify_vapid, VapidClaims};
 
 use super::config::PushServiceArgs;
+use anyhow::Context;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
-use anyhow::Context;
 use registry::PushService;
 use std::path::Path;
 use std::sync::Arc;

@@ -49,7 +49,10 @@ pub async fn mint(State(service): State<Arc<PushService>>, body: Bytes) -> Respo
     let p256dh = base64url::encode(secret.public_key().to_encoded_point(false).as_bytes());
     let id = service.random_id();
     let endpoint = service.endpoint(&id);
-    service.lock().channels.insert(id, Channel { owner: Owner::Minted { secret, auth }, app_server_key, gone: false, messages: Vec::new(), requests: 0 });
+    service
+        .lock()
+        .channels
+        .insert(id, Channel { owner: Owner::Minted { secret, auth }, app_server_key, gone: false, messages: Vec::new(), requests: 0 });
     let subscription = serde_json::json!({
         "endpoint": endpoint,
         "expirationTime": null,
@@ -133,7 +136,14 @@ pub async fn fault(State(service): State<Arc<PushService>>, body: Bytes) -> Resp
         serde_json::Value::String(s) => s,
         other => other.to_string(),
     });
-    let fault = Fault { status, retry_after, delay: Duration::from_millis(request.delay_ms), remaining: request.count, drop_connection, delay_only };
+    let fault = Fault {
+        status,
+        retry_after,
+        delay: Duration::from_millis(request.delay_ms),
+        remaining: request.count,
+        drop_connection,
+        delay_only,
+    };
     service.lock().faults.insert(request.endpoint, fault);
     StatusCode::NO_CONTENT.into_response()
 }

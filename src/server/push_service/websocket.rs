@@ -16,10 +16,15 @@ use tokio::sync::mpsc;
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 
-pub async fn upgrade(State(service): State<Arc<PushService>>, upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
+pub async fn upgrade(
+    State(service): State<Arc<PushService>>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
     match upgrade {
         Ok(ws) => ws.protocols(["push-notification"]).on_upgrade(move |socket| session(service, socket)).into_response(),
-        Err(_) => "clarion push service: POST /push/{id} for RFC 8030, or connect a WebSocket here (Mozilla push protocol)\n".into_response(),
+        Err(_) => {
+            "clarion push service: POST /push/{id} for RFC 8030, or connect a WebSocket here (Mozilla push protocol)\n".into_response()
+        }
     }
 }
 
@@ -66,7 +71,9 @@ fn handle(service: &PushService, frame: &Value, tx: &mpsc::UnboundedSender<Strin
     match message_type.as_deref() {
         None if frame.as_object().is_some_and(|o| o.is_empty()) => reply(json!({})),
         Some("hello") => {
-            let id = str_field("uaid").filter(|u| !u.is_empty() && u.len() <= 64).unwrap_or_else(|| service.random_id().replace(['-', '_'], "0"));
+            let id = str_field("uaid")
+                .filter(|u| !u.is_empty() && u.len() <= 64)
+                .unwrap_or_else(|| service.random_id().replace(['-', '_'], "0"));
             let mut registry = service.lock();
             let browser = registry.browsers.entry(id.clone()).or_default();
             browser.connection = Some((connection, tx.clone()));
@@ -88,15 +95,29 @@ fn handle(service: &PushService, frame: &Value, tx: &mpsc::UnboundedSender<Strin
                 None => None,
                 Some(Ok(bytes)) => match <[u8; 65]>::try_from(bytes.as_slice()) {
                     Ok(key) => Some(key),
-                    Err(_) => return reply(json!({ "messageType": "register", "channelID": channel_id, "status": 400, "error": "key must be 65 bytes" })),
+                    Err(_) => {
+                        return reply(
+                            json!({ "messageType": "register", "channelID": channel_id, "status": 400, "error": "key must be 65 bytes" }),
+                        )
+                    }
                 },
-                Some(Err(_)) => return reply(json!({ "messageType": "register", "channelID": channel_id, "status": 400, "error": "key is not base64url" })),
+                Some(Err(_)) => {
+                    return reply(
+                        json!({ "messageType": "register", "channelID": channel_id, "status": 400, "error": "key is not base64url" }),
+                    )
+                }
             };
             let id = service.random_id();
             let endpoint = service.endpoint(&id);
             service.lock().channels.insert(
                 id,
-                Channel { owner: Owner::Browser { uaid: browser.clone(), channel_id: channel_id.clone() }, app_server_key, gone: false, messages: Vec::new(), requests: 0 },
+                Channel {
+                    owner: Owner::Browser { uaid: browser.clone(), channel_id: channel_id.clone() },
+                    app_server_key,
+                    gone: false,
+                    messages: Vec::new(),
+                    requests: 0,
+                },
             );
             tracing::info!(target: "push_service", uaid = %browser, channel = %channel_id, %endpoint, "register");
             reply(json!({ "messageType": "register", "status": 200, "channelID": channel_id, "uaid": browser, "pushEndpoint": endpoint }));

@@ -7,15 +7,15 @@ pub mod subscriptions;
 
 use super::security::{AllowedOrigins, ClientIp};
 use super::state::AppState;
-use axum::http::Method;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
+use axum::http::Method;
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The service worker, compiled into the binary so it is served whatever the site root.
 const SERVICE_WORKER: &str = include_str!("../../../sw/sw.js");
@@ -37,10 +37,7 @@ pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
                 .max_age(std::time::Duration::from_secs(3600)),
         );
     }
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/healthz", get(healthz))
-        .route("/sw.js", get(service_worker))
+    Router::new().nest("/api/v1", api).route("/healthz", get(healthz)).route("/sw.js", get(service_worker))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -69,12 +66,8 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let presented =
+            parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
         match presented {
             Some(token) if state.admin.verify(token) => Ok(Admin),
             _ => {

@@ -27,7 +27,11 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 }
 
 /// `202 {"id"}`: recorded, and the worker is sending it.
-async fn create(_: Admin, State(state): State<AppState>, AppJson(request): AppJson<NotificationRequest>) -> Result<impl IntoResponse, ApiError> {
+async fn create(
+    _: Admin,
+    State(state): State<AppState>,
+    AppJson(request): AppJson<NotificationRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     let queued = broadcasts::queue_broadcast(&state.core, request, None).await?;
     Ok((StatusCode::ACCEPTED, Json(queued)))
 }
@@ -42,7 +46,11 @@ struct HistoryQuery {
     before: Option<i64>,
 }
 
-async fn history(_: Admin, State(state): State<AppState>, query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>) -> Result<impl IntoResponse, ApiError> {
+async fn history(
+    _: Admin,
+    State(state): State<AppState>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text(), None))?;
     let notifications = broadcasts::list_broadcasts(&state.core, query.limit.unwrap_or(50), query.before).await?;
     Ok(Json(serde_json::json!({ "notifications": notifications })))

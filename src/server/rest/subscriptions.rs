@@ -18,7 +18,12 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `201 {"id"}` for a new endpoint, `200 {"id"}` for a known one (keys updated).
-async fn create(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, AppJson(json): AppJson<SubscriptionJson>) -> Result<impl IntoResponse, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    AppJson(json): AppJson<SubscriptionJson>,
+) -> Result<impl IntoResponse, ApiError> {
     security::admit_subscription(&state, ip, &json.endpoint).await?;
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let client = security::client_hash(&state.client_key, ip);
@@ -46,7 +51,11 @@ struct ListQuery {
     after: Option<String>,
 }
 
-async fn list(_: Admin, State(state): State<AppState>, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<impl IntoResponse, ApiError> {
+async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text(), None))?;
     Ok(Json(subscriptions::list(&state.core, query.limit, query.after.as_deref()).await?))
 }
