@@ -47,7 +47,7 @@ pub enum DeliveryOutcome {
     PayloadTooLarge,
     /// 429/503: slow down; retry after the given delay if any.
     RateLimited { status: u16, retry_after: Option<Duration> },
-    /// 400 and other 4xx: the request was malformed (our bug).
+    /// 400 and other 4xx, and 3xx (redirects are never followed): the request was refused.
     Rejected { status: u16 },
     /// Other 5xx: transient.
     ServerError { status: u16 },
@@ -65,7 +65,7 @@ impl DeliveryOutcome {
             401 | 403 => DeliveryOutcome::Unauthorized { status: code },
             413 => DeliveryOutcome::PayloadTooLarge,
             429 | 503 => DeliveryOutcome::RateLimited { status: code, retry_after: parse_retry_after(headers) },
-            400..=499 => DeliveryOutcome::Rejected { status: code },
+            300..=499 => DeliveryOutcome::Rejected { status: code },
             _ => DeliveryOutcome::ServerError { status: code },
         }
     }
@@ -219,6 +219,7 @@ mod tests {
         assert_eq!(outcome(403), DeliveryOutcome::Unauthorized { status: 403 });
         assert_eq!(outcome(413), DeliveryOutcome::PayloadTooLarge);
         assert_eq!(outcome(400), DeliveryOutcome::Rejected { status: 400 });
+        assert_eq!(outcome(307), DeliveryOutcome::Rejected { status: 307 });
         assert_eq!(outcome(502), DeliveryOutcome::ServerError { status: 502 });
         assert!(matches!(outcome(429), DeliveryOutcome::RateLimited { status: 429, .. }));
     }

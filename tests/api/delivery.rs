@@ -89,6 +89,22 @@ async fn a_404_removes_the_subscription_and_a_413_keeps_it() {
 }
 
 #[tokio::test]
+async fn a_redirect_is_neither_followed_nor_retried() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let endpoints = subscribe_minted(&app, &push, 1).await;
+    // The redirect points at a subscription Clarion does not know; following it would show there.
+    let elsewhere = push.mint(Some(&app.vapid_public_key().await)).await;
+    let elsewhere = elsewhere["endpoint"].as_str().unwrap();
+    push.fault(&json!({ "endpoint": endpoints[0], "status": 307, "location": elsewhere })).await;
+    let status = app.broadcast(&json!({ "title": "T", "body": "" })).await;
+    assert_eq!(status["failures"]["rejected"], 1);
+    assert_eq!(status["retried"], 0);
+    assert_eq!(push.requests(&endpoints[0]).await, 1);
+    assert_eq!(push.requests(elsewhere).await, 0, "the redirect was not followed");
+}
+
+#[tokio::test]
 async fn a_vapid_rejection_stops_that_origin_only() {
     // One push in flight at a time, so "stopped" is observable as requests not made.
     let (app, rejecting, healthy) = two_origins(|args| args.site.send_concurrency = 1).await;

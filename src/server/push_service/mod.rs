@@ -125,8 +125,9 @@ pub async fn run(args: PushServiceArgs) -> anyhow::Result<()> {
 async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let version = request.version();
     let response = next.run(request).await;
     let reason = response.extensions().get::<Reason>().map(|r| r.0.clone()).unwrap_or_default();
-    tracing::info!(target: "push_service", %method, %path, status = response.status().as_u16(), %reason);
+    tracing::info!(target: "push_service", %method, %path, ?version, status = response.status().as_u16(), %reason);
     response
 }

@@ -154,6 +154,9 @@ pub async fn push(State(service): State<Arc<PushService>>, Path(id): Path<String
             if let Some(retry_after) = fault.retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
                 response.headers_mut().insert(header::RETRY_AFTER, retry_after);
             }
+            if let Some(location) = fault.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
             return response;
         }
     }

@@ -74,6 +74,8 @@ pub struct Fault {
     pub drop_connection: bool,
     /// Only wait `delay`, then handle the push as usual.
     pub delay_only: bool,
+    /// A `Location` header for the answer (e.g. with a 3xx).
+    pub location: Option<String>,
 }
 
 #[derive(Default)]

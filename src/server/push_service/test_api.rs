@@ -108,6 +108,8 @@ pub struct FaultRequest {
     #[serde(default)]
     delay_ms: u64,
     count: Option<u32>,
+    /// A `Location` header to answer with (for redirects).
+    location: Option<String>,
     /// `"drop"` closes the connection instead of answering; `"delay"` only waits
     /// `delay_ms`, then handles the push as usual.
     mode: Option<String>,
@@ -143,6 +145,7 @@ pub async fn fault(State(service): State<Arc<PushService>>, body: Bytes) -> Resp
         remaining: request.count,
         drop_connection,
         delay_only,
+        location: request.location,
     };
     service.lock().faults.insert(request.endpoint, fault);
     StatusCode::NO_CONTENT.into_response()
