@@ -61,6 +61,33 @@ test.describe('push control (Chromium, fake PushManager)', () => {
     expect(await listedEndpoints()).not.toContain(endpoint);
   });
 
+  test('disable says so when the browser cannot unsubscribe, and the server still forgets', async ({ context, page }) => {
+    await installFakePush(context, { endpointBase: pushURL, unsubscribeFails: true });
+    const push = new PushPage(page);
+    await push.goto();
+    await push.enable();
+    const { endpoint } = await push.subscription();
+    await push.disableButton.click();
+    await expect(push.notice).toContainText('the browser could not unsubscribe');
+    await expect(push.notice).toContainText('unsubscribe refused');
+    expect(await listedEndpoints()).not.toContain(endpoint);
+  });
+
+  test('disable says so when the server cannot delete the subscription', async ({ context, page }) => {
+    await installFakePush(context, { endpointBase: pushURL });
+    const push = new PushPage(page);
+    await push.goto();
+    await push.enable();
+    const { endpoint } = await push.subscription();
+    await page.route('**/api/fn/delete_subscription', (route) =>
+      route.fulfill({ status: 500, contentType: 'text/plain', body: 'database unavailable' }),
+    );
+    await push.disableButton.click();
+    await expect(push.notice).toContainText('the server could not delete the subscription');
+    await push.expectState('ready');
+    expect(await listedEndpoints()).toContain(endpoint);
+  });
+
   test('a test push to a subscription the push service forgot resets the page', async ({ context, page }) => {
     await installFakePush(context, { endpointBase: pushURL });
     const push = new PushPage(page);

@@ -13,6 +13,8 @@ export interface FakePushOptions {
   permission?: 'granted' | 'denied';
   /** Remove PushManager entirely: the "unsupported" browser. */
   unsupported?: boolean;
+  /** Make PushSubscription.unsubscribe() reject, as a broken browser might. */
+  unsubscribeFails?: boolean;
 }
 
 export async function installFakePush(context: BrowserContext, options: FakePushOptions) {
@@ -45,6 +47,7 @@ export async function installFakePush(context: BrowserContext, options: FakePush
       getKey: (name: string) => unb64(name === 'p256dh' ? s.p256dh : s.auth).buffer,
       toJSON: () => ({ endpoint: s.endpoint, expirationTime: null, keys: { p256dh: s.p256dh, auth: s.auth } }),
       unsubscribe: async () => {
+        if (opts.unsubscribeFails) throw new DOMException('unsubscribe refused', 'InvalidStateError');
         localStorage.removeItem(STORE);
         return true;
       },
