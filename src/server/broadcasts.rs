@@ -195,24 +195,25 @@ enum Settled {
 }
 
 /// One push: ask the origin gate, send, and let the policy decide. `attempts` is the
-/// number of sends already made to this subscription for this broadcast.
-async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, row: &StoredSubscription, attempts: u32) -> Settled {
+/// number of sends already made to this subscription for this broadcast. Also says
+/// whether a request actually went out (the gate can settle a push without one).
+async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, row: &StoredSubscription, attempts: u32) -> (Settled, bool) {
     let target = match push_target(row) {
         Ok(target) => target,
         Err(reason) => {
             tracing::error!(id = row.id, %reason, "stored subscription is unusable");
-            return Settled::Failed("invalid_subscription");
+            return (Settled::Failed("invalid_subscription"), false);
         }
     };
     let origin = target.endpoint.origin().ascii_serialization();
     match gate.check(&origin, now_ms()) {
-        GateCheck::Stopped => return Settled::Failed("vapid_rejected"),
-        GateCheck::HeldUntil(until) => return Settled::Retry { attempts, not_before: until },
+        GateCheck::Stopped => return (Settled::Failed("vapid_rejected"), false),
+        GateCheck::HeldUntil(until) => return (Settled::Retry { attempts, not_before: until }, false),
         GateCheck::Open => {}
     }
     let outcome = core.sender.send(&target, message).await;
     let attempts = attempts + 1;
-    match core.retry.decide(&outcome, attempts) {
+    let settled = match core.retry.decide(&outcome, attempts) {
         Decision::Delivered => Settled::Delivered,
         Decision::Remove => Settled::Removed,
         Decision::Fail(reason) => {
@@ -232,11 +233,12 @@ async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, r
             }
             Settled::Retry { attempts, not_before }
         }
-    }
+    };
+    (settled, true)
 }
 
 /// One push in flight: its subscription id, the sends made before, and the task.
-type Sending = (i64, u32, tokio::task::JoinHandle<Settled>);
+type Sending = (i64, u32, tokio::task::JoinHandle<(Settled, bool)>);
 
 /// Starts one task per push (so encryption spreads over the cores); each waits for a
 /// permit of the shared, fair semaphore, which bounds the pushes in flight.
@@ -266,12 +268,11 @@ async fn collect_batch(sending: Vec<Sending>, gate: &OriginGate) -> Progress {
     let mut progress = Progress::default();
     for (id, attempts_before, task) in sending {
         // A bug in one push must not stop the broadcast: it counts as failed.
-        let settled = task.await.unwrap_or_else(|e| {
+        let (settled, sent) = task.await.unwrap_or_else(|e| {
             tracing::error!(id, error = %e, "a delivery task failed");
-            Settled::Failed("internal_error")
+            (Settled::Failed("internal_error"), false)
         });
-        let resent = attempts_before > 0 && !matches!(settled, Settled::Retry { attempts, .. } if attempts == attempts_before);
-        if resent {
+        if sent && attempts_before > 0 {
             progress.retried += 1;
         }
         match settled {
@@ -301,10 +302,6 @@ pub async fn drive_broadcast(
     let stopped: HashMap<String, String> = serde_json::from_str(&job.stopped_origins).unwrap_or_default();
     let gate = Arc::new(OriginGate::with_stopped(stopped));
     let page_size = page_size(core.send_concurrency);
-    let report = |core: &Clarion, id: i64| {
-        let core = core.clone();
-        async move { core.store.broadcast(id).await.ok().flatten().map(BroadcastStatus::from) }
-    };
 
     // Main pass: up to PAGES_IN_FLIGHT pages sending at once, committed in order.
     let permits = Arc::new(Semaphore::new(core.send_concurrency.max(1)));
@@ -327,8 +324,7 @@ pub async fn drive_broadcast(
         let mut progress = collect_batch(sending, &gate).await;
         progress.cursor = Some(last);
         core.store.record_progress(job.id, owner, &progress).await?;
-        job.cursor = last;
-        if let Some(status) = report(core, job.id).await {
+        if let Ok(status) = broadcast_status(core, job.id).await {
             on_progress(&status);
         }
     }
@@ -345,13 +341,13 @@ pub async fn drive_broadcast(
         }
         let progress = collect_batch(spawn_batch(core, &message, &gate, &permits, due), &gate).await;
         core.store.record_progress(job.id, owner, &progress).await?;
-        if let Some(status) = report(core, job.id).await {
+        if let Ok(status) = broadcast_status(core, job.id).await {
             on_progress(&status);
         }
     }
 
     core.store.finish_broadcast(job.id).await?;
-    if let Some(status) = report(core, job.id).await {
+    if let Ok(status) = broadcast_status(core, job.id).await {
         tracing::info!(
             id = job.id,
             total = status.total,
