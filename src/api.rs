@@ -11,12 +11,11 @@ fn state() -> Result<crate::server::state::AppState, ServerFnError> {
     use_context::<crate::server::state::AppState>().ok_or_else(|| ServerFnError::new("server state is missing"))
 }
 
-/// The caller's address, as the REST API finds it.
+/// The caller's address, found by the same extractor the REST API uses.
 #[cfg(feature = "ssr")]
 async fn client_ip(state: &crate::server::state::AppState) -> Result<std::net::IpAddr, ServerFnError> {
-    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    let peer = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>().await.ok().map(|c| c.0);
-    Ok(state.client_ip.client_ip(&headers, peer))
+    let crate::server::security::ClientIp(ip) = leptos_axum::extract_with_state(state).await?;
+    Ok(ip)
 }
 
 /// Answers with the same status (and `Retry-After`) as the REST API would.
@@ -52,12 +51,9 @@ pub async fn vapid_public_key() -> Result<String, ServerFnError> {
 pub async fn save_subscription(subscription: SubscriptionJson) -> Result<i64, ServerFnError> {
     let state = state()?;
     let ip = client_ip(&state).await?;
-    crate::server::security::admit_subscription(&state, ip, &subscription.endpoint).await.map_err(to_server_error)?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let client = crate::server::security::client_hash(&state.client_key, ip);
-    let saved =
-        crate::server::subscriptions::subscribe(&state.core, &subscription, user_agent, Some(&client)).await.map_err(to_server_error)?;
+    let saved = crate::server::security::subscribe_from(&state, ip, &subscription, user_agent).await.map_err(to_server_error)?;
     Ok(saved.id())
 }
 

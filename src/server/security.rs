@@ -5,6 +5,8 @@
 //! (`CLARION_SUBSCRIBE_RATE_LIMIT` sets the one for new subscriptions).
 
 use super::rest::error::ApiError;
+use super::subscriptions::Subscribed;
+use crate::domain::SubscriptionJson;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
@@ -92,9 +94,22 @@ pub fn client_hash(key: &ring::hmac::Key, ip: IpAddr) -> String {
     crate::domain::base64url::encode(&ring::hmac::sign(key, ip.to_string().as_bytes()).as_ref()[..16])
 }
 
+/// Subscribes on behalf of a web client (the REST API and the page's server function):
+/// admits it, then stores the subscription with the keyed hash of its address.
+pub async fn subscribe_from(
+    state: &super::state::AppState,
+    ip: IpAddr,
+    json: &SubscriptionJson,
+    user_agent: Option<&str>,
+) -> Result<Subscribed, ApiError> {
+    admit_subscription(state, ip, &json.endpoint).await?;
+    let client = client_hash(&state.client_key, ip);
+    Ok(super::subscriptions::subscribe(&state.core, json, user_agent, Some(&client)).await?)
+}
+
 /// Lets a subscription in: a known endpoint (an update) always; a new one only within
 /// the client's hourly quota, the per-address cap and the server's cap.
-pub async fn admit_subscription(state: &super::state::AppState, ip: IpAddr, endpoint: &str) -> Result<(), ApiError> {
+async fn admit_subscription(state: &super::state::AppState, ip: IpAddr, endpoint: &str) -> Result<(), ApiError> {
     let store = &state.core.store;
     let internal = |e: anyhow::Error| ApiError::Core(e.into());
     if store.find_subscription(endpoint).await.map_err(internal)?.is_some() {
@@ -132,6 +147,12 @@ impl ClientIpPolicy {
         }
         forwarded_for(headers).unwrap_or(fallback)
     }
+
+    /// The client IP of a request: its headers, and the socket peer that axum's
+    /// `ConnectInfo` puts in its extensions.
+    pub fn of(&self, headers: &HeaderMap, extensions: &axum::http::Extensions) -> IpAddr {
+        self.client_ip(headers, extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0))
+    }
 }
 
 fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
@@ -159,8 +180,7 @@ impl FromRequestParts<super::state::AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &super::state::AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        Ok(ClientIp(state.client_ip.client_ip(&parts.headers, peer)))
+        Ok(ClientIp(state.client_ip.of(&parts.headers, &parts.extensions)))
     }
 }
 
@@ -208,8 +228,7 @@ pub async fn guard_writes(State(state): State<super::state::AppState>, request: 
             return ApiError::CrossSite(origin).into_response();
         }
     }
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let ip = state.client_ip.client_ip(headers, peer);
+    let ip = state.client_ip.of(headers, request.extensions());
     if let Err(limited) = state.limits.write(ip) {
         return limited.into_response();
     }

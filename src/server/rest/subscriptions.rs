@@ -24,10 +24,8 @@ async fn create(
     headers: HeaderMap,
     AppJson(json): AppJson<SubscriptionJson>,
 ) -> Result<impl IntoResponse, ApiError> {
-    security::admit_subscription(&state, ip, &json.endpoint).await?;
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let client = security::client_hash(&state.client_key, ip);
-    let outcome = subscriptions::subscribe(&state.core, &json, user_agent, Some(&client)).await?;
+    let outcome = security::subscribe_from(&state, ip, &json, user_agent).await?;
     let status = match outcome {
         Subscribed::Created(_) => StatusCode::CREATED,
         Subscribed::Updated(_) => StatusCode::OK,
