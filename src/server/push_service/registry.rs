@@ -29,6 +29,13 @@ pub struct Channel {
     pub requests: u64,
 }
 
+impl Channel {
+    /// A live channel that has received nothing yet.
+    pub fn new(owner: Owner, app_server_key: Option<[u8; 65]>) -> Self {
+        Self { owner, app_server_key, gone: false, messages: Vec::new(), requests: 0 }
+    }
+}
+
 /// What a minted subscription received, as `/_test/messages` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceivedMessage {

@@ -49,10 +49,7 @@ pub async fn mint(State(service): State<Arc<PushService>>, body: Bytes) -> Respo
     let p256dh = base64url::encode(secret.public_key().to_encoded_point(false).as_bytes());
     let id = service.random_id();
     let endpoint = service.endpoint(&id);
-    service
-        .lock()
-        .channels
-        .insert(id, Channel { owner: Owner::Minted { secret, auth }, app_server_key, gone: false, messages: Vec::new(), requests: 0 });
+    service.lock().channels.insert(id, Channel::new(Owner::Minted { secret, auth }, app_server_key));
     let subscription = serde_json::json!({
         "endpoint": endpoint,
         "expirationTime": null,

@@ -109,16 +109,10 @@ fn handle(service: &PushService, frame: &Value, tx: &mpsc::UnboundedSender<Strin
             };
             let id = service.random_id();
             let endpoint = service.endpoint(&id);
-            service.lock().channels.insert(
-                id,
-                Channel {
-                    owner: Owner::Browser { uaid: browser.clone(), channel_id: channel_id.clone() },
-                    app_server_key,
-                    gone: false,
-                    messages: Vec::new(),
-                    requests: 0,
-                },
-            );
+            service
+                .lock()
+                .channels
+                .insert(id, Channel::new(Owner::Browser { uaid: browser.clone(), channel_id: channel_id.clone() }, app_server_key));
             tracing::info!(target: "push_service", uaid = %browser, channel = %channel_id, %endpoint, "register");
             reply(json!({ "messageType": "register", "status": 200, "channelID": channel_id, "uaid": browser, "pushEndpoint": endpoint }));
         }
