@@ -1,17 +1,22 @@
 // The push control's states and flows in Chromium, with the fake PushManager.
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { PushPage } from '../pages/push-page';
-import { installFakePush } from '../support/fake-push';
+import { installFakePush, type FakePushOptions } from '../support/fake-push';
 import { listedEndpoints, mintSubscription, pushURL, receivedMessages, vapidPublicKey } from '../support/servers';
 
-/** A page subscribed through the fake PushManager with a subscription minted by the push service. */
-async function subscribedPage(context: BrowserContext, page: Page) {
-  const subscription = await mintSubscription(await vapidPublicKey());
-  await installFakePush(context, { subscription });
+/**
+ * A page subscribed through the fake PushManager. By default its subscription is minted
+ * by the push service (which can decrypt for it); `options` can ask for a crypto.subtle
+ * one instead (`endpointBase`) or a failing `unsubscribe()`.
+ */
+async function subscribedPage(context: BrowserContext, page: Page, options: FakePushOptions = {}) {
+  const subscription = options.endpointBase ? undefined : await mintSubscription(await vapidPublicKey());
+  await installFakePush(context, { subscription, ...options });
   const push = new PushPage(page);
   await push.goto();
   await push.enable();
-  return { push, subscription };
+  const { endpoint } = await push.subscription();
+  return { push, endpoint };
 }
 
 test.describe('push control (Chromium, fake PushManager)', () => {
@@ -33,9 +38,9 @@ test.describe('push control (Chromium, fake PushManager)', () => {
   });
 
   test('send test notification reaches the push service, which decrypts it', async ({ context, page }) => {
-    const { push, subscription } = await subscribedPage(context, page);
+    const { push, endpoint } = await subscribedPage(context, page);
     await push.sendTest();
-    const messages = await receivedMessages(subscription.endpoint);
+    const messages = await receivedMessages(endpoint);
     expect(messages).toHaveLength(1);
     expect(JSON.parse(messages[0].payload!).title).toBe('Clarion test notification');
     expect(messages[0].claims.aud).toBe(pushURL);
@@ -49,11 +54,7 @@ test.describe('push control (Chromium, fake PushManager)', () => {
   });
 
   test('disable unsubscribes and the server forgets it', async ({ context, page }) => {
-    await installFakePush(context, { endpointBase: pushURL });
-    const push = new PushPage(page);
-    await push.goto();
-    await push.enable();
-    const { endpoint } = await push.subscription();
+    const { push, endpoint } = await subscribedPage(context, page, { endpointBase: pushURL });
     expect(await listedEndpoints()).toContain(endpoint);
     await push.disable();
     await expect(push.status).toContainText('The server has forgotten this browser');
@@ -62,11 +63,7 @@ test.describe('push control (Chromium, fake PushManager)', () => {
   });
 
   test('disable says so when the browser cannot unsubscribe, and the server still forgets', async ({ context, page }) => {
-    await installFakePush(context, { endpointBase: pushURL, unsubscribeFails: true });
-    const push = new PushPage(page);
-    await push.goto();
-    await push.enable();
-    const { endpoint } = await push.subscription();
+    const { push, endpoint } = await subscribedPage(context, page, { endpointBase: pushURL, unsubscribeFails: true });
     await push.disableButton.click();
     await expect(push.notice).toContainText('the browser could not unsubscribe');
     await expect(push.notice).toContainText('unsubscribe refused');
@@ -74,11 +71,7 @@ test.describe('push control (Chromium, fake PushManager)', () => {
   });
 
   test('disable says so when the server cannot delete the subscription', async ({ context, page }) => {
-    await installFakePush(context, { endpointBase: pushURL });
-    const push = new PushPage(page);
-    await push.goto();
-    await push.enable();
-    const { endpoint } = await push.subscription();
+    const { push, endpoint } = await subscribedPage(context, page, { endpointBase: pushURL });
     await page.route('**/api/fn/delete_subscription', (route) =>
       route.fulfill({ status: 500, contentType: 'text/plain', body: 'database unavailable' }),
     );
@@ -89,11 +82,7 @@ test.describe('push control (Chromium, fake PushManager)', () => {
   });
 
   test('a test push to a subscription the push service forgot resets the page', async ({ context, page }) => {
-    await installFakePush(context, { endpointBase: pushURL });
-    const push = new PushPage(page);
-    await push.goto();
-    await push.enable();
-    const { endpoint } = await push.subscription();
+    const { push, endpoint } = await subscribedPage(context, page, { endpointBase: pushURL });
     await push.sendTestButton.click();
     await expect(push.notice).toContainText('no longer knows this subscription');
     await push.expectState('ready');
