@@ -78,6 +78,9 @@ export default defineConfig({
         // Every test subscribes from 127.0.0.1; the limit has its own integration test.
         CLARION_SUBSCRIBE_RATE_LIMIT: '0',
         CLARION_MAX_SUBSCRIPTIONS_PER_IP: '0',
+        // Several tests press "Send test notification" within a minute; the limit has its
+        // own integration test.
+        CLARION_TEST_PUSH_RATE_LIMIT: '0',
         LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
       },
       stdout: 'pipe',

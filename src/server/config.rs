@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Writes (POST/DELETE) one client IP may make per minute; 0 turns the limit off.
     #[arg(long, env = "CLARION_WRITE_RATE_LIMIT", default_value_t = 120)]
     pub write_rate_limit: u32,
+    /// Test notifications ("Send test notification") per client IP, and per subscription,
+    /// per minute; 0 turns the limit off.
+    #[arg(long, env = "CLARION_TEST_PUSH_RATE_LIMIT", default_value_t = crate::server::security::TEST_PUSHES_PER_MINUTE)]
+    pub test_push_rate_limit: u32,
     /// Take the client IP from X-Forwarded-For / Forwarded (only behind a proxy you control).
     #[arg(long, env = "CLARION_TRUST_PROXY_HEADERS", default_value_t = false)]
     pub trust_proxy_headers: bool,

@@ -29,8 +29,9 @@ pub struct Limits {
     /// Wrong admin tokens per IP per minute.
     bad_tokens: DefaultKeyedRateLimiter<IpAddr>,
     /// Test pushes per IP, and per subscription, per minute.
-    test_push_ip: DefaultKeyedRateLimiter<IpAddr>,
-    test_push_subscription: DefaultKeyedRateLimiter<String>,
+    /// (`None`: off)
+    test_push_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    test_push_subscription: Option<DefaultKeyedRateLimiter<String>>,
     clock: DefaultClock,
 }
 
@@ -40,17 +41,19 @@ fn per_minute(n: u32) -> Quota {
 
 /// Wrong admin tokens per IP per minute before 429.
 pub const BAD_TOKENS_PER_MINUTE: u32 = 10;
-/// Test pushes per IP and per subscription per minute.
+/// Test pushes per IP and per subscription per minute, by default (`CLARION_TEST_PUSH_RATE_LIMIT`).
 pub const TEST_PUSHES_PER_MINUTE: u32 = 5;
 
 impl Limits {
-    pub fn new(subscribe_per_hour: u32, writes_per_minute: u32) -> Self {
+    /// Each quota of 0 turns that limit off.
+    pub fn new(subscribe_per_hour: u32, writes_per_minute: u32, test_pushes_per_minute: u32) -> Self {
+        let test_pushes = NonZeroU32::new(test_pushes_per_minute).map(Quota::per_minute);
         Self {
             subscribe: NonZeroU32::new(subscribe_per_hour).map(|n| RateLimiter::keyed(Quota::per_hour(n))),
             writes: NonZeroU32::new(writes_per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             bad_tokens: RateLimiter::keyed(per_minute(BAD_TOKENS_PER_MINUTE)),
-            test_push_ip: RateLimiter::keyed(per_minute(TEST_PUSHES_PER_MINUTE)),
-            test_push_subscription: RateLimiter::keyed(per_minute(TEST_PUSHES_PER_MINUTE)),
+            test_push_ip: test_pushes.map(RateLimiter::keyed),
+            test_push_subscription: test_pushes.map(RateLimiter::keyed),
             clock: DefaultClock::default(),
         }
     }
@@ -83,8 +86,11 @@ impl Limits {
     }
 
     pub fn test_push(&self, ip: IpAddr, endpoint: &str) -> Result<(), ApiError> {
-        self.check(&self.test_push_ip, &ip, "test notifications from this address")?;
-        self.check(&self.test_push_subscription, &endpoint.to_string(), "test notifications to this subscription")
+        if let (Some(per_ip), Some(per_subscription)) = (&self.test_push_ip, &self.test_push_subscription) {
+            self.check(per_ip, &ip, "test notifications from this address")?;
+            self.check(per_subscription, &endpoint.to_string(), "test notifications to this subscription")?;
+        }
+        Ok(())
     }
 }
 
@@ -264,14 +270,18 @@ mod tests {
 
     #[test]
     fn limits_refuse_past_the_quota_per_key() {
-        let limits = Limits::new(2, 120);
+        let limits = Limits::new(2, 120, 5);
         let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
         assert!(limits.new_subscription(a).is_ok());
         assert!(limits.new_subscription(a).is_ok());
         assert!(matches!(limits.new_subscription(a), Err(ApiError::RateLimited { .. })));
         assert!(limits.new_subscription(b).is_ok(), "another address has its own quota");
-        assert!(Limits::new(0, 0).new_subscription(a).is_ok(), "0 turns the limit off");
-        assert!(Limits::new(0, 0).write(a).is_ok());
+        let off = Limits::new(0, 0, 0);
+        assert!(off.new_subscription(a).is_ok(), "0 turns the limit off");
+        assert!(off.write(a).is_ok());
+        for _ in 0..TEST_PUSHES_PER_MINUTE + 1 {
+            assert!(off.test_push(a, "https://fcm.googleapis.com/x").is_ok());
+        }
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Application {
             core: core.clone(),
             admin,
             leptos_options: leptos_options.clone(),
-            limits: Arc::new(Limits::new(args.subscribe_rate_limit, args.write_rate_limit)),
+            limits: Arc::new(Limits::new(args.subscribe_rate_limit, args.write_rate_limit, args.test_push_rate_limit)),
             client_ip: ClientIpPolicy { trust_proxy_headers: args.trust_proxy_headers },
             cors_origins: AllowedOrigins::parse(&args.cors_origins),
             max_subscriptions: args.max_subscriptions,

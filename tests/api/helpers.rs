@@ -74,6 +74,7 @@ pub async fn start_app_with(
         // Tests create many subscriptions from 127.0.0.1; the limit has its own test.
         subscribe_rate_limit: 0,
         write_rate_limit: 120,
+        test_push_rate_limit: clarion::server::security::TEST_PUSHES_PER_MINUTE,
         trust_proxy_headers: false,
         cors_origins: String::new(),
         max_subscriptions: 0,
