@@ -1,13 +1,16 @@
 /*
  * Clarion's service worker, served at /sw.js with scope /.
  *
- * - push: shows the notification described by the payload. The payload is Clarion's flat
- *   JSON ({title, body, url, icon, badge, image, tag}) or the Declarative Web Push shape
- *   ({web_push: 8030, notification: {title, body, navigate, ...}}); plain text falls back
- *   to a text notification, and an empty push still shows a generic one (browsers
- *   penalise a push that shows nothing).
- * - notificationclick: closes the notification, then focuses a window already at the
- *   target URL or opens one.
+ * - push: shows the notification described by the payload. The payload is the Declarative
+ *   Web Push shape Clarion sends by default ({web_push: 8030, notification: {title, body,
+ *   navigate, icon, badge, image, tag, renotify, requireInteraction, silent, actions,
+ *   data}, app_badge}) or the flat one ({title, body, url, ..., notification_id,
+ *   app_badge}); plain text falls back to a text notification, and an empty push still
+ *   shows a generic one (browsers penalise a push that shows nothing). `app_badge` sets
+ *   the installed app's badge where the Badging API exists (0 clears it).
+ * - notificationclick: closes the notification, reports the click to Clarion (only the
+ *   notification's id: no personal data), then focuses a window already at the target
+ *   URL (an action's own URL when an action button was clicked) or opens one.
  * - pushsubscriptionchange: subscribes again with the server's current VAPID key, stores
  *   the new subscription and deletes the old one. It uses only what a worker has: no
  *   window, no localStorage.
@@ -67,11 +70,13 @@ function notificationFromPush(data, origin) {
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return { title: GENERIC_TITLE, options: { body: raw, data: { url: origin + '/' } } };
   }
-  // Declarative Web Push nests the notification; Clarion's flat payload does not.
+  // Declarative Web Push nests the notification; the flat payload does not.
   const declarative = parsed.web_push === 8030 && parsed.notification && typeof parsed.notification === 'object';
   const n = declarative ? parsed.notification : parsed;
   const url = safeUrl(declarative ? n.navigate : n.url, origin) || origin + '/';
+  const id = declarative ? n.data && n.data.notification_id : parsed.notification_id;
   const options = { body: text(n.body) || '', data: { url } };
+  if (Number.isSafeInteger(id) && id > 0) options.data.id = id;
   for (const key of ['icon', 'badge', 'image']) {
     const link = safeUrl(n[key], origin);
     if (link) options[key] = link;
@@ -81,14 +86,35 @@ function notificationFromPush(data, origin) {
   if (typeof n.requireInteraction === 'boolean') options.requireInteraction = n.requireInteraction;
   if (typeof n.silent === 'boolean') options.silent = n.silent;
   if (Array.isArray(n.actions)) {
-    options.actions = n.actions
-      .filter((a) => a && text(a.title || a.label))
-      .slice(0, 2)
-      .map((a, i) => ({ action: text(a.action) || 'action-' + i, title: a.title || a.label }));
-    options.data.actions = n.actions.slice(0, 2).map((a) => safeUrl(a && (a.navigate || a.url), origin));
+    const actions = n.actions.filter((a) => a && text(a.title || a.label)).slice(0, 2);
+    options.actions = actions.map((a, i) => ({ action: text(a.action) || 'action-' + i, title: a.title || a.label }));
+    options.data.actions = {};
+    actions.forEach((a, i) => {
+      const link = safeUrl(a.navigate || a.url, origin);
+      if (link) options.data.actions[options.actions[i].action] = link;
+    });
   }
   const title = text(n.title) || GENERIC_TITLE;
-  return { title, options, appBadge: declarative ? parsed.app_badge : undefined };
+  return { title, options, appBadge: parsed.app_badge };
+}
+
+/** Sets (or, with 0, clears) the app badge where the Badging API exists. */
+function applyBadge(count) {
+  if (!Number.isSafeInteger(count) || count < 0) return undefined;
+  const nav = self.navigator;
+  if (!nav) return undefined;
+  if (count === 0 && typeof nav.clearAppBadge === 'function') return nav.clearAppBadge().catch(() => undefined);
+  if (typeof nav.setAppBadge === 'function') return nav.setAppBadge(count).catch(() => undefined);
+  return undefined;
+}
+
+/** Tells Clarion a notification was clicked; a failure never blocks the navigation. */
+function reportClick(id) {
+  if (!Number.isSafeInteger(id) || id <= 0) return Promise.resolve();
+  return fetch('/api/v1/notifications/' + id + '/clicks', { method: 'POST', credentials: 'omit', keepalive: true }).then(
+    () => undefined,
+    () => undefined,
+  );
 }
 
 self.addEventListener('install', () => {
@@ -102,23 +128,20 @@ self.addEventListener('activate', (event) => {
 self.addEventListener('push', (event) => {
   const origin = self.location.origin;
   const { title, options, appBadge } = notificationFromPush(event.data, origin);
-  const work = [self.registration.showNotification(title, options)];
-  if (typeof appBadge === 'number' && self.navigator && typeof self.navigator.setAppBadge === 'function') {
-    work.push(self.navigator.setAppBadge(appBadge).catch(() => undefined));
-  }
-  event.waitUntil(Promise.all(work));
+  event.waitUntil(Promise.all([self.registration.showNotification(title, options), applyBadge(appBadge)]));
 });
 
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
   const data = event.notification.data || {};
   let target = data.url || self.location.origin + '/';
-  if (event.action && Array.isArray(data.actions)) {
-    const index = Number(String(event.action).replace('action-', ''));
-    if (data.actions[index]) target = data.actions[index];
+  if (event.action && data.actions && typeof data.actions[event.action] === 'string') {
+    target = data.actions[event.action];
   }
+  const reported = reportClick(data.id);
   event.waitUntil(
     (async () => {
+      await reported;
       const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
       for (const client of windows) {
         if (client.url === target && typeof client.focus === 'function') {

@@ -9,7 +9,7 @@ import vm from 'node:vm';
 const source = readFileSync(new URL('./sw.js', import.meta.url), 'utf8');
 const ORIGIN = 'https://app.example';
 
-function loadWorker({ windows = [], fetchImpl } = {}) {
+function loadWorker({ windows = [], fetchImpl, navigator } = {}) {
   const listeners = {};
   const shown = [];
   const opened = [];
@@ -17,6 +17,7 @@ function loadWorker({ windows = [], fetchImpl } = {}) {
   const subscribeCalls = [];
   const self = {
     location: { origin: ORIGIN },
+    navigator,
     addEventListener: (type, fn) => { listeners[type] = fn; },
     skipWaiting: () => {},
     registration: {
@@ -41,7 +42,7 @@ function loadWorker({ windows = [], fetchImpl } = {}) {
     }
     return { ok: true, status: 201, json: async () => ({}) };
   });
-  const context = vm.createContext({ self, fetch, atob, URL, Promise, Number, String, Array, JSON, Uint8Array, Error });
+  const context = vm.createContext({ self, fetch, atob, URL, Promise, Number, String, Array, JSON, Uint8Array, Error, Object });
   vm.runInContext(source, context);
   async function dispatch(type, event) {
     const pending = [];
@@ -78,13 +79,64 @@ test('an empty push still shows a generic notification', async () => {
   assert.equal(sw.shown[0].options.body, 'You have a new notification.');
 });
 
-test('the Declarative Web Push shape is read too', async () => {
-  const sw = loadWorker();
-  const payload = { web_push: 8030, notification: { title: 'Declared', body: 'B', navigate: 'https://app.example/d', actions: [{ action: 'x', title: 'Open' }] } };
+test('the Declarative Web Push shape Clarion sends is read in full', async () => {
+  const badges = [];
+  const sw = loadWorker({ navigator: { setAppBadge: async (n) => { badges.push(n); } } });
+  const payload = {
+    web_push: 8030,
+    notification: {
+      title: 'Declared', body: 'B', navigate: '/d', icon: '/i.png', badge: '/b.png', image: '/hero.jpg', tag: 'news',
+      renotify: true, requireInteraction: true, silent: false,
+      actions: [{ action: 'action-0', title: 'Read', navigate: '/read' }, { action: 'action-1', title: 'Later', navigate: '/later' }],
+      data: { notification_id: 42 },
+    },
+    app_badge: 3,
+  };
   await sw.dispatch('push', { data: pushData(JSON.stringify(payload)) });
-  assert.equal(sw.shown[0].title, 'Declared');
-  assert.equal(sw.shown[0].options.data.url, 'https://app.example/d');
-  assert.equal(sw.shown[0].options.actions[0].title, 'Open');
+  const { title, options } = sw.shown[0];
+  assert.equal(title, 'Declared');
+  assert.equal(options.data.url, ORIGIN + '/d');
+  assert.equal(options.data.id, 42);
+  assert.equal(options.image, ORIGIN + '/hero.jpg');
+  assert.equal(options.badge, ORIGIN + '/b.png');
+  assert.equal(options.renotify, true);
+  assert.equal(options.requireInteraction, true);
+  assert.equal(options.silent, false);
+  assert.deepEqual(options.actions.map((a) => [a.action, a.title]), [['action-0', 'Read'], ['action-1', 'Later']]);
+  assert.deepEqual({ ...options.data.actions }, { 'action-0': ORIGIN + '/read', 'action-1': ORIGIN + '/later' });
+  assert.deepEqual(badges, [3]);
+});
+
+test('the flat shape carries the id and the badge too; 0 clears the badge', async () => {
+  let cleared = 0;
+  const sw = loadWorker({ navigator: { setAppBadge: async () => assert.fail('must clear'), clearAppBadge: async () => { cleared++; } } });
+  await sw.dispatch('push', { data: pushData(JSON.stringify({ title: 'F', body: '', url: '/f', notification_id: 7, app_badge: 0 })) });
+  assert.equal(sw.shown[0].options.data.id, 7);
+  assert.equal(cleared, 1);
+});
+
+test('a click reports the notification id, with no credentials, and opens the URL', async () => {
+  const sw = loadWorker();
+  await sw.dispatch('notificationclick', { notification: { data: { url: ORIGIN + '/news', id: 42 }, close: () => {} } });
+  assert.equal(sw.fetches.length, 1);
+  assert.equal(sw.fetches[0].url, '/api/v1/notifications/42/clicks');
+  assert.equal(sw.fetches[0].init.method, 'POST');
+  assert.equal(sw.fetches[0].init.credentials, 'omit');
+  assert.equal(sw.fetches[0].init.body, undefined);
+  assert.deepEqual(sw.opened, [ORIGIN + '/news']);
+});
+
+test('an action button opens its own URL; a failed report still navigates', async () => {
+  const sw = loadWorker({ fetchImpl: async () => { throw new Error('offline'); } });
+  const data = { url: ORIGIN + '/news', id: 5, actions: { 'action-1': ORIGIN + '/later' } };
+  await sw.dispatch('notificationclick', { action: 'action-1', notification: { data, close: () => {} } });
+  assert.deepEqual(sw.opened, [ORIGIN + '/later']);
+});
+
+test('a notification without an id reports nothing', async () => {
+  const sw = loadWorker();
+  await sw.dispatch('notificationclick', { notification: { data: { url: ORIGIN + '/' }, close: () => {} } });
+  assert.equal(sw.fetches.length, 0);
 });
 
 test('unsafe links are dropped', async () => {

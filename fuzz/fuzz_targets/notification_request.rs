@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = serde_json::from_slice::<NotificationRequest>(data) {
         if let Ok(notification) = Notification::try_from(request) {
-            assert!(notification.payload.len() <= MAX_PAYLOAD_BYTES);
+            assert!(notification.payload(Some(i64::MAX)).len() <= MAX_PAYLOAD_BYTES);
         }
     }
 });

@@ -5,11 +5,13 @@
 //! `#[cfg(feature = "ssr")]` inside each module.
 
 pub mod base64url;
+pub mod ledger;
 pub mod notification;
 pub mod subscription;
 
 #[cfg(all(test, feature = "ssr"))]
 mod properties;
 
-pub use notification::{NotificationPayload, NotificationRequest, TestPushResult, Urgency};
+pub use ledger::{BroadcastDetail, BroadcastQueued, BroadcastStatus, SubscriptionPage, SubscriptionSummary};
+pub use notification::{NotificationAction, NotificationPayload, NotificationRequest, PayloadFormat, TestPushResult, Urgency};
 pub use subscription::{SubscriptionJson, SubscriptionKeysJson};

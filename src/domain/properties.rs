@@ -81,7 +81,7 @@ proptest! {
     fn accepted_notifications_fit_one_push(title in "\\PC{1,250}", body in "\\PC{0,2100}") {
         let request = NotificationRequest { title, body, ..Default::default() };
         if let Ok(n) = Notification::try_from(request) {
-            prop_assert!(n.payload.len() <= super::notification::MAX_PAYLOAD_BYTES);
+            prop_assert!(n.payload(Some(i64::MAX)).len() <= super::notification::MAX_PAYLOAD_BYTES);
         }
     }
 }

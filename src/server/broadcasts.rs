@@ -17,9 +17,8 @@ use super::state::Clarion;
 use super::store::{BroadcastJob, BroadcastRecord, Progress, StoredSubscription};
 use crate::domain::notification::{Notification, NotificationRequest};
 use crate::domain::subscription::{AuthSecret, P256dhKey};
-use crate::domain::{base64url, TestPushResult, Urgency};
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::domain::{base64url, BroadcastDetail, BroadcastQueued, BroadcastStatus, TestPushResult, Urgency};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -40,34 +39,6 @@ pub fn max_repeats(send_concurrency: usize) -> i64 {
     page_size(send_concurrency) * PAGES_IN_FLIGHT as i64
 }
 
-/// The answer to queuing a broadcast.
-#[derive(Debug, Serialize)]
-pub struct BroadcastQueued {
-    pub id: i64,
-    /// Set when the payload is large enough that some relays may drop it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
-}
-
-/// Progress and outcome of a broadcast.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct BroadcastStatus {
-    pub id: i64,
-    pub status: String,
-    pub total: i64,
-    pub delivered: i64,
-    pub failed: i64,
-    pub removed: i64,
-    /// Sends that were retries.
-    pub retried: i64,
-    pub failures: BTreeMap<String, i64>,
-    /// Push-service origins this broadcast stopped sending to, with the likely cause.
-    pub stopped_origins: BTreeMap<String, String>,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-}
-
 impl From<BroadcastRecord> for BroadcastStatus {
     fn from(r: BroadcastRecord) -> Self {
         let failures = r.failures_by_reason();
@@ -80,12 +51,21 @@ impl From<BroadcastRecord> for BroadcastStatus {
             failed: r.failed,
             removed: r.removed,
             retried: r.retried,
+            clicks: r.clicks,
             failures,
             stopped_origins,
+            targeted: r.targeted,
             created_at: r.created_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
         }
+    }
+}
+
+impl From<BroadcastRecord> for BroadcastDetail {
+    fn from(mut r: BroadcastRecord) -> Self {
+        let (payload, ttl, urgency, topic) = (std::mem::take(&mut r.payload), r.ttl, r.urgency.take(), r.topic.take());
+        Self { status: r.into(), payload, ttl, urgency, topic }
     }
 }
 
@@ -96,17 +76,17 @@ pub async fn queue_broadcast(
     request: NotificationRequest,
     lease_owner: Option<&str>,
 ) -> Result<BroadcastQueued, CoreError> {
-    let notification = Notification::try_from(request)?;
+    let notification = Notification::build(request, core.payload_format)?;
     if let Some(endpoint) = &notification.endpoint {
         if core.store.find_subscription(endpoint).await?.is_none() {
             return Err(CoreError::NotFound("no subscription with that endpoint".into()));
         }
     }
     let warning = notification.payload_is_large().then(|| {
-        format!("the payload is {} bytes; some mobile push relays drop messages over about 3000 bytes", notification.payload.len())
+        format!("the payload is {} bytes; some mobile push relays drop messages over about 3000 bytes", notification.max_payload_len())
     });
     let id = core.store.create_broadcast(&notification, lease_owner).await?;
-    tracing::info!(id, bytes = notification.payload.len(), targeted = notification.endpoint.is_some(), "broadcast queued");
+    tracing::info!(id, bytes = notification.max_payload_len(), targeted = notification.endpoint.is_some(), "broadcast queued");
     core.broadcast_queued.notify_one();
     Ok(BroadcastQueued { id, warning })
 }
@@ -115,12 +95,35 @@ pub async fn broadcast_status(core: &Clarion, id: i64) -> Result<BroadcastStatus
     core.store.broadcast(id).await?.map(BroadcastStatus::from).ok_or_else(|| CoreError::NotFound(format!("no notification with id {id}")))
 }
 
+/// A broadcast with its payload, for the console's history.
+pub async fn broadcast_detail(core: &Clarion, id: i64) -> Result<BroadcastDetail, CoreError> {
+    core.store.broadcast(id).await?.map(BroadcastDetail::from).ok_or_else(|| CoreError::NotFound(format!("no notification with id {id}")))
+}
+
+/// Counts a click that a service worker reported. Carries no personal data: only the id.
+pub async fn record_click(core: &Clarion, id: i64) -> Result<(), CoreError> {
+    if core.store.record_click(id).await? {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound(format!("no notification with id {id}")))
+    }
+}
+
 pub async fn list_broadcasts(core: &Clarion, limit: i64, before: Option<i64>) -> Result<Vec<BroadcastStatus>, CoreError> {
+    Ok(history(core, limit, before).await?.into_iter().map(BroadcastStatus::from).collect())
+}
+
+/// The history with each broadcast's payload, for the console.
+pub async fn list_broadcast_details(core: &Clarion, limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, CoreError> {
+    Ok(history(core, limit, before).await?.into_iter().map(BroadcastDetail::from).collect())
+}
+
+/// Newest first, `limit` (1 to 500) at a time before the id `before`.
+async fn history(core: &Clarion, limit: i64, before: Option<i64>) -> Result<Vec<BroadcastRecord>, CoreError> {
     if !(1..=500).contains(&limit) {
         return Err(CoreError::Invalid { field: "limit", reason: "must be between 1 and 500".into() });
     }
-    let rows = core.store.list_broadcasts(limit, before.unwrap_or(i64::MAX)).await?;
-    Ok(rows.into_iter().map(BroadcastStatus::from).collect())
+    Ok(core.store.list_broadcasts(limit, before.unwrap_or(i64::MAX)).await?)
 }
 
 /// Pushes a fixed test notification to the caller's own subscription. The caller proves
@@ -134,13 +137,15 @@ pub async fn send_test(core: &Clarion, endpoint: &str, auth: &str) -> Result<Tes
     if !bool::from(stored.auth.as_slice().ct_eq(presented.as_bytes())) {
         return Err(CoreError::Forbidden("the auth secret does not match this subscription".into()));
     }
-    let payload = serde_json::json!({
-        "title": "Clarion test notification",
-        "body": "Push works: this came from your Clarion server.",
-        "url": "/",
-        "tag": "clarion-test",
-    });
-    let message = PushMessage { payload: payload.to_string().into_bytes(), ttl: 60, urgency: Some(Urgency::High), topic: None };
+    let test = NotificationRequest {
+        title: "Clarion test notification".into(),
+        body: "Push works: this came from your Clarion server.".into(),
+        url: Some("/".into()),
+        tag: Some("clarion-test".into()),
+        ..Default::default()
+    };
+    let payload = Notification::build(test, core.payload_format)?.payload(None);
+    let message = PushMessage { payload: payload.into_bytes(), ttl: 60, urgency: Some(Urgency::High), topic: None };
     let target = push_target(&stored).map_err(anyhow::Error::msg)?;
     let outcome = core.sender.send(&target, &message).await;
     Ok(match outcome {

@@ -1,10 +1,11 @@
 //! The commands besides `serve`: `keys generate` and `send`.
 
-use super::broadcasts::{self, BroadcastStatus};
+use super::broadcasts;
 use super::config::{ImportArgs, SendArgs};
 use super::startup::build_core;
 use super::vapid::VapidKeyMaterial;
 use crate::domain::base64url;
+use crate::domain::BroadcastStatus;
 use crate::domain::NotificationRequest;
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -72,6 +72,11 @@ pub struct SiteArgs {
     /// A PEM file of extra CA certificates to trust for push services (self-hosted or test ones).
     #[arg(long, env = "CLARION_EXTRA_CA_FILE")]
     pub extra_ca_file: Option<PathBuf>,
+    /// The payload's JSON shape: `declarative` (Declarative Web Push, read by Safari 18.4+
+    /// without a service worker and by Clarion's sw.js) or `flat` (the 0.1 shape, for a
+    /// site's own service worker that reads it).
+    #[arg(long, env = "CLARION_PAYLOAD_FORMAT", default_value = "declarative")]
+    pub payload_format: crate::domain::PayloadFormat,
 }
 
 /// `clarion serve`.

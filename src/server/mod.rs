@@ -4,6 +4,7 @@
 //! The core operations live in [`subscriptions`] and [`broadcasts`]; the REST handlers,
 //! the Leptos server functions and the CLI are thin callers of them.
 
+pub mod admin;
 pub mod broadcasts;
 pub mod cli;
 pub mod config;

@@ -43,6 +43,7 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
         policy,
         broadcast_queued: Arc::default(),
         send_concurrency: site.send_concurrency,
+        payload_format: site.payload_format,
         retry: RetryPolicy {
             max_attempts: site.max_attempts.max(1),
             base_delay: Duration::from_millis(site.retry_base_ms),

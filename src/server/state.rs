@@ -20,6 +20,8 @@ pub struct Clarion {
     pub broadcast_queued: Arc<Notify>,
     /// Pushes in flight at once during a broadcast.
     pub send_concurrency: usize,
+    /// The JSON shape of every payload this server sends.
+    pub payload_format: crate::domain::PayloadFormat,
     /// How failed pushes are retried.
     pub retry: super::delivery::RetryPolicy,
 }

@@ -5,6 +5,7 @@
 
 use crate::domain::notification::Notification;
 use crate::domain::subscription::NewSubscription;
+use crate::domain::SubscriptionSummary;
 use anyhow::Context;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -35,19 +36,6 @@ impl std::fmt::Debug for StoredSubscription {
     }
 }
 
-/// What the admin listing shows of a subscription: no key material.
-#[derive(Clone, Debug, Serialize, FromRow)]
-pub struct SubscriptionSummary {
-    pub id: i64,
-    pub endpoint: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub last_success_at: Option<String>,
-    pub failure_count: i64,
-    pub user_agent: Option<String>,
-    pub vapid_key_fingerprint: String,
-}
-
 /// Status of a broadcast.
 #[derive(Clone, Debug, Serialize, FromRow)]
 pub struct BroadcastRecord {
@@ -58,6 +46,9 @@ pub struct BroadcastRecord {
     pub failed: i64,
     pub removed: i64,
     pub retried: i64,
+    pub clicks: i64,
+    /// True when it went to one subscription.
+    pub targeted: bool,
     /// JSON object of failure reason → count.
     #[serde(skip)]
     pub failures: String,
@@ -67,6 +58,11 @@ pub struct BroadcastRecord {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    #[serde(skip)]
+    pub payload: String,
+    pub ttl: i64,
+    pub urgency: Option<String>,
+    pub topic: Option<String>,
 }
 
 impl BroadcastRecord {
@@ -292,14 +288,16 @@ impl Store {
 
     // ---- broadcasts -------------------------------------------------------------------
 
-    /// Records a broadcast; it is durable before this returns.
+    /// Records a broadcast; it is durable before this returns. The payload carries the
+    /// broadcast's own id (for click reports), so it is written once the id is known, in
+    /// the same transaction.
     pub async fn create_broadcast(&self, n: &Notification, lease_owner: Option<&str>) -> anyhow::Result<i64> {
         let lease_until = lease_owner.map(|_| unix_now() + LEASE_SECONDS);
-        Ok(sqlx::query_scalar(
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO broadcasts (payload, ttl, urgency, topic, target_endpoint, created_at, lease_owner, lease_until)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ('', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
-        .bind(&n.payload)
         .bind(n.ttl as i64)
         .bind(n.urgency.map(|u| u.as_str()))
         .bind(&n.topic)
@@ -307,13 +305,16 @@ impl Store {
         .bind(now_rfc3339())
         .bind(lease_owner)
         .bind(lease_until)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE broadcasts SET payload = ? WHERE id = ?").bind(n.payload(Some(id))).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     pub async fn broadcast(&self, id: i64) -> anyhow::Result<Option<BroadcastRecord>> {
         Ok(sqlx::query_as(
-            "SELECT id, status, total, delivered, failed, removed, retried, failures, stopped_origins, created_at, started_at, finished_at FROM broadcasts WHERE id = ?",
+            "SELECT id, status, total, delivered, failed, removed, retried, clicks, target_endpoint IS NOT NULL AS targeted, failures, stopped_origins, created_at, started_at, finished_at, payload, ttl, urgency, topic FROM broadcasts WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -323,7 +324,7 @@ impl Store {
     /// Newest first.
     pub async fn list_broadcasts(&self, limit: i64, before: i64) -> anyhow::Result<Vec<BroadcastRecord>> {
         Ok(sqlx::query_as(
-            "SELECT id, status, total, delivered, failed, removed, retried, failures, stopped_origins, created_at, started_at, finished_at
+            "SELECT id, status, total, delivered, failed, removed, retried, clicks, target_endpoint IS NOT NULL AS targeted, failures, stopped_origins, created_at, started_at, finished_at, payload, ttl, urgency, topic
              FROM broadcasts WHERE id < ? ORDER BY id DESC LIMIT ?",
         )
         .bind(before)
@@ -501,6 +502,41 @@ impl Store {
             .bind(owner)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Counts one click on a broadcast's notification; false when there is no such broadcast.
+    pub async fn record_click(&self, id: i64) -> anyhow::Result<bool> {
+        let done = sqlx::query("UPDATE broadcasts SET clicks = clicks + 1 WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- admin sessions ---------------------------------------------------------------
+
+    /// Stores a new session and sweeps expired ones.
+    pub async fn create_session(&self, token_hash: &str, expires_at: i64) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= ?").bind(unix_now()).execute(&self.pool).await?;
+        sqlx::query("INSERT INTO admin_sessions (token_hash, created_at, expires_at) VALUES (?, ?, ?)")
+            .bind(token_hash)
+            .bind(now_rfc3339())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// True when the session exists and has not expired.
+    pub async fn session_is_live(&self, token_hash: &str) -> anyhow::Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM admin_sessions WHERE token_hash = ? AND expires_at > ?")
+            .bind(token_hash)
+            .bind(unix_now())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ?").bind(token_hash).execute(&self.pool).await?;
         Ok(())
     }
 

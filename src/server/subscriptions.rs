@@ -2,9 +2,9 @@
 
 use super::error::CoreError;
 use super::state::Clarion;
-use super::store::SubscriptionSummary;
 use crate::domain::subscription::NewSubscription;
 use crate::domain::SubscriptionJson;
+use crate::domain::SubscriptionPage;
 use serde::Serialize;
 
 /// Whether a subscribe call stored a new subscription or refreshed a known one.
@@ -100,15 +100,6 @@ pub async fn import(core: &Clarion, lines: impl std::io::BufRead) -> Result<Impo
     report.stored += batch.len() as u64;
     tracing::info!(stored = report.stored, rejected = report.rejected.len(), "import done");
     Ok(report)
-}
-
-/// One page of the subscription list.
-#[derive(Debug, Serialize)]
-pub struct SubscriptionPage {
-    pub total: i64,
-    pub subscriptions: Vec<SubscriptionSummary>,
-    /// Pass as `after` for the next page; null on the last page.
-    pub next: Option<String>,
 }
 
 pub const MAX_PAGE: i64 = 500;

@@ -89,6 +89,7 @@ pub async fn start_app_with(
             max_attempts: 3,
             retry_base_ms: 50,
             extra_ca_file: None,
+            payload_format: Default::default(),
         },
     };
     tweak(&mut args);

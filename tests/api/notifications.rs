@@ -33,7 +33,13 @@ async fn a_broadcast_decrypts_at_the_push_service_with_a_valid_jwt() {
         assert_eq!(messages.len(), 1);
         let message = &messages[0];
         let payload: Value = serde_json::from_str(message["payload"].as_str().expect("decrypted")).unwrap();
-        assert_eq!(payload, json!({ "title": "Hello", "body": "From the test", "url": "/news" }), "null fields are left out");
+        assert_eq!(
+            payload,
+            json!({ "web_push": 8030, "notification": {
+                "title": "Hello", "body": "From the test", "navigate": "/news", "data": { "notification_id": status["id"] }
+            } }),
+            "Declarative Web Push, null fields left out, the id for click reports"
+        );
         assert_eq!(message["ttl"], 86_400);
         assert_eq!(message["urgency"], "high");
         assert_eq!(message["topic"], "news1");
@@ -149,7 +155,8 @@ async fn the_page_test_push_needs_the_auth_secret_and_reaches_only_that_browser(
     let messages = push.messages(endpoint).await;
     assert_eq!(messages.len(), 1);
     let payload: Value = serde_json::from_str(messages[0]["payload"].as_str().unwrap()).unwrap();
-    assert_eq!(payload["title"], "Clarion test notification");
+    assert_eq!(payload["notification"]["title"], "Clarion test notification");
+    assert!(payload["notification"].get("data").is_none(), "a test push is no broadcast: no id to report clicks on");
     assert!(push.messages(subscriptions[1]["endpoint"].as_str().unwrap()).await.is_empty());
 
     push.expire(endpoint).await;

@@ -142,7 +142,11 @@ async fn send_broadcasts_from_the_command_line() {
     assert_eq!(summary["status"], "done");
     let message = &push.messages(&endpoints[0]).await[0];
     let payload: Value = serde_json::from_str(message["payload"].as_str().unwrap()).unwrap();
-    assert_eq!(payload, json!({ "title": "From the CLI", "body": "Hello", "url": "/cli" }));
+    assert_eq!(payload["web_push"], 8030);
+    assert_eq!(payload["notification"]["title"], "From the CLI");
+    assert_eq!(payload["notification"]["body"], "Hello");
+    assert_eq!(payload["notification"]["navigate"], "/cli");
+    assert_eq!(payload["notification"]["data"]["notification_id"], summary["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,16 +5,14 @@ pub mod error;
 pub mod notifications;
 pub mod subscriptions;
 
-use super::security::{AllowedOrigins, ClientIp};
+use super::security::AllowedOrigins;
 use super::state::AppState;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::Method;
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use error::ApiError;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The service worker, compiled into the binary so it is served whatever the site root.
@@ -59,23 +57,5 @@ async fn service_worker() -> impl IntoResponse {
     )
 }
 
-/// Proof that the request carries the admin token (`Authorization: Bearer <token>`).
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let presented =
-            parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-        match presented {
-            Some(token) if state.admin.verify(token) => Ok(Admin),
-            _ => {
-                // Guessing is rate-limited per client address.
-                let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await.expect("infallible");
-                state.limits.bad_token(ip)?;
-                Err(ApiError::Unauthorized)
-            }
-        }
-    }
-}
+/// Admin rights: the bearer token or a console session.
+pub use super::admin::AdminAccess as Admin;

@@ -2,8 +2,9 @@
 
 use super::error::{ApiError, AppJson};
 use super::Admin;
+use crate::domain::BroadcastStatus;
 use crate::domain::NotificationRequest;
-use crate::server::broadcasts::{self, BroadcastStatus};
+use crate::server::broadcasts;
 use crate::server::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/notifications", post(create).get(history))
         .route("/notifications/{id}", get(status))
         .route("/notifications/{id}/events", get(events))
+        .route("/notifications/{id}/clicks", post(click))
 }
 
 fn parse_id(id: &str) -> Result<i64, ApiError> {
@@ -34,6 +36,14 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let queued = broadcasts::queue_broadcast(&state.core, request, None).await?;
     Ok((StatusCode::ACCEPTED, Json(queued)))
+}
+
+/// `204`: a service worker reports a click on this broadcast's notification. Public (the
+/// worker has no credentials) and carries no personal data; writes are rate-limited per
+/// address and refused cross-site like every other write.
+async fn click(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    broadcasts::record_click(&state.core, parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn status(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {

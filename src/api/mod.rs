@@ -7,20 +7,20 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 #[cfg(feature = "ssr")]
-fn state() -> Result<crate::server::state::AppState, ServerFnError> {
+pub(crate) fn state() -> Result<crate::server::state::AppState, ServerFnError> {
     use_context::<crate::server::state::AppState>().ok_or_else(|| ServerFnError::new("server state is missing"))
 }
 
 /// The caller's address, found by the same extractor the REST API uses.
 #[cfg(feature = "ssr")]
-async fn client_ip(state: &crate::server::state::AppState) -> Result<std::net::IpAddr, ServerFnError> {
+pub(crate) async fn client_ip(state: &crate::server::state::AppState) -> Result<std::net::IpAddr, ServerFnError> {
     let crate::server::security::ClientIp(ip) = leptos_axum::extract_with_state(state).await?;
     Ok(ip)
 }
 
 /// Answers with the same status (and `Retry-After`) as the REST API would.
 #[cfg(feature = "ssr")]
-fn to_server_error(e: impl Into<crate::server::rest::error::ApiError>) -> ServerFnError {
+pub(crate) fn to_server_error(e: impl Into<crate::server::rest::error::ApiError>) -> ServerFnError {
     use crate::server::error::CoreError;
     use crate::server::rest::error::ApiError;
     let e: ApiError = e.into();
@@ -77,3 +77,5 @@ pub async fn send_test_notification(endpoint: String, auth: String) -> Result<Te
     state.limits.test_push(ip, &endpoint).map_err(to_server_error)?;
     crate::server::broadcasts::send_test(&state.core, &endpoint, &auth).await.map_err(to_server_error)
 }
+
+pub mod admin;

@@ -1,0 +1,106 @@
+//! Server functions of the admin console (`/admin`). Sign-in exchanges the admin token for
+//! a session cookie (see `server::admin`); every other function here refuses a request
+//! without a live session, with 401. Each is a thin wrapper over the same core operation
+//! the REST API and the CLI call.
+
+use crate::domain::{BroadcastDetail, BroadcastQueued, NotificationRequest, PayloadFormat, SubscriptionPage};
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use super::{client_ip, state, to_server_error};
+
+/// What the console needs to know about this server once signed in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConsoleSettings {
+    /// The payload shape this server sends, so the size meter measures the real thing.
+    pub payload_format: PayloadFormat,
+    pub subscriptions: i64,
+}
+
+/// Refuses the request unless it carries a live console session.
+#[cfg(feature = "ssr")]
+async fn require_session(state: &crate::server::state::AppState) -> Result<(), ServerFnError> {
+    use crate::server::rest::error::ApiError;
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    match crate::server::admin::has_session(state, &headers).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(to_server_error(ApiError::Unauthorized)),
+        Err(e) => Err(to_server_error(e)),
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn set_cookie(value: axum::http::HeaderValue) {
+    if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
+        options.append_header(axum::http::header::SET_COOKIE, value);
+    }
+}
+
+/// Exchanges the admin token for a session cookie.
+#[server(prefix = "/api/fn", endpoint = "admin_sign_in", input = Json)]
+pub async fn admin_sign_in(token: String) -> Result<(), ServerFnError> {
+    let state = state()?;
+    let ip = client_ip(&state).await?;
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    let cookie = crate::server::admin::sign_in(&state, ip, &headers, &token).await.map_err(to_server_error)?;
+    set_cookie(cookie);
+    Ok(())
+}
+
+/// Ends the session and clears the cookie.
+#[server(prefix = "/api/fn", endpoint = "admin_sign_out", input = Json)]
+pub async fn admin_sign_out() -> Result<(), ServerFnError> {
+    let state = state()?;
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    let cookie = crate::server::admin::sign_out(&state, &headers).await.map_err(to_server_error)?;
+    set_cookie(cookie);
+    Ok(())
+}
+
+/// The console's settings when signed in; `None` when not (not an error: the console then
+/// shows the sign-in form).
+#[server(prefix = "/api/fn", endpoint = "admin_session", input = Json)]
+pub async fn admin_session() -> Result<Option<ConsoleSettings>, ServerFnError> {
+    let state = state()?;
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    if !crate::server::admin::has_session(&state, &headers).await.map_err(to_server_error)? {
+        return Ok(None);
+    }
+    let subscriptions =
+        state.core.store.count_subscriptions().await.map_err(|e| to_server_error(crate::server::error::CoreError::Internal(e)))?;
+    Ok(Some(ConsoleSettings { payload_format: state.core.payload_format, subscriptions }))
+}
+
+/// Queues a notification for everyone, or for the one subscription its `endpoint` names.
+#[server(prefix = "/api/fn", endpoint = "admin_send", input = Json)]
+pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued, ServerFnError> {
+    let state = state()?;
+    require_session(&state).await?;
+    crate::server::broadcasts::queue_broadcast(&state.core, request, None).await.map_err(to_server_error)
+}
+
+/// Past broadcasts with their payloads, newest first, `limit` at a time before `before`.
+#[server(prefix = "/api/fn", endpoint = "admin_history", input = Json)]
+pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, ServerFnError> {
+    let state = state()?;
+    require_session(&state).await?;
+    crate::server::broadcasts::list_broadcast_details(&state.core, limit, before).await.map_err(to_server_error)
+}
+
+/// One page of subscribers, in the order they subscribed.
+#[server(prefix = "/api/fn", endpoint = "admin_subscribers", input = Json)]
+pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<SubscriptionPage, ServerFnError> {
+    let state = state()?;
+    require_session(&state).await?;
+    crate::server::subscriptions::list(&state.core, Some(limit), after.as_deref()).await.map_err(to_server_error)
+}
+
+/// Deletes one subscriber.
+#[server(prefix = "/api/fn", endpoint = "admin_delete_subscriber", input = Json)]
+pub async fn admin_delete_subscriber(endpoint: String) -> Result<(), ServerFnError> {
+    let state = state()?;
+    require_session(&state).await?;
+    crate::server::subscriptions::unsubscribe(&state.core, &endpoint).await.map_err(to_server_error)
+}

@@ -1,0 +1,117 @@
+//! What the admin sees of the ledger: a broadcast's progress and outcome, and the stored
+//! subscriptions without their keys. Shared by the REST API, the server functions and the
+//! console (which deserializes them in the browser), so all three show the same thing.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The answer to queuing a broadcast.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BroadcastQueued {
+    pub id: i64,
+    /// Set when the payload is large enough that some relays may drop it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// Progress and outcome of a broadcast.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BroadcastStatus {
+    pub id: i64,
+    /// `queued`, `sending` or `done`.
+    pub status: String,
+    /// Subscriptions in scope, fixed when sending starts.
+    pub total: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    /// Subscriptions the push service said are gone (404/410); deleted.
+    pub removed: i64,
+    /// Sends that were retries.
+    pub retried: i64,
+    /// Notification clicks the service workers reported.
+    #[serde(default)]
+    pub clicks: i64,
+    pub failures: BTreeMap<String, i64>,
+    /// Push-service origins this broadcast stopped sending to, with the likely cause.
+    pub stopped_origins: BTreeMap<String, String>,
+    /// True when it went to one subscription rather than everyone.
+    #[serde(default)]
+    pub targeted: bool,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl BroadcastStatus {
+    pub fn is_done(&self) -> bool {
+        self.status == "done"
+    }
+
+    /// Settled pushes so far, of `total`.
+    pub fn settled(&self) -> i64 {
+        self.delivered + self.failed + self.removed
+    }
+}
+
+/// A broadcast with the exact payload it carries: the console's history detail.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BroadcastDetail {
+    #[serde(flatten)]
+    pub status: BroadcastStatus,
+    pub payload: String,
+    pub ttl: i64,
+    pub urgency: Option<String>,
+    pub topic: Option<String>,
+}
+
+/// What the admin listing shows of a subscription: no key material.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "ssr", derive(sqlx::FromRow))]
+pub struct SubscriptionSummary {
+    pub id: i64,
+    pub endpoint: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_success_at: Option<String>,
+    pub failure_count: i64,
+    pub user_agent: Option<String>,
+    pub vapid_key_fingerprint: String,
+}
+
+impl SubscriptionSummary {
+    /// The push service's host, e.g. `fcm.googleapis.com`.
+    pub fn push_host(&self) -> &str {
+        let rest = self.endpoint.split_once("://").map_or(self.endpoint.as_str(), |(_, rest)| rest);
+        rest.split(['/', '?', '#']).next().unwrap_or(rest)
+    }
+}
+
+/// One page of the subscription list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SubscriptionPage {
+    pub total: i64,
+    pub subscriptions: Vec<SubscriptionSummary>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_host_is_the_endpoint_authority() {
+        let summary = |endpoint: &str| SubscriptionSummary {
+            id: 1,
+            endpoint: endpoint.into(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            last_success_at: None,
+            failure_count: 0,
+            user_agent: None,
+            vapid_key_fingerprint: String::new(),
+        };
+        assert_eq!(summary("https://fcm.googleapis.com/fcm/send/abc").push_host(), "fcm.googleapis.com");
+        assert_eq!(summary("http://127.0.0.1:8081/push/x?y").push_host(), "127.0.0.1:8081");
+    }
+}
