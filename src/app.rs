@@ -1,5 +1,6 @@
 //! The HTML shell and the page.
 
+use crate::components::admin::AdminPage;
 use crate::components::push_control::PushControl;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
@@ -37,9 +38,12 @@ pub fn App() -> impl IntoView {
         <Meta name="theme-color" content="#1f3a5f" />
         <Link rel="manifest" href="/manifest.webmanifest" />
         <Link rel="icon" href="/icon.svg" type_="image/svg+xml" />
+        <Link rel="apple-touch-icon" href="/apple-touch-icon.png" />
+        <Meta name="apple-mobile-web-app-capable" content="yes" />
         <Router>
             <Routes fallback=|| view! { <main class="page"><h1>"Page not found"</h1></main> }>
                 <Route path=StaticSegment("") view=HomePage />
+                <Route path=StaticSegment("admin") view=AdminPage />
             </Routes>
         </Router>
     }
@@ -64,7 +68,7 @@ fn HomePage() -> impl IntoView {
                     <li>"The subscription (an endpoint URL and two keys) is stored on this server, and nowhere else."</li>
                     <li>"To notify you, the server encrypts the message for your browser alone, signs a VAPID token, and hands it to the push service, which wakes this site's service worker to show it."</li>
                 </ol>
-                <p>"Other backends send through the REST API (" <code>"POST /api/v1/notifications"</code> ") or the " <code>"clarion send"</code> " command."</p>
+                <p>"Other backends send through the REST API (" <code>"POST /api/v1/notifications"</code> ") or the " <code>"clarion send"</code> " command. Site owners compose and follow notifications in the " <a href="/admin">"console"</a> "."</p>
             </section>
         </main>
     }
@@ -86,7 +90,7 @@ fn set_content_security_policy() {
     // `cargo leptos watch` live-reloads over a WebSocket on another port.
     let connect = if std::env::var("LEPTOS_WATCH").is_ok() { "'self' ws:" } else { "'self'" };
     let policy = format!(
-        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: https:; \
          connect-src {connect}; worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'"
     );

@@ -3,6 +3,7 @@
 //! One crate, two targets. The `ssr` build is the `clarion` server binary (see
 //! [`server`]); the `hydrate` build is the WASM that makes the page interactive (see
 //! `browser`). [`app`], [`components`], [`api`] and [`domain`] compile for both.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod app;

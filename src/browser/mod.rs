@@ -119,3 +119,40 @@ pub fn subscription_json(subscription: &PushSubscription) -> Result<Subscription
 pub async fn unsubscribe(subscription: &PushSubscription) -> Result<bool> {
     Ok(JsFuture::from(subscription.unsubscribe()?).await?.as_bool().unwrap_or(false))
 }
+
+/// True on iPhone, iPad and iPod, including iPadOS, which reports itself as a Mac with a
+/// touch screen.
+pub fn is_ios() -> bool {
+    let Ok(window) = window() else { return false };
+    let navigator = window.navigator();
+    let agent = navigator.user_agent().unwrap_or_default();
+    let ipad_as_mac = agent.contains("Macintosh") && navigator.max_touch_points() > 1;
+    agent.contains("iPhone") || agent.contains("iPad") || agent.contains("iPod") || ipad_as_mac
+}
+
+/// True when the page runs as an installed app (opened from the Home Screen).
+pub fn is_standalone() -> bool {
+    let Ok(window) = window() else { return false };
+    let media = window.match_media("(display-mode: standalone)").ok().flatten().is_some_and(|m| m.matches());
+    let legacy =
+        Reflect::get(window.navigator().as_ref(), &JsValue::from_str("standalone")).ok().and_then(|v| v.as_bool()).unwrap_or(false);
+    media || legacy
+}
+
+/// Asks the user to confirm, with the browser's own dialog.
+pub fn confirm(message: &str) -> bool {
+    window().ok().and_then(|w| w.confirm_with_message(message).ok()).unwrap_or(false)
+}
+
+/// The endpoint of this browser's push subscription, if it has one.
+pub async fn own_endpoint() -> Result<Option<String>> {
+    if !push_supported() {
+        return Ok(None);
+    }
+    let container = window()?.navigator().service_worker();
+    let Some(registration) = JsFuture::from(container.get_registration()).await.ok().filter(|r| !r.is_undefined()) else {
+        return Ok(None);
+    };
+    let registration: ServiceWorkerRegistration = registration.unchecked_into();
+    Ok(current_subscription(&registration).await?.map(|s| s.endpoint()))
+}

@@ -1,3 +1,4 @@
 //! UI components.
 
+pub mod admin;
 pub mod push_control;

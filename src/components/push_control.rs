@@ -15,6 +15,8 @@ pub enum PushState {
     Checking,
     /// No service worker, PushManager or Notification API.
     Unsupported,
+    /// iOS Safari in a tab: push works only once the site is added to the Home Screen.
+    InstallFirst,
     /// The user denied notification permission.
     Blocked,
     /// Supported and allowed (or not yet asked), not subscribed.
@@ -29,6 +31,7 @@ impl PushState {
         match self {
             PushState::Checking => "checking",
             PushState::Unsupported => "unsupported",
+            PushState::InstallFirst => "install",
             PushState::Blocked => "blocked",
             PushState::Ready => "ready",
             PushState::Subscribed => "subscribed",
@@ -39,6 +42,7 @@ impl PushState {
         match self {
             PushState::Checking => "Checking…",
             PushState::Unsupported => "Not supported",
+            PushState::InstallFirst => "Add to Home Screen",
             PushState::Blocked => "Blocked",
             PushState::Ready => "Off",
             PushState::Subscribed => "On",
@@ -49,6 +53,7 @@ impl PushState {
         match self {
             PushState::Checking => "Checking whether this browser can receive push notifications…",
             PushState::Unsupported => "This browser cannot receive web push notifications.",
+            PushState::InstallFirst => "On iPhone and iPad, notifications work once this site is on your Home Screen.",
             PushState::Blocked => "Notifications are blocked for this site.",
             PushState::Ready => "Notifications are off for this browser.",
             PushState::Subscribed => "Notifications are on for this browser.",
@@ -134,6 +139,13 @@ pub fn PushControl() -> impl IntoView {
                 <p class="help" data-testid="blocked-help">
                     "To allow them, open this site's settings (the icon to the left of the address), set Notifications to Allow, then reload the page."
                 </p>
+            </Show>
+            <Show when=move || state.get() == PushState::InstallFirst>
+                <ol class="help install-steps" data-testid="install-help">
+                    <li>"Tap the Share button in Safari's toolbar."</li>
+                    <li>"Choose " <strong>"Add to Home Screen"</strong> ", then Add."</li>
+                    <li>"Open Clarion from your Home Screen and tap Enable notifications there."</li>
+                </ol>
             </Show>
             <Show when=move || state.get() == PushState::Unsupported>
                 <p class="help" data-testid="unsupported-help">
@@ -229,6 +241,11 @@ mod controller {
         /// On load: register the worker, then reconcile the browser's subscription with
         /// the server's key and records.
         pub(super) async fn init(self) {
+            // iOS offers push only to Home Screen apps; a button here could never work.
+            if browser::is_ios() && !browser::is_standalone() {
+                self.settle(PushState::InstallFirst, "");
+                return;
+            }
             if !browser::push_supported() {
                 self.settle(PushState::Unsupported, "");
                 return;

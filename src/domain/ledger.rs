@@ -40,6 +40,9 @@ pub struct BroadcastStatus {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// From start to finish, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
 }
 
 impl BroadcastStatus {
@@ -50,6 +53,23 @@ impl BroadcastStatus {
     /// Settled pushes so far, of `total`.
     pub fn settled(&self) -> i64 {
         self.delivered + self.failed + self.removed
+    }
+}
+
+/// `2026-11-27T01:24:16.123Z` as `2026-11-27 01:24:16 UTC`, for people.
+pub fn readable_time(rfc3339: &str) -> String {
+    match rfc3339.split_once('T') {
+        Some((date, time)) => format!("{date} {} UTC", time.split(['.', 'Z', '+']).next().unwrap_or(time)),
+        None => rfc3339.to_string(),
+    }
+}
+
+/// A duration for people: `850 ms`, `2.4 s`.
+pub fn readable_duration(ms: i64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
     }
 }
 
@@ -98,6 +118,14 @@ pub struct SubscriptionPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_well() {
+        assert_eq!(readable_time("2026-11-27T01:24:16.123Z"), "2026-11-27 01:24:16 UTC");
+        assert_eq!(readable_time("garbage"), "garbage");
+        assert_eq!(readable_duration(850), "850 ms");
+        assert_eq!(readable_duration(2449), "2.4 s");
+    }
 
     #[test]
     fn push_host_is_the_endpoint_authority() {

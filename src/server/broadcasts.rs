@@ -43,6 +43,11 @@ impl From<BroadcastRecord> for BroadcastStatus {
     fn from(r: BroadcastRecord) -> Self {
         let failures = r.failures_by_reason();
         let stopped_origins = r.stopped_origins();
+        let instant = |t: &Option<String>| t.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let duration_ms = match (instant(&r.started_at), instant(&r.finished_at)) {
+            (Some(start), Some(end)) => Some((end - start).num_milliseconds()),
+            _ => None,
+        };
         Self {
             id: r.id,
             status: r.status,
@@ -58,6 +63,7 @@ impl From<BroadcastRecord> for BroadcastStatus {
             created_at: r.created_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            duration_ms,
         }
     }
 }

@@ -42,7 +42,7 @@ test.describe('push control (Chromium, fake PushManager)', () => {
     await push.sendTest();
     const messages = await receivedMessages(endpoint);
     expect(messages).toHaveLength(1);
-    expect(JSON.parse(messages[0].payload!).title).toBe('Clarion test notification');
+    expect(JSON.parse(messages[0].payload!).notification.title).toBe('Clarion test notification');
     expect(messages[0].claims.aud).toBe(pushURL);
   });
 

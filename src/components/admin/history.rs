@@ -1,0 +1,115 @@
+//! The history: past broadcasts, newest first, with status, counts, clicks and timing.
+//! Each opens to its exact payload, delivery options and failures by reason.
+
+use super::{error_text, ConsoleContext};
+use crate::api::admin::admin_history;
+use crate::domain::ledger::{readable_duration, readable_time};
+use crate::domain::BroadcastDetail;
+use leptos::prelude::*;
+
+/// Broadcasts fetched per page.
+const PAGE: i64 = 20;
+
+/// The notification's title, read back from its payload (either shape).
+/// (`serde_json` keeps member order, so the pretty payload below reads as it was sent.)
+fn title_of(payload: &str) -> String {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(payload) else { return String::new() };
+    let title = json.get("notification").and_then(|n| n.get("title")).or_else(|| json.get("title"));
+    title.and_then(|t| t.as_str()).unwrap_or_default().to_string()
+}
+
+fn pretty(payload: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| payload.to_string())
+}
+
+#[component]
+pub fn History() -> impl IntoView {
+    let context = expect_context::<ConsoleContext>();
+    // `before` pages back through older broadcasts; None is the newest page.
+    let before = RwSignal::new(None::<i64>);
+    let page = Resource::new(move || (context.history_changed.get(), before.get()), |(_, before)| admin_history(PAGE, before));
+    view! {
+        <section class="card history" aria-labelledby="history-heading" data-testid="history">
+            <h2 id="history-heading">"History"</h2>
+            <Transition fallback=|| view! { <p class="help">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match page.await {
+                        Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                        Ok(items) if items.is_empty() => view! { <p class="help" data-testid="history-empty">"Nothing sent yet."</p> }.into_any(),
+                        Ok(items) => {
+                            let oldest = items.last().map(|b| b.status.id);
+                            let more = items.len() as i64 == PAGE;
+                            view! {
+                                <ol class="history-list">
+                                    {items.into_iter().map(|b| view! { <HistoryItem broadcast=b /> }).collect_view()}
+                                </ol>
+                                <div class="pager">
+                                    <Show when=move || before.get().is_some()>
+                                        <button type="button" on:click=move |_| before.set(None)>"Newest"</button>
+                                    </Show>
+                                    <Show when=move || more>
+                                        <button type="button" data-testid="history-older" on:click=move |_| before.set(oldest)>"Older"</button>
+                                    </Show>
+                                </div>
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn HistoryItem(broadcast: BroadcastDetail) -> impl IntoView {
+    let s = broadcast.status;
+    let title = title_of(&broadcast.payload);
+    let duration = s.duration_ms.map(readable_duration);
+    let failures = s.failures.clone();
+    let stopped = s.stopped_origins.clone();
+    let scope = if s.targeted { "one subscriber" } else { "everyone" };
+    view! {
+        <li class="history-item" data-testid="history-item" data-id=s.id data-status=s.status.clone()>
+            <details>
+                <summary>
+                    <span class="h-id">{format!("#{}", s.id)}</span>
+                    <span class="h-title" data-testid="history-title">{title}</span>
+                    <span class="state-badge" data-state=s.status.clone()>{s.status.clone()}</span>
+                    <span class="h-counts" data-testid="history-counts">
+                        {format!("{} of {} delivered · {} failed · ", s.delivered, s.total, s.failed)}
+                        <span data-testid="history-clicks">{format!("{} clicks", s.clicks)}</span>
+                    </span>
+                    <span class="h-time">{readable_time(&s.created_at)}</span>
+                </summary>
+                <div class="h-detail">
+                    <dl class="counts">
+                        <div><dt>"Sent to"</dt><dd>{scope}</dd></div>
+                        <div><dt>"Removed (gone)"</dt><dd>{s.removed}</dd></div>
+                        <div><dt>"Retried"</dt><dd>{s.retried}</dd></div>
+                        <div><dt>"Took"</dt><dd>{duration.unwrap_or_else(|| "–".into())}</dd></div>
+                        <div><dt>"TTL"</dt><dd>{format!("{} s", broadcast.ttl)}</dd></div>
+                        <div><dt>"Urgency"</dt><dd>{broadcast.urgency.unwrap_or_else(|| "normal".into())}</dd></div>
+                        <div><dt>"Topic"</dt><dd>{broadcast.topic.unwrap_or_else(|| "–".into())}</dd></div>
+                    </dl>
+                    {(!failures.is_empty()).then(|| view! {
+                        <h4>"Failures by reason"</h4>
+                        <ul class="failures" data-testid="history-failures">
+                            {failures.into_iter().map(|(reason, n)| view! { <li>{format!("{reason}: {n}")}</li> }).collect_view()}
+                        </ul>
+                    })}
+                    {(!stopped.is_empty()).then(|| view! {
+                        <h4>"Push services it stopped sending to"</h4>
+                        <ul class="failures">
+                            {stopped.into_iter().map(|(origin, why)| view! { <li>{format!("{origin}: {why}")}</li> }).collect_view()}
+                        </ul>
+                    })}
+                    <h4>"Payload"</h4>
+                    <pre data-testid="history-payload">{pretty(&broadcast.payload)}</pre>
+                </div>
+            </details>
+        </li>
+    }
+}

@@ -1,0 +1,150 @@
+//! The admin console at `/admin`: sign in with the admin token, then compose and send
+//! notifications, watch them go out, read the history and manage subscribers.
+//!
+//! The server renders whichever view the session cookie allows, so a signed-in admin sees
+//! the console at once. Buttons act only after hydration; server errors are shown in words.
+
+mod composer;
+mod history;
+mod subscribers;
+
+use crate::api::admin::{admin_session, ConsoleSettings};
+use leptos::prelude::*;
+
+pub use composer::Target;
+
+/// What the console's parts share: the send target (the subscriber list can pick one),
+/// and counters that make the history and subscriber list fetch again.
+#[derive(Clone, Copy)]
+pub struct ConsoleContext {
+    pub target: RwSignal<Target>,
+    pub history_changed: RwSignal<u32>,
+    pub subscribers_changed: RwSignal<u32>,
+}
+
+impl ConsoleContext {
+    fn new() -> Self {
+        Self { target: RwSignal::new(Target::Everyone), history_changed: RwSignal::new(0), subscribers_changed: RwSignal::new(0) }
+    }
+
+    pub fn refresh_history(self) {
+        self.history_changed.update(|n| *n += 1);
+    }
+
+    pub fn refresh_subscribers(self) {
+        self.subscribers_changed.update(|n| *n += 1);
+    }
+}
+
+/// Turns a server function's error into words for the page.
+pub(crate) fn error_text(e: &ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let session = Resource::new(|| (), |_| admin_session());
+    let signed_in = move || session.refetch();
+    // Effects run only in the browser: this marks the moment the buttons start working.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    view! {
+        <main class="page wide admin" data-testid="admin" data-hydrated=move || hydrated.get().to_string()>
+            <header class="masthead">
+                <img src="/icon.svg" alt="" width="40" height="40" />
+                <div>
+                    <h1>"Clarion console"</h1>
+                    <p class="tagline">"Compose, send and follow your notifications."</p>
+                </div>
+                <a class="home-link" href="/">"Back to the site"</a>
+            </header>
+            <Suspense fallback=|| view! { <p class="help">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match session.await {
+                        Ok(Some(settings)) => view! { <Console settings on_sign_out=signed_in /> }.into_any(),
+                        Ok(None) => view! { <SignIn on_signed_in=signed_in /> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{format!("Could not reach the server: {}", error_text(&e))}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </main>
+    }
+}
+
+#[component]
+fn SignIn(on_signed_in: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
+    let token = RwSignal::new(String::new());
+    let error = RwSignal::new(String::new());
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let on_signed_in = on_signed_in.clone();
+        busy.set(true);
+        error.set(String::new());
+        leptos::task::spawn_local(async move {
+            match crate::api::admin::admin_sign_in(token.get_untracked()).await {
+                Ok(()) => {
+                    token.set(String::new());
+                    on_signed_in();
+                }
+                Err(e) => {
+                    let text = error_text(&e);
+                    let text = if text.contains("token") || text.contains("nauthori") {
+                        "That is not the admin token. It is in <data-dir>/admin_token, or CLARION_ADMIN_TOKEN.".to_string()
+                    } else {
+                        text
+                    };
+                    error.set(text);
+                }
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <section class="card sign-in" aria-labelledby="sign-in-heading">
+            <h2 id="sign-in-heading">"Sign in"</h2>
+            <form on:submit=submit data-testid="sign-in-form">
+                <label for="admin-token">"Admin token"</label>
+                <input
+                    id="admin-token"
+                    type="password"
+                    autocomplete="current-password"
+                    required
+                    data-testid="admin-token"
+                    prop:value=move || token.get()
+                    on:input=move |ev| token.set(event_target_value(&ev))
+                />
+                <button type="submit" class="primary" data-testid="sign-in" disabled=move || busy.get()>"Sign in"</button>
+            </form>
+            <Show when=move || !error.get().is_empty()>
+                <p class="error" role="alert" data-testid="sign-in-error">{move || error.get()}</p>
+            </Show>
+            <p class="help">"The session lasts 12 hours on this browser; the cookie is HttpOnly and SameSite=Strict."</p>
+        </section>
+    }
+}
+
+#[component]
+fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
+    let context = ConsoleContext::new();
+    provide_context(context);
+    let sign_out = move |_| {
+        let on_sign_out = on_sign_out.clone();
+        leptos::task::spawn_local(async move {
+            let _ = crate::api::admin::admin_sign_out().await;
+            on_sign_out();
+        });
+    };
+    view! {
+        <div class="console-bar">
+            <span data-testid="signed-in">"Signed in as admin"</span>
+            <button type="button" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
+        </div>
+        {view! { <composer::Composer format=settings.payload_format /> }.into_any()}
+        {view! { <history::History /> }.into_any()}
+        {view! { <subscribers::Subscribers /> }.into_any()}
+    }
+}
