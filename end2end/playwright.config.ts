@@ -81,6 +81,9 @@ export default defineConfig({
         // Several tests press "Send test notification" within a minute; the limit has its
         // own integration test.
         CLARION_TEST_PUSH_RATE_LIMIT: '0',
+        // The suite makes hundreds of writes from 127.0.0.1 within minutes (more with
+        // --repeat-each); the write limit has its own integration test.
+        CLARION_WRITE_RATE_LIMIT: '0',
         LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
       },
       stdout: 'pipe',

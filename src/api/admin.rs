@@ -1,11 +1,12 @@
 //! Server functions of the admin console (`/admin`). Sign-in exchanges the admin token for
 //! a session cookie (see `server::admin`); every other function here refuses a request
 //! without a live session, with 401. Each is a thin wrapper over the same core operation
-//! the REST API and the CLI call.
+//! the REST API and the CLI call. Reads are GETs (so the per-address write limit does not
+//! apply to them); changes are JSON POSTs, guarded like every write.
 
 use crate::domain::{BroadcastDetail, BroadcastQueued, NotificationRequest, PayloadFormat, SubscriptionPage};
 use leptos::prelude::*;
-use leptos::server_fn::codec::Json;
+use leptos::server_fn::codec::{GetUrl, Json};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
@@ -61,7 +62,7 @@ pub async fn admin_sign_out() -> Result<(), ServerFnError> {
 
 /// The console's settings when signed in; `None` when not (not an error: the console then
 /// shows the sign-in form).
-#[server(prefix = "/api/fn", endpoint = "admin_session", input = Json)]
+#[server(prefix = "/api/fn", endpoint = "admin_session", input = GetUrl)]
 pub async fn admin_session() -> Result<Option<ConsoleSettings>, ServerFnError> {
     let state = state()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
@@ -82,7 +83,7 @@ pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued,
 }
 
 /// Past broadcasts with their payloads, newest first, `limit` at a time before `before`.
-#[server(prefix = "/api/fn", endpoint = "admin_history", input = Json)]
+#[server(prefix = "/api/fn", endpoint = "admin_history", input = GetUrl)]
 pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, ServerFnError> {
     let state = state()?;
     require_session(&state).await?;
@@ -90,7 +91,7 @@ pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<Broadc
 }
 
 /// One page of subscribers, in the order they subscribed.
-#[server(prefix = "/api/fn", endpoint = "admin_subscribers", input = Json)]
+#[server(prefix = "/api/fn", endpoint = "admin_subscribers", input = GetUrl)]
 pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<SubscriptionPage, ServerFnError> {
     let state = state()?;
     require_session(&state).await?;

@@ -224,6 +224,12 @@ async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, r
     }
     let outcome = core.sender.send(&target, message).await;
     let attempts = attempts + 1;
+    if matches!(outcome, DeliveryOutcome::Unauthorized { .. }) && row.vapid_key_fingerprint != core.sender.vapid().fingerprint() {
+        // Made under a VAPID key this server no longer has: the push service will refuse it
+        // forever, and that says nothing about the current key, so the origin stays open.
+        tracing::info!(id = row.id, "removed a subscription made with a previous VAPID key");
+        return (Settled::Removed, true);
+    }
     let settled = match core.retry.decide(&outcome, attempts) {
         Decision::Delivered => Settled::Delivered,
         Decision::Remove => Settled::Removed,

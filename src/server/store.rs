@@ -28,6 +28,8 @@ pub struct StoredSubscription {
     pub endpoint: String,
     pub p256dh: Vec<u8>,
     pub auth: Vec<u8>,
+    /// The server's VAPID key when the browser subscribed (or last re-subscribed).
+    pub vapid_key_fingerprint: String,
 }
 
 impl std::fmt::Debug for StoredSubscription {
@@ -235,7 +237,7 @@ impl Store {
     }
 
     pub async fn find_subscription(&self, endpoint: &str) -> anyhow::Result<Option<StoredSubscription>> {
-        Ok(sqlx::query_as("SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE endpoint = ?")
+        Ok(sqlx::query_as("SELECT id, endpoint, p256dh, auth, vapid_key_fingerprint FROM subscriptions WHERE endpoint = ?")
             .bind(endpoint)
             .fetch_optional(&self.pool)
             .await?)
@@ -264,12 +266,14 @@ impl Store {
 
     /// Subscriptions with `after < id <= up_to`, in id order: one page of a broadcast.
     pub async fn subscriptions_page(&self, after: i64, up_to: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
-        Ok(sqlx::query_as("SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE id > ? AND id <= ? ORDER BY id LIMIT ?")
-            .bind(after)
-            .bind(up_to)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT id, endpoint, p256dh, auth, vapid_key_fingerprint FROM subscriptions WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(up_to)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Records the outcome of a direct (non-broadcast) send to one subscription.
@@ -383,7 +387,7 @@ impl Store {
         let up_to = job.last_id.unwrap_or(0);
         match &job.target_endpoint {
             Some(endpoint) => {
-                Ok(sqlx::query_as("SELECT id, endpoint, p256dh, auth FROM subscriptions WHERE endpoint = ? AND id > ? AND id <= ? LIMIT ?")
+                Ok(sqlx::query_as("SELECT id, endpoint, p256dh, auth, vapid_key_fingerprint FROM subscriptions WHERE endpoint = ? AND id > ? AND id <= ? LIMIT ?")
                     .bind(endpoint)
                     .bind(after)
                     .bind(up_to)
@@ -475,7 +479,7 @@ impl Store {
             attempts: i64,
         }
         let rows: Vec<DueRetry> = sqlx::query_as(
-            "SELECT s.id, s.endpoint, s.p256dh, s.auth, r.attempts FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
+            "SELECT s.id, s.endpoint, s.p256dh, s.auth, s.vapid_key_fingerprint, r.attempts FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
              WHERE r.broadcast_id = ? AND r.not_before <= ? ORDER BY r.not_before LIMIT ?",
         )
         .bind(job_id)

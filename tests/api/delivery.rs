@@ -242,3 +242,31 @@ async fn progress_streams_as_server_sent_events_until_done() {
     let anonymous = app.client.get(app.url(&format!("/api/v1/notifications/{id}/events"))).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+#[tokio::test]
+async fn after_a_key_rotation_old_subscriptions_are_removed_without_stopping_the_origin() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    // Two browsers subscribe under the first key, then the operator rotates it.
+    let stale = subscribe_minted(&app, &push, 2).await;
+    let (data_dir, host) = (app.data_dir.clone(), app.push_hosts.clone());
+    let app = {
+        let rotated = clarion::server::vapid::VapidKeyMaterial::generate();
+        let guard = app.stop().await;
+        let mut again = start_app(data_dir, &host, Some(rotated.private_raw_base64url())).await;
+        again.keep(guard);
+        again
+    };
+    // A third browser subscribes under the new key; the old ones have not come back yet.
+    let fresh = subscribe_minted(&app, &push, 1).await;
+    let status = app.broadcast(&json!({ "title": "After the rotation", "body": "" })).await;
+    assert_eq!(status["total"], 3);
+    assert_eq!(status["delivered"], 1, "{status}");
+    assert_eq!(status["removed"], 2, "{status}");
+    assert_eq!(status["failed"], 0, "{status}");
+    assert_eq!(status["stopped_origins"], json!({}), "the current key works, so the origin stays open");
+    assert_eq!(push.messages(&fresh[0]).await.len(), 1);
+    let listed: Vec<String> =
+        app.list_json().await["subscriptions"].as_array().unwrap().iter().map(|s| s["endpoint"].as_str().unwrap().to_string()).collect();
+    assert_eq!(listed, fresh, "the unusable ones are gone: {stale:?}");
+}

@@ -112,6 +112,18 @@ impl TestApp {
         again
     }
 
+    /// Stops this server, handing back its temp dir guard (pass it to [`TestApp::keep`]).
+    pub async fn stop(mut self) -> Option<TempDir> {
+        self.server.abort();
+        let _ = (&mut self.server).await;
+        self._dir.take()
+    }
+
+    /// Keeps a temp dir alive as long as this server.
+    pub fn keep(&mut self, dir: Option<TempDir>) {
+        self._dir = dir;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -339,4 +339,11 @@ async fn pages_and_api_answers_carry_security_headers() {
     assert!(!csp.contains("unsafe-inline"));
     let api = app.client.get(app.url("/api/v1/vapid-public-key")).send().await.unwrap();
     assert_eq!(api.headers()["content-security-policy"], "default-src 'none'; frame-ancestors 'none'");
+    // The worker runs under its script's policy: it must reach this origin (key, subscriptions,
+    // click reports) and load notification icons, and nothing else.
+    let worker = app.client.get(app.url("/sw.js")).send().await.unwrap();
+    let worker_csp = worker.headers()["content-security-policy"].to_str().unwrap();
+    for directive in ["default-src 'none'", "connect-src 'self'", "img-src 'self' https:"] {
+        assert!(worker_csp.contains(directive), "{directive} in {worker_csp}");
+    }
 }

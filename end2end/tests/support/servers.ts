@@ -48,6 +48,14 @@ export async function broadcast(notification: Record<string, unknown>) {
   return status;
 }
 
+/** A notification's status from the REST API. */
+export async function notificationStatus(id: number) {
+  const ctx = await api();
+  const response = await ctx.get(`${appURL}/api/v1/notifications/${id}`);
+  expect(response.status()).toBe(200);
+  return response.json();
+}
+
 /** A subscription minted by the push service, which can decrypt what reaches it. */
 export async function mintSubscription(applicationServerKey: string): Promise<Subscription> {
   const ctx = await playwrightRequest.newContext();

@@ -36,11 +36,32 @@ impl ConsoleContext {
     }
 }
 
-/// Turns a server function's error into words for the page.
+/// Turns a server function's error into words for the page. Answers from the server's
+/// middleware (a rate limit, a cross-site refusal) are REST-style `{"error": ...}` bodies;
+/// their message is picked out.
 pub(crate) fn error_text(e: &ServerFnError) -> String {
-    match e {
+    let text = match e {
         ServerFnError::ServerError(message) => message.clone(),
         other => other.to_string(),
+    };
+    let api_error = text.find('{').and_then(|start| {
+        let body = text[start..].replace("\\\"", "\"");
+        let first = serde_json::Deserializer::from_str(&body).into_iter::<serde_json::Value>().next()?.ok()?;
+        first.get("error")?.as_str().map(str::to_string)
+    });
+    api_error.unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_picks_the_message_out_of_a_middleware_answer() {
+        let raw = r#"error deserializing server function results: Invalid format: missing delimiter in "{\"error\":\"too many requests; try again in 1 s\"}""#;
+        let e = ServerFnError::Deserialization(raw.into());
+        assert_eq!(error_text(&e), "too many requests; try again in 1 s");
+        assert_eq!(error_text(&ServerFnError::ServerError("the token is wrong".into())), "the token is wrong");
     }
 }
 

@@ -46,9 +46,15 @@ async fn vapid_public_key(State(state): State<AppState>) -> impl IntoResponse {
     Json(serde_json::json!({ "public_key": state.core.sender.vapid().public_key_b64() }))
 }
 
+/// The service worker's own CSP: a worker is governed by the policy its script came with.
+/// It fetches only this origin (the VAPID key, subscriptions, click reports) and loads
+/// notification icons and images from this origin or any `https:` one.
+pub const SERVICE_WORKER_CSP: &str = "default-src 'none'; connect-src 'self'; img-src 'self' https: data:";
+
 async fn service_worker() -> impl IntoResponse {
     (
         [
+            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(SERVICE_WORKER_CSP)),
             (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
             (header::HeaderName::from_static("service-worker-allowed"), HeaderValue::from_static("/")),
