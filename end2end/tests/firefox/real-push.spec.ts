@@ -116,4 +116,9 @@ test.describe('real push (Firefox ESR + clarion push-service)', () => {
     await push.waitForNotification('Clarion test notification');
     await context.close();
   });
+
+  test.afterAll(async () => {
+    // Leave the server on its own key (the data dir's), as the other tests expect.
+    await restartServer();
+  });
 });
