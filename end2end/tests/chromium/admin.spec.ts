@@ -3,6 +3,8 @@
 // push-service`, which decrypts what reaches them, so the test checks the real payload.
 import { expect, test, request as playwrightRequest } from '@playwright/test';
 import { AdminPage } from '../pages/admin-page';
+import { PushPage } from '../pages/push-page';
+import { installFakePush } from '../support/fake-push';
 import { appURL, listedEndpoints, mintSubscription, receivedMessages, vapidPublicKey, type Subscription } from '../support/servers';
 
 const adminToken = process.env.CLARION_E2E_ADMIN_TOKEN!;
@@ -168,6 +170,30 @@ test.describe('admin console (Chromium)', () => {
     await expect(page.getByTestId('subscriber-count')).toHaveText('1');
     await expect(rows).toHaveCount(1);
     expect(await listedEndpoints()).toEqual([second.endpoint]);
+  });
+});
+
+test.describe('admin console: a test to this browser (Chromium, fake PushManager)', () => {
+  test('the admin\'s own subscription gets the test, and no one else', async ({ context, page }) => {
+    const [other] = await freshSubscribers(1);
+    const mine = await mintSubscription(await vapidPublicKey());
+    await installFakePush(context, { subscription: mine });
+    const home = new PushPage(page);
+    await home.goto();
+    await home.enable();
+
+    const admin = await signedIn(page);
+    await page.getByTestId('target-self').check();
+    await admin.field('title').fill('Only my browser');
+    await expect(admin.sendButton).toHaveText('Send test to this browser');
+    await admin.sendButton.click();
+    await expect(admin.progress).toHaveAttribute('data-status', 'done');
+    await expect(page.getByTestId('progress-total')).toHaveText('1');
+    await expect(page.getByTestId('progress-delivered')).toHaveText('1');
+    const received = await receivedMessages(mine.endpoint);
+    expect(received).toHaveLength(1);
+    expect(JSON.parse(received[0].payload!).notification.title).toBe('Only my browser');
+    expect(await receivedMessages(other.endpoint)).toHaveLength(0);
   });
 });
 
