@@ -1,8 +1,9 @@
 //! Server functions of the admin console (`/admin`). Sign-in exchanges the admin token for
 //! a session cookie (see `server::admin`); every other function here refuses a request
-//! without a live session, with 401. Each is a thin wrapper over the same core operation
-//! the REST API and the CLI call. Reads are GETs (so the per-address write limit does not
-//! apply to them); changes are JSON POSTs, guarded like every write.
+//! without admin rights, with 401, through the same extractor as the REST admin routes.
+//! Each is a thin wrapper over the same core operation the REST API and the CLI call.
+//! Reads are GETs (so the per-address write limit does not apply to them); changes are
+//! JSON POSTs, guarded like every write.
 
 use crate::domain::{BroadcastDetail, BroadcastQueued, NotificationRequest, PayloadFormat, SubscriptionPage};
 use leptos::prelude::*;
@@ -20,16 +21,13 @@ pub struct ConsoleSettings {
     pub subscriptions: i64,
 }
 
-/// Refuses the request unless it carries a live console session.
+/// Refuses the request (401) unless it carries admin rights, checked by the same
+/// extractor as the REST admin routes (a session cookie, or the bearer token).
 #[cfg(feature = "ssr")]
 async fn require_session(state: &crate::server::state::AppState) -> Result<(), ServerFnError> {
-    use crate::server::rest::error::ApiError;
-    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    match crate::server::admin::has_session(state, &headers).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(to_server_error(ApiError::Unauthorized)),
-        Err(e) => Err(to_server_error(e)),
-    }
+    use axum::extract::FromRequestParts;
+    let mut parts = use_context::<axum::http::request::Parts>().ok_or_else(|| ServerFnError::new("the request is missing"))?;
+    crate::server::admin::AdminAccess::from_request_parts(&mut parts, state).await.map(|_| ()).map_err(to_server_error)
 }
 
 #[cfg(feature = "ssr")]

@@ -13,5 +13,5 @@ pub mod subscription;
 mod properties;
 
 pub use ledger::{BroadcastDetail, BroadcastQueued, BroadcastStatus, SubscriptionPage, SubscriptionSummary};
-pub use notification::{NotificationAction, NotificationPayload, NotificationRequest, PayloadFormat, TestPushResult, Urgency};
+pub use notification::{NotificationAction, NotificationRequest, PayloadFormat, TestPushResult, Urgency};
 pub use subscription::{SubscriptionJson, SubscriptionKeysJson};

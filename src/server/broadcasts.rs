@@ -14,7 +14,7 @@ use super::delivery::{rejection_cause, Decision, GateCheck, OriginGate};
 use super::error::CoreError;
 use super::sender::{DeliveryOutcome, PushMessage, PushTarget};
 use super::state::Clarion;
-use super::store::{BroadcastJob, BroadcastRecord, Progress, StoredSubscription};
+use super::store::{BroadcastDetailRecord, BroadcastJob, BroadcastRecord, Progress, StoredSubscription};
 use crate::domain::notification::{Notification, NotificationRequest};
 use crate::domain::subscription::{AuthSecret, P256dhKey};
 use crate::domain::{base64url, BroadcastDetail, BroadcastQueued, BroadcastStatus, TestPushResult, Urgency};
@@ -68,10 +68,9 @@ impl From<BroadcastRecord> for BroadcastStatus {
     }
 }
 
-impl From<BroadcastRecord> for BroadcastDetail {
-    fn from(mut r: BroadcastRecord) -> Self {
-        let (payload, ttl, urgency, topic) = (std::mem::take(&mut r.payload), r.ttl, r.urgency.take(), r.topic.take());
-        Self { status: r.into(), payload, ttl, urgency, topic }
+impl From<BroadcastDetailRecord> for BroadcastDetail {
+    fn from(r: BroadcastDetailRecord) -> Self {
+        Self { status: r.record.into(), payload: r.payload, ttl: r.ttl, urgency: r.urgency, topic: r.topic }
     }
 }
 
@@ -101,11 +100,6 @@ pub async fn broadcast_status(core: &Clarion, id: i64) -> Result<BroadcastStatus
     core.store.broadcast(id).await?.map(BroadcastStatus::from).ok_or_else(|| CoreError::NotFound(format!("no notification with id {id}")))
 }
 
-/// A broadcast with its payload, for the console's history.
-pub async fn broadcast_detail(core: &Clarion, id: i64) -> Result<BroadcastDetail, CoreError> {
-    core.store.broadcast(id).await?.map(BroadcastDetail::from).ok_or_else(|| CoreError::NotFound(format!("no notification with id {id}")))
-}
-
 /// Counts a click that a service worker reported. Carries no personal data: only the id.
 pub async fn record_click(core: &Clarion, id: i64) -> Result<(), CoreError> {
     if core.store.record_click(id).await? {
@@ -116,20 +110,24 @@ pub async fn record_click(core: &Clarion, id: i64) -> Result<(), CoreError> {
 }
 
 pub async fn list_broadcasts(core: &Clarion, limit: i64, before: Option<i64>) -> Result<Vec<BroadcastStatus>, CoreError> {
-    Ok(history(core, limit, before).await?.into_iter().map(BroadcastStatus::from).collect())
+    check_history_limit(limit)?;
+    let rows = core.store.list_broadcasts(limit, before.unwrap_or(i64::MAX)).await?;
+    Ok(rows.into_iter().map(BroadcastStatus::from).collect())
 }
 
 /// The history with each broadcast's payload, for the console.
 pub async fn list_broadcast_details(core: &Clarion, limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, CoreError> {
-    Ok(history(core, limit, before).await?.into_iter().map(BroadcastDetail::from).collect())
+    check_history_limit(limit)?;
+    let rows = core.store.list_broadcast_details(limit, before.unwrap_or(i64::MAX)).await?;
+    Ok(rows.into_iter().map(BroadcastDetail::from).collect())
 }
 
-/// Newest first, `limit` (1 to 500) at a time before the id `before`.
-async fn history(core: &Clarion, limit: i64, before: Option<i64>) -> Result<Vec<BroadcastRecord>, CoreError> {
+/// History pages hold 1 to 500 broadcasts.
+fn check_history_limit(limit: i64) -> Result<(), CoreError> {
     if !(1..=500).contains(&limit) {
         return Err(CoreError::Invalid { field: "limit", reason: "must be between 1 and 500".into() });
     }
-    Ok(core.store.list_broadcasts(limit, before.unwrap_or(i64::MAX)).await?)
+    Ok(())
 }
 
 /// Pushes a fixed test notification to the caller's own subscription. The caller proves
@@ -224,13 +222,8 @@ async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, r
     }
     let outcome = core.sender.send(&target, message).await;
     let attempts = attempts + 1;
-    if matches!(outcome, DeliveryOutcome::Unauthorized { .. }) && row.vapid_key_fingerprint != core.sender.vapid().fingerprint() {
-        // Made under a VAPID key this server no longer has: the push service will refuse it
-        // forever, and that says nothing about the current key, so the origin stays open.
-        tracing::info!(id = row.id, "removed a subscription made with a previous VAPID key");
-        return (Settled::Removed, true);
-    }
-    let settled = match core.retry.decide(&outcome, attempts) {
+    let current_key = row.vapid_key_fingerprint == core.sender.vapid().fingerprint();
+    let settled = match core.retry.decide(&outcome, attempts, current_key) {
         Decision::Delivered => Settled::Delivered,
         Decision::Remove => Settled::Removed,
         Decision::Fail(reason) => {

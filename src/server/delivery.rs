@@ -6,6 +6,7 @@
 //! | 201 | delivered |
 //! | 404 / 410 | remove the subscription |
 //! | 413, 400 and other 4xx | failed; keep the subscription |
+//! | 401 / 403, subscription stored under a previous VAPID key | remove the subscription (bound to the old key for good) |
 //! | 401 / 403 | failed, and stop sending to that origin for this broadcast |
 //! | 429 / 503 | retry after `Retry-After` (or backoff), and hold the whole origin until then |
 //! | other 5xx, timeout, connection error | retry with jittered exponential backoff, then fail |
@@ -57,11 +58,14 @@ impl RetryPolicy {
     }
 
     /// Decides what to do after the `attempts`-th send (counting from 1) got `outcome`.
-    pub fn decide(&self, outcome: &DeliveryOutcome, attempts: u32) -> Decision {
+    /// `current_key` says whether the subscription was stored under this server's VAPID
+    /// key: a refusal of one made under a previous key says nothing about the current one.
+    pub fn decide(&self, outcome: &DeliveryOutcome, attempts: u32, current_key: bool) -> Decision {
         let can_retry = attempts < self.max_attempts;
         match outcome {
             DeliveryOutcome::Delivered { .. } => Decision::Delivered,
             DeliveryOutcome::Gone { .. } => Decision::Remove,
+            DeliveryOutcome::Unauthorized { .. } if !current_key => Decision::Remove,
             DeliveryOutcome::RateLimited { retry_after, .. } if can_retry => {
                 Decision::Retry(retry_after.map_or_else(|| self.backoff(attempts), |d| d.min(self.max_delay)))
             }
@@ -146,24 +150,26 @@ mod tests {
     #[test]
     fn follows_the_outcome_table() {
         let p = policy();
-        assert_eq!(p.decide(&DeliveryOutcome::Delivered { location: None }, 1), Decision::Delivered);
-        assert_eq!(p.decide(&DeliveryOutcome::Gone { status: 410 }, 1), Decision::Remove);
-        assert_eq!(p.decide(&DeliveryOutcome::PayloadTooLarge, 1), Decision::Fail("payload_too_large"));
-        assert_eq!(p.decide(&DeliveryOutcome::Unauthorized { status: 403 }, 1), Decision::Fail("vapid_rejected"));
+        assert_eq!(p.decide(&DeliveryOutcome::Delivered { location: None }, 1, true), Decision::Delivered);
+        assert_eq!(p.decide(&DeliveryOutcome::Gone { status: 410 }, 1, true), Decision::Remove);
+        assert_eq!(p.decide(&DeliveryOutcome::PayloadTooLarge, 1, true), Decision::Fail("payload_too_large"));
+        assert_eq!(p.decide(&DeliveryOutcome::Unauthorized { status: 403 }, 1, true), Decision::Fail("vapid_rejected"));
+        assert_eq!(p.decide(&DeliveryOutcome::Unauthorized { status: 401 }, 1, false), Decision::Remove, "made under a previous key");
+        assert_eq!(p.decide(&DeliveryOutcome::Gone { status: 404 }, 1, false), Decision::Remove);
         assert_eq!(
-            p.decide(&DeliveryOutcome::RateLimited { status: 429, retry_after: Some(Duration::from_secs(2)) }, 1),
+            p.decide(&DeliveryOutcome::RateLimited { status: 429, retry_after: Some(Duration::from_secs(2)) }, 1, true),
             Decision::Retry(Duration::from_secs(2))
         );
-        assert!(matches!(p.decide(&DeliveryOutcome::ServerError { status: 500 }, 2), Decision::Retry(_)));
-        assert_eq!(p.decide(&DeliveryOutcome::ServerError { status: 500 }, 3), Decision::Fail("push_service_error"));
-        assert_eq!(p.decide(&DeliveryOutcome::Transport { reason: "x".into() }, 3), Decision::Fail("transport_error"));
+        assert!(matches!(p.decide(&DeliveryOutcome::ServerError { status: 500 }, 2, true), Decision::Retry(_)));
+        assert_eq!(p.decide(&DeliveryOutcome::ServerError { status: 500 }, 3, true), Decision::Fail("push_service_error"));
+        assert_eq!(p.decide(&DeliveryOutcome::Transport { reason: "x".into() }, 3, true), Decision::Fail("transport_error"));
     }
 
     #[test]
     fn retry_after_is_capped() {
         let p = policy();
         let long = DeliveryOutcome::RateLimited { status: 503, retry_after: Some(Duration::from_secs(3600)) };
-        assert_eq!(p.decide(&long, 1), Decision::Retry(Duration::from_secs(5)));
+        assert_eq!(p.decide(&long, 1, true), Decision::Retry(Duration::from_secs(5)));
     }
 
     #[test]

@@ -60,7 +60,22 @@ pub struct BroadcastRecord {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
-    #[serde(skip)]
+}
+
+/// The columns of a [`BroadcastRecord`], for every query that reads one.
+macro_rules! broadcast_status_columns {
+    () => {
+        "id, status, total, delivered, failed, removed, retried, clicks, target_endpoint IS NOT NULL AS targeted, \
+         failures, stopped_origins, created_at, started_at, finished_at"
+    };
+}
+
+/// A broadcast's status with what it sends: the console's history. Status reads (the
+/// event stream polls them) leave the payload out.
+#[derive(Clone, Debug, FromRow)]
+pub struct BroadcastDetailRecord {
+    #[sqlx(flatten)]
+    pub record: BroadcastRecord,
     pub payload: String,
     pub ttl: i64,
     pub urgency: Option<String>,
@@ -317,20 +332,28 @@ impl Store {
     }
 
     pub async fn broadcast(&self, id: i64) -> anyhow::Result<Option<BroadcastRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT id, status, total, delivered, failed, removed, retried, clicks, target_endpoint IS NOT NULL AS targeted, failures, stopped_origins, created_at, started_at, finished_at, payload, ttl, urgency, topic FROM broadcasts WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", broadcast_status_columns!(), " FROM broadcasts WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Newest first.
     pub async fn list_broadcasts(&self, limit: i64, before: i64) -> anyhow::Result<Vec<BroadcastRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT id, status, total, delivered, failed, removed, retried, clicks, target_endpoint IS NOT NULL AS targeted, failures, stopped_origins, created_at, started_at, finished_at, payload, ttl, urgency, topic
-             FROM broadcasts WHERE id < ? ORDER BY id DESC LIMIT ?",
-        )
+        Ok(sqlx::query_as(concat!("SELECT ", broadcast_status_columns!(), " FROM broadcasts WHERE id < ? ORDER BY id DESC LIMIT ?"))
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Newest first, with payloads.
+    pub async fn list_broadcast_details(&self, limit: i64, before: i64) -> anyhow::Result<Vec<BroadcastDetailRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            broadcast_status_columns!(),
+            ", payload, ttl, urgency, topic FROM broadcasts WHERE id < ? ORDER BY id DESC LIMIT ?"
+        ))
         .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)

@@ -34,7 +34,7 @@ pub async fn subscribe(
     let subscription = NewSubscription::parse(json, &core.policy)?;
     let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
     let fingerprint = core.sender.vapid().fingerprint();
-    let (id, created) = core.store.upsert_subscription(&subscription, &fingerprint, user_agent.as_deref(), client_hash).await?;
+    let (id, created) = core.store.upsert_subscription(&subscription, fingerprint, user_agent.as_deref(), client_hash).await?;
     tracing::info!(id, created, "subscription stored");
     Ok(if created { Subscribed::Created(id) } else { Subscribed::Updated(id) })
 }
@@ -91,12 +91,12 @@ pub async fn import(core: &Clarion, lines: impl std::io::BufRead) -> Result<Impo
             Err(error) => report.rejected.push(ImportRejection { line: line_number, error }),
         }
         if batch.len() == IMPORT_BATCH {
-            core.store.upsert_subscriptions(&batch, &fingerprint).await?;
+            core.store.upsert_subscriptions(&batch, fingerprint).await?;
             report.stored += batch.len() as u64;
             batch.clear();
         }
     }
-    core.store.upsert_subscriptions(&batch, &fingerprint).await?;
+    core.store.upsert_subscriptions(&batch, fingerprint).await?;
     report.stored += batch.len() as u64;
     tracing::info!(stored = report.stored, rejected = report.rejected.len(), "import done");
     Ok(report)

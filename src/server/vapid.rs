@@ -26,6 +26,7 @@ pub struct VapidKeys {
     key_pair: EcdsaKeyPair,
     public_key: [u8; 65],
     public_key_b64: String,
+    fingerprint: String,
     subject: String,
     rng: SystemRandom,
     cache: Mutex<HashMap<String, CachedHeader>>,
@@ -156,6 +157,7 @@ impl VapidKeys {
             key_pair,
             public_key,
             public_key_b64: base64url::encode(&public_key),
+            fingerprint: base64url::encode(&Sha256::digest(public_key)[..12]),
             subject: subject.to_string(),
             rng,
             cache: Mutex::new(HashMap::new()),
@@ -177,8 +179,8 @@ impl VapidKeys {
 
     /// Short identifier of the public key, stored with each subscription so a key change
     /// can be told apart from other failures.
-    pub fn fingerprint(&self) -> String {
-        base64url::encode(&Sha256::digest(self.public_key)[..12])
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The `Authorization` header for a push-service origin, from the cache when fresh.

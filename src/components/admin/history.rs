@@ -10,19 +10,13 @@ use leptos::prelude::*;
 /// Broadcasts fetched per page.
 const PAGE: i64 = 20;
 
-/// The notification's title, read back from its payload (either shape).
-/// (`serde_json` keeps member order, so the pretty payload below reads as it was sent.)
-fn title_of(payload: &str) -> String {
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(payload) else { return String::new() };
+/// The notification's title (either shape) and the payload pretty-printed, from one
+/// parse. (`serde_json` keeps member order, so the pretty payload reads as it was sent.)
+fn read_payload(payload: &str) -> (String, String) {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(payload) else { return (String::new(), payload.to_string()) };
     let title = json.get("notification").and_then(|n| n.get("title")).or_else(|| json.get("title"));
-    title.and_then(|t| t.as_str()).unwrap_or_default().to_string()
-}
-
-fn pretty(payload: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| payload.to_string())
+    let title = title.and_then(|t| t.as_str()).unwrap_or_default().to_string();
+    (title, serde_json::to_string_pretty(&json).unwrap_or_else(|_| payload.to_string()))
 }
 
 #[component]
@@ -66,7 +60,7 @@ pub fn History() -> impl IntoView {
 #[component]
 fn HistoryItem(broadcast: BroadcastDetail) -> impl IntoView {
     let s = broadcast.status;
-    let title = title_of(&broadcast.payload);
+    let (title, payload) = read_payload(&broadcast.payload);
     let duration = s.duration_ms.map(readable_duration);
     let failures = s.failures.clone();
     let stopped = s.stopped_origins.clone();
@@ -107,7 +101,7 @@ fn HistoryItem(broadcast: BroadcastDetail) -> impl IntoView {
                         </ul>
                     })}
                     <h4>"Payload"</h4>
-                    <pre data-testid="history-payload">{pretty(&broadcast.payload)}</pre>
+                    <pre data-testid="history-payload">{payload}</pre>
                 </div>
             </details>
         </li>
