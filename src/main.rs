@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use clarion::server::config::{Cli, Command, KeysCommand};
-use clarion::server::{cli, push_service, startup::Application, telemetry};
+use clarion::server::{cli, startup::Application, telemetry};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
             Ok(app) => app.run_until_stopped().await,
             Err(e) => Err(e),
         },
-        Command::PushService(push) => push_service::run(push).await,
+        Command::PushService(push) => clarion_push_service::run(push.into()).await,
         Command::Keys { command: KeysCommand::Generate } => {
             cli::keys_generate();
             Ok(())

@@ -42,8 +42,8 @@ fn set_cookie(value: axum::http::HeaderValue) {
 pub async fn admin_sign_in(token: String) -> Result<(), ServerFnError> {
     let state = state()?;
     let ip = client_ip(&state).await?;
-    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    let cookie = crate::server::admin::sign_in(&state, ip, &headers, &token).await.map_err(to_server_error)?;
+    let tls: crate::server::security::OverTls = leptos_axum::extract_with_state(&state).await?;
+    let cookie = crate::server::admin::sign_in(&state, ip, tls, &token).await.map_err(to_server_error)?;
     set_cookie(cookie);
     Ok(())
 }
@@ -53,7 +53,8 @@ pub async fn admin_sign_in(token: String) -> Result<(), ServerFnError> {
 pub async fn admin_sign_out() -> Result<(), ServerFnError> {
     let state = state()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    let cookie = crate::server::admin::sign_out(&state, &headers).await.map_err(to_server_error)?;
+    let tls: crate::server::security::OverTls = leptos_axum::extract_with_state(&state).await?;
+    let cookie = crate::server::admin::sign_out(&state, &headers, tls).await.map_err(to_server_error)?;
     set_cookie(cookie);
     Ok(())
 }

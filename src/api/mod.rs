@@ -74,8 +74,10 @@ pub async fn delete_subscription(endpoint: String) -> Result<bool, ServerFnError
 pub async fn send_test_notification(endpoint: String, auth: String) -> Result<TestPushResult, ServerFnError> {
     let state = state()?;
     let ip = client_ip(&state).await?;
-    state.limits.test_push(ip, &endpoint).map_err(to_server_error)?;
-    crate::server::broadcasts::send_test(&state.core, &endpoint, &auth).await.map_err(to_server_error)
+    state.limits.test_push_from(ip).map_err(to_server_error)?;
+    let owned = crate::server::broadcasts::prove_ownership(&state.core, &endpoint, &auth).await.map_err(to_server_error)?;
+    state.limits.test_push_to(owned.id()).map_err(to_server_error)?;
+    crate::server::broadcasts::send_test(&state.core, owned).await.map_err(to_server_error)
 }
 
 pub mod admin;

@@ -43,6 +43,10 @@ pub struct BroadcastStatus {
     /// From start to finish, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<i64>,
+    /// Set while sending is paused by a storage fault (disk full, I/O error): what failed
+    /// and when it is tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }
 
 impl BroadcastStatus {

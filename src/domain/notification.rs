@@ -374,6 +374,11 @@ fn check_link(field: &'static str, value: Option<&str>) -> Result<(), Notificati
     if !(absolute || relative) || v.chars().any(char::is_control) {
         return Err(refuse(field, "must be an http(s) URL or a path starting with /"));
     }
+    // Browsers read `\` as `/`, so `/\evil.example` opens another site; a path has no
+    // business with a backslash, raw or escaped.
+    if v.contains('\\') || (relative && lower.contains("%5c")) {
+        return Err(refuse(field, "must not contain a backslash (browsers read /\\host as another site)"));
+    }
     Ok(())
 }
 
@@ -541,7 +546,15 @@ mod tests {
 
     #[test]
     fn links_must_be_http_or_paths() {
-        for bad in ["javascript:alert(1)", "//evil.example/x", "data:text/html,x"] {
+        for bad in [
+            "javascript:alert(1)",
+            "//evil.example/x",
+            "data:text/html,x",
+            "/\\evil.example/x",
+            "/%5Cevil.example",
+            "/%5cx",
+            "/\t/evil.example",
+        ] {
             let req = NotificationRequest { url: Some(bad.into()), ..request() };
             assert_eq!(Notification::try_from(req).unwrap_err().field, "url", "{bad}");
         }

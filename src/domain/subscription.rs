@@ -239,6 +239,23 @@ mod parsed {
             self.0.as_str()
         }
 
+        /// The form in which an endpoint is stored, for looking one up: a client sends the
+        /// URL exactly as it POSTed it (`https://FCM.googleapis.com:443/x`), which storage
+        /// normalised (`https://fcm.googleapis.com/x`). Text that is not a URL stays as it
+        /// is (and matches nothing).
+        pub fn lookup_key(raw: &str) -> String {
+            match url::Url::parse(raw) {
+                Ok(url) if raw.len() <= MAX_ENDPOINT_LEN => url.into(),
+                _ => raw.to_string(),
+            }
+        }
+
+        /// The push service's origin (`https://fcm.googleapis.com`): what logs may show of
+        /// an endpoint, since the rest identifies a subscriber.
+        pub fn origin(&self) -> String {
+            self.0.origin().ascii_serialization()
+        }
+
         /// The parsed URL.
         pub fn url(&self) -> &url::Url {
             &self.0

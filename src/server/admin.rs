@@ -3,13 +3,19 @@
 //! The cookie (`clarion_admin`) is random, HttpOnly, SameSite=Strict, `Secure` when the
 //! request came over TLS (through a trusted proxy), and expires after
 //! [`SESSION_SECONDS`]. The database keeps only its SHA-256, so a leaked database holds no
-//! usable session, and sessions survive a restart. Every admin server function and every
-//! admin REST route (as an alternative to the bearer token) checks it through
-//! [`AdminAccess`].
+//! usable session, and sessions survive a restart. Each session is tied to the admin token
+//! it was opened with ([`AdminToken::session_tag`]): changing the token ends every session.
+//! Every admin server function and every admin REST route (as an alternative to the
+//! bearer token) checks it through [`AdminAccess`].
+//!
+//! A client that guessed wrong too often is locked out before anything it presents is
+//! checked, so even the right token waits: guessing can never confirm a hit.
+//!
+//! [`AdminToken::session_tag`]: super::secrets::AdminToken::session_tag
 
 use super::error::CoreError;
 use super::rest::error::ApiError;
-use super::security::ClientIp;
+use super::security::{ClientIp, OverTls};
 use super::state::AppState;
 use crate::domain::base64url;
 use axum::extract::FromRequestParts;
@@ -40,22 +46,17 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|value| !value.is_empty())
 }
 
-/// True when the browser reached us over TLS: only a trusted proxy can say so, since
-/// Clarion itself listens on plain HTTP.
-fn over_tls(state: &AppState, headers: &HeaderMap) -> bool {
-    state.client_ip.trust_proxy_headers
-        && headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
-}
-
 fn cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
         .expect("base64url and fixed text make a valid header")
 }
 
-/// Checks the admin token and opens a session; answers the `Set-Cookie` value. A wrong
-/// token counts against the caller's address like a wrong bearer token does.
-pub async fn sign_in(state: &AppState, ip: std::net::IpAddr, headers: &HeaderMap, token: &str) -> Result<HeaderValue, ApiError> {
+/// Checks the admin token and opens a session; answers the `Set-Cookie` value (`Secure`
+/// when `tls`). A wrong token counts against the caller's address like a wrong bearer
+/// token does.
+pub async fn sign_in(state: &AppState, ip: std::net::IpAddr, OverTls(tls): OverTls, token: &str) -> Result<HeaderValue, ApiError> {
+    state.limits.admin_attempt(ip)?;
     if !state.admin.verify(token.trim()) {
         state.limits.bad_token(ip)?;
         return Err(ApiError::Unauthorized);
@@ -64,23 +65,23 @@ pub async fn sign_in(state: &AppState, ip: std::net::IpAddr, headers: &HeaderMap
     SystemRandom::new().fill(&mut bytes).map_err(|_| CoreError::Internal(anyhow::anyhow!("the OS random source failed")))?;
     let value = base64url::encode(&bytes);
     let expires_at = chrono::Utc::now().timestamp() + SESSION_SECONDS;
-    state.core.store.create_session(&token_hash(&value), expires_at).await.map_err(CoreError::Internal)?;
+    state.core.store.create_session(&token_hash(&value), &state.admin.session_tag(), expires_at).await.map_err(CoreError::Internal)?;
     tracing::info!("admin signed in");
-    Ok(cookie(&value, SESSION_SECONDS, over_tls(state, headers)))
+    Ok(cookie(&value, SESSION_SECONDS, tls))
 }
 
 /// Ends the request's session (if any); answers the `Set-Cookie` value that clears it.
-pub async fn sign_out(state: &AppState, headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
+pub async fn sign_out(state: &AppState, headers: &HeaderMap, OverTls(tls): OverTls) -> Result<HeaderValue, ApiError> {
     if let Some(value) = session_cookie(headers) {
         state.core.store.delete_session(&token_hash(value)).await.map_err(CoreError::Internal)?;
     }
-    Ok(cookie("", 0, over_tls(state, headers)))
+    Ok(cookie("", 0, tls))
 }
 
-/// True when the request carries a live session cookie.
+/// True when the request carries a live session cookie opened with the current token.
 pub async fn has_session(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiError> {
     let Some(value) = session_cookie(headers) else { return Ok(false) };
-    Ok(state.core.store.session_is_live(&token_hash(value)).await.map_err(CoreError::Internal)?)
+    Ok(state.core.store.session_is_live(&token_hash(value), &state.admin.session_tag()).await.map_err(CoreError::Internal)?)
 }
 
 /// Proof of admin rights: `Authorization: Bearer <admin token>` (servers, the CLI's
@@ -91,6 +92,8 @@ impl FromRequestParts<AppState> for AdminAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await.expect("infallible");
+        state.limits.admin_attempt(ip)?;
         let bearer =
             parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
         match bearer {
@@ -99,7 +102,6 @@ impl FromRequestParts<AppState> for AdminAccess {
             _ => {}
         }
         // Guessing is rate-limited per client address.
-        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await.expect("infallible");
         state.limits.bad_token(ip)?;
         Err(ApiError::Unauthorized)
     }

@@ -10,19 +10,22 @@
 //! the retry rows: every subscriber gets the message at least once, and repeats are
 //! bounded by one page.
 
-use super::delivery::{rejection_cause, Decision, GateCheck, OriginGate};
+use super::delivery::{Decision, GateCheck, OriginGate, RetryPolicy, MAX_VAPID_REFUSALS};
 use super::error::CoreError;
 use super::sender::{DeliveryOutcome, PushMessage, PushTarget};
 use super::state::Clarion;
-use super::store::{BroadcastDetailRecord, BroadcastJob, BroadcastRecord, Progress, StoredSubscription};
+use super::store::{BroadcastDetailRecord, BroadcastJob, BroadcastRecord, LeaseStatus, Progress, StoredSubscription};
 use crate::domain::notification::{Notification, NotificationRequest};
-use crate::domain::subscription::{AuthSecret, P256dhKey};
+use crate::domain::subscription::{AuthSecret, P256dhKey, PushHostPolicy};
 use crate::domain::{base64url, BroadcastDetail, BroadcastQueued, BroadcastStatus, TestPushResult, Urgency};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Subscriptions read from the database per page of a broadcast: one in-flight window.
 pub fn page_size(send_concurrency: usize) -> i64 {
@@ -64,6 +67,7 @@ impl From<BroadcastRecord> for BroadcastStatus {
             started_at: r.started_at,
             finished_at: r.finished_at,
             duration_ms,
+            fault: None,
         }
     }
 }
@@ -81,11 +85,13 @@ pub async fn queue_broadcast(
     request: NotificationRequest,
     lease_owner: Option<&str>,
 ) -> Result<BroadcastQueued, CoreError> {
-    let notification = Notification::build(request, core.payload_format)?;
+    let mut notification = Notification::build(request, core.payload_format)?;
     if let Some(endpoint) = &notification.endpoint {
-        if core.store.find_subscription(endpoint).await?.is_none() {
+        let Some(stored) = core.store.find_subscription(endpoint).await? else {
             return Err(CoreError::NotFound("no subscription with that endpoint".into()));
-        }
+        };
+        // Target the endpoint as stored, however the caller spelled it.
+        notification.endpoint = Some(stored.endpoint);
     }
     let warning = notification.payload_is_large().then(|| {
         format!("the payload is {} bytes; some mobile push relays drop messages over about 3000 bytes", notification.max_payload_len())
@@ -96,8 +102,10 @@ pub async fn queue_broadcast(
     Ok(BroadcastQueued { id, warning })
 }
 
+/// A broadcast's status from the ledger, with the storage fault that pauses it, if any.
 pub async fn broadcast_status(core: &Clarion, id: i64) -> Result<BroadcastStatus, CoreError> {
-    core.store.broadcast(id).await?.map(BroadcastStatus::from).ok_or_else(|| CoreError::NotFound(format!("no notification with id {id}")))
+    let record = core.store.broadcast(id).await?.ok_or_else(|| CoreError::NotFound(format!("no notification with id {id}")))?;
+    Ok(BroadcastStatus { fault: core.faults.get(id), ..record.into() })
 }
 
 /// Counts a click that a service worker reported. Carries no personal data: only the id.
@@ -130,10 +138,20 @@ fn check_history_limit(limit: i64) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Pushes a fixed test notification to the caller's own subscription. The caller proves
-/// ownership with the subscription's `auth` secret, compared in constant time.
-#[tracing::instrument(skip_all)]
-pub async fn send_test(core: &Clarion, endpoint: &str, auth: &str) -> Result<TestPushResult, CoreError> {
+/// A stored subscription whose owner proved it (see [`prove_ownership`]).
+#[derive(Debug)]
+pub struct OwnedSubscription(StoredSubscription);
+
+impl OwnedSubscription {
+    pub fn id(&self) -> i64 {
+        self.0.id
+    }
+}
+
+/// Checks that the caller owns a subscription: it presents the endpoint and the
+/// subscription's `auth` secret (which only the browser and this server know), compared
+/// in constant time.
+pub async fn prove_ownership(core: &Clarion, endpoint: &str, auth: &str) -> Result<OwnedSubscription, CoreError> {
     let presented = AuthSecret::parse(auth)?;
     let Some(stored) = core.store.find_subscription(endpoint).await? else {
         return Err(CoreError::NotFound("this subscription is not stored; enable notifications again".into()));
@@ -141,6 +159,13 @@ pub async fn send_test(core: &Clarion, endpoint: &str, auth: &str) -> Result<Tes
     if !bool::from(stored.auth.as_slice().ct_eq(presented.as_bytes())) {
         return Err(CoreError::Forbidden("the auth secret does not match this subscription".into()));
     }
+    Ok(OwnedSubscription(stored))
+}
+
+/// Pushes a fixed test notification to the caller's own subscription.
+#[tracing::instrument(skip_all, fields(id = owned.id()))]
+pub async fn send_test(core: &Clarion, owned: OwnedSubscription) -> Result<TestPushResult, CoreError> {
+    let OwnedSubscription(stored) = owned;
     let test = NotificationRequest {
         title: "Clarion test notification".into(),
         body: "Push works: this came from your Clarion server.".into(),
@@ -150,7 +175,10 @@ pub async fn send_test(core: &Clarion, endpoint: &str, auth: &str) -> Result<Tes
     };
     let payload = Notification::build(test, core.payload_format)?.payload(None);
     let message = PushMessage { payload: payload.into_bytes(), ttl: 60, urgency: Some(Urgency::High), topic: None };
-    let target = push_target(&stored).map_err(anyhow::Error::msg)?;
+    let target = match push_target(&stored, &core.policy) {
+        Ok(target) => target,
+        Err(refusal) => return Ok(TestPushResult::Failed { reason: refusal.describe() }),
+    };
     let outcome = core.sender.send(&target, &message).await;
     Ok(match outcome {
         DeliveryOutcome::Delivered { .. } => {
@@ -168,12 +196,40 @@ pub async fn send_test(core: &Clarion, endpoint: &str, auth: &str) -> Result<Tes
     })
 }
 
-/// Rebuilds a send target from a stored row. Keys were validated on the way in, so only
-/// their lengths are checked here (ring still refuses an off-curve point).
-fn push_target(row: &StoredSubscription) -> Result<PushTarget, String> {
-    let endpoint = url::Url::parse(&row.endpoint).map_err(|e| format!("stored endpoint is not a URL: {e}"))?;
-    let p256dh = P256dhKey::from_stored(&row.p256dh).ok_or("stored p256dh has the wrong length")?;
-    let auth = AuthSecret::from_bytes(&row.auth).map_err(|e| e.to_string())?;
+/// Why a stored subscription is not sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unsendable {
+    /// The row does not hold a usable endpoint or keys.
+    Invalid(String),
+    /// Today's `CLARION_PUSH_HOSTS` policy no longer allows the endpoint.
+    NotAllowed(String),
+}
+
+impl Unsendable {
+    fn reason(&self) -> &'static str {
+        match self {
+            Unsendable::Invalid(_) => "invalid_subscription",
+            Unsendable::NotAllowed(_) => "endpoint_not_allowed",
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Unsendable::Invalid(why) => format!("the stored subscription is unusable: {why}"),
+            Unsendable::NotAllowed(why) => format!("the endpoint is not allowed by the current push-host policy: {why}"),
+        }
+    }
+}
+
+/// Rebuilds a send target from a stored row, checking its endpoint against today's
+/// policy (a host removed from `CLARION_PUSH_HOSTS` is not sent to any more). Keys were
+/// validated on the way in, so only their lengths are checked here (ring still refuses
+/// an off-curve point).
+fn push_target(row: &StoredSubscription, policy: &PushHostPolicy) -> Result<PushTarget, Unsendable> {
+    let endpoint = url::Url::parse(&row.endpoint).map_err(|e| Unsendable::Invalid(format!("the endpoint is not a URL: {e}")))?;
+    policy.check(&endpoint).map_err(Unsendable::NotAllowed)?;
+    let p256dh = P256dhKey::from_stored(&row.p256dh).ok_or_else(|| Unsendable::Invalid("p256dh has the wrong length".into()))?;
+    let auth = AuthSecret::from_bytes(&row.auth).map_err(|e| Unsendable::Invalid(e.to_string()))?;
     Ok(PushTarget { endpoint, p256dh, auth })
 }
 
@@ -190,12 +246,44 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// How long a stopping worker waits for the pushes in flight to settle (so their outcomes
+/// are committed) before it abandons them to be sent again on resume.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The longest pause between attempts to commit while storage is failing.
+const MAX_STORAGE_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Storage faults of the broadcasts this process is carrying out, for their status: the
+/// ledger itself cannot record that it cannot be written.
+#[derive(Debug, Default)]
+pub struct BroadcastFaults(std::sync::Mutex<HashMap<i64, String>>);
+
+impl BroadcastFaults {
+    fn set(&self, id: i64, fault: String) {
+        self.0.lock().expect("faults lock").insert(id, fault);
+    }
+
+    /// True when there was a fault to clear.
+    fn clear(&self, id: i64) -> bool {
+        self.0.lock().expect("faults lock").remove(&id).is_some()
+    }
+
+    fn get(&self, id: i64) -> Option<String> {
+        self.0.lock().expect("faults lock").get(&id).cloned()
+    }
+}
+
 /// How one push settled in this batch.
 #[derive(Debug)]
 enum Settled {
     Delivered,
     Removed,
     Failed(&'static str),
+    /// 401/403 under the current key; `prior` refusals were counted against it before.
+    Refused {
+        origin: String,
+        prior: i64,
+    },
     /// Try again at this unix millisecond, with this many sends made.
     Retry {
         attempts: u32,
@@ -207,11 +295,11 @@ enum Settled {
 /// number of sends already made to this subscription for this broadcast. Also says
 /// whether a request actually went out (the gate can settle a push without one).
 async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, row: &StoredSubscription, attempts: u32) -> (Settled, bool) {
-    let target = match push_target(row) {
+    let target = match push_target(row, &core.policy) {
         Ok(target) => target,
-        Err(reason) => {
-            tracing::error!(id = row.id, %reason, "stored subscription is unusable");
-            return (Settled::Failed("invalid_subscription"), false);
+        Err(refusal) => {
+            tracing::warn!(id = row.id, reason = %refusal.describe(), "not sending to a stored subscription");
+            return (Settled::Failed(refusal.reason()), false);
         }
     };
     let origin = target.endpoint.origin().ascii_serialization();
@@ -224,17 +312,18 @@ async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, r
     let attempts = attempts + 1;
     let current_key = row.vapid_key_fingerprint == core.sender.vapid().fingerprint();
     let settled = match core.retry.decide(&outcome, attempts, current_key) {
-        Decision::Delivered => Settled::Delivered,
-        Decision::Remove => Settled::Removed,
-        Decision::Fail(reason) => {
-            if let DeliveryOutcome::Unauthorized { status } = outcome {
-                let cause = rejection_cause(status);
-                if gate.stop(&origin, cause.clone()) {
-                    tracing::error!(%origin, %cause, "configuration error: stopped sending this broadcast to the origin");
-                }
-            }
-            Settled::Failed(reason)
+        Decision::Delivered => {
+            gate.accepted(&origin);
+            Settled::Delivered
         }
+        Decision::Remove => Settled::Removed,
+        Decision::Refused => {
+            if gate.refused(&origin) {
+                tracing::error!(%origin, "configuration error: the push service refuses our VAPID key; stopped sending this broadcast to it");
+            }
+            Settled::Refused { origin, prior: row.vapid_refusals }
+        }
+        Decision::Fail(reason) => Settled::Failed(reason),
         Decision::Retry(delay) => {
             let not_before = now_ms() + delay.as_millis() as i64;
             if matches!(outcome, DeliveryOutcome::RateLimited { .. }) {
@@ -247,8 +336,9 @@ async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, r
     (settled, true)
 }
 
-/// One push in flight: its subscription id, the sends made before, and the task.
-type Sending = (i64, u32, tokio::task::JoinHandle<(Settled, bool)>);
+/// One push in flight: its subscription id, the sends made before, and the task (aborted
+/// if the broadcast is abandoned, so nothing outlives its worker).
+type Sending = (i64, u32, AbortOnDropHandle<(Settled, bool)>);
 
 /// Starts one task per push (so encryption spreads over the cores); each waits for a
 /// permit of the shared, fair semaphore, which bounds the pushes in flight.
@@ -268,7 +358,7 @@ fn spawn_batch(
                 let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
                 deliver_one(&core, &message, &gate, &row, attempts).await
             });
-            (id, attempts, task)
+            (id, attempts, AbortOnDropHandle::new(task))
         })
         .collect()
 }
@@ -289,6 +379,17 @@ async fn collect_batch(sending: Vec<Sending>, gate: &OriginGate) -> Progress {
             Settled::Delivered => progress.delivered.push(id),
             Settled::Removed => progress.removed.push(id),
             Settled::Failed(reason) => progress.failed.push((id, reason)),
+            // A refusal counts against the subscription only where the push service
+            // accepted our key for others; then the last allowed one removes it.
+            Settled::Refused { origin, prior } if gate.has_accepted(&origin) => {
+                if prior + 1 >= MAX_VAPID_REFUSALS {
+                    progress.removed.push(id);
+                } else {
+                    progress.refused.push(id);
+                    progress.failed.push((id, "vapid_rejected"));
+                }
+            }
+            Settled::Refused { .. } => progress.failed.push((id, "vapid_rejected")),
             Settled::Retry { attempts, not_before } => progress.retry.push((id, attempts, not_before)),
         }
     }
@@ -296,22 +397,122 @@ async fn collect_batch(sending: Vec<Sending>, gate: &OriginGate) -> Progress {
     progress
 }
 
-/// Carries out one claimed broadcast to the end: the main pass over the subscriptions in
-/// pages, then the retries as they fall due. `on_progress` sees the running status after
-/// each committed batch (the CLI draws its progress bar from it).
+/// How a drive of a broadcast ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveEnd {
+    /// Every subscription in scope settled; the broadcast is `done`.
+    Done,
+    /// The worker was asked to stop; the lease was handed back and the broadcast resumes
+    /// from its last commit wherever a worker claims it next.
+    Stopped,
+    /// Another worker claimed the broadcast (our lease lapsed); we stopped sending.
+    LeaseLost,
+}
+
+/// Renews a drive's lease on its own clock, independent of page commits (one push may
+/// take as long as the push timeout), and halts the drive when the lease is lost.
+fn keep_lease(core: &Clarion, owner: &str, job: &BroadcastJob, halt: CancellationToken, lost: Arc<AtomicBool>) -> AbortOnDropHandle<()> {
+    let (core, owner, job) = (core.clone(), owner.to_string(), job.clone());
+    let every = core.lease / 4;
+    AbortOnDropHandle::new(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match core.store.renew_lease(&job, &owner).await {
+                Ok(LeaseStatus::Held) => {}
+                Ok(LeaseStatus::Lost) => {
+                    tracing::warn!(id = job.id, "another worker took this broadcast over; stopping");
+                    lost.store(true, Ordering::SeqCst);
+                    halt.cancel();
+                    return;
+                }
+                Err(e) => tracing::error!(id = job.id, error = ?e, "could not renew the lease"),
+            }
+        }
+    }))
+}
+
+/// Runs a storage operation until it succeeds. While storage fails (disk full, I/O
+/// error) the broadcast pauses with jittered exponential backoff, and the fault shows in
+/// its status and the log; nothing is sent again meanwhile. Gives up only when halted.
+async fn with_storage<T, F, Fut>(core: &Clarion, job_id: i64, halt: &CancellationToken, what: &str, mut operation: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut attempts = 0;
+    loop {
+        match operation().await {
+            Ok(value) => {
+                if core.faults.clear(job_id) {
+                    tracing::info!(id = job_id, "storage works again; the broadcast resumes");
+                }
+                return Ok(value);
+            }
+            Err(e) => {
+                attempts += 1;
+                let wait =
+                    RetryPolicy { base_delay: Duration::from_secs(1), max_delay: MAX_STORAGE_BACKOFF, ..core.retry }.backoff(attempts);
+                tracing::error!(id = job_id, error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "could not {what}; the broadcast is paused");
+                core.faults.set(job_id, format!("paused: could not {what} ({e:#}); trying again in {} s", wait.as_secs().max(1)));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = halt.cancelled() => return Err(e.context(format!("could not {what}"))),
+                }
+            }
+        }
+    }
+}
+
+/// Carries out one claimed broadcast: the main pass over the subscriptions in pages, then
+/// the retries as they fall due. `on_progress` sees the running status after each
+/// committed batch (the CLI draws its progress bar from it). When `stop` fires, no more
+/// pushes start; those in flight get [`SHUTDOWN_GRACE`] to settle and be committed, and
+/// the lease is handed back.
 pub async fn drive_broadcast(
     core: &Clarion,
     owner: &str,
     mut job: BroadcastJob,
+    stop: &CancellationToken,
     mut on_progress: impl FnMut(&BroadcastStatus),
-) -> anyhow::Result<()> {
-    if job.status == "queued" {
-        core.store.start_broadcast(&mut job).await?;
+) -> anyhow::Result<DriveEnd> {
+    let halt = stop.child_token();
+    let lost = Arc::new(AtomicBool::new(false));
+    let _lease = keep_lease(core, owner, &job, halt.clone(), lost.clone());
+    let end = drive(core, owner, &mut job, &halt, &mut on_progress).await;
+    if lost.load(Ordering::SeqCst) {
+        return Ok(DriveEnd::LeaseLost);
     }
-    let message = Arc::new(push_message(&job));
+    let end = end?;
+    if end == DriveEnd::Stopped {
+        core.store.release_lease(&job, owner).await?;
+        tracing::info!(id = job.id, "stopped mid-broadcast; handed the lease back");
+    }
+    Ok(end)
+}
+
+async fn drive(
+    core: &Clarion,
+    owner: &str,
+    job: &mut BroadcastJob,
+    halt: &CancellationToken,
+    on_progress: &mut impl FnMut(&BroadcastStatus),
+) -> anyhow::Result<DriveEnd> {
+    if job.status == "queued" {
+        let (lease, last_id) = with_storage(core, job.id, halt, "start the broadcast", || core.store.start_broadcast(job)).await?;
+        if lease == LeaseStatus::Lost {
+            return Ok(DriveEnd::LeaseLost);
+        }
+        job.status = "sending".into();
+        job.last_id = Some(last_id);
+    }
+    let job = &*job;
+    let message = Arc::new(push_message(job));
     let stopped: HashMap<String, String> = serde_json::from_str(&job.stopped_origins).unwrap_or_default();
     let gate = Arc::new(OriginGate::with_stopped(stopped));
     let page_size = page_size(core.send_concurrency);
+    let commit = |progress: Progress| async move {
+        with_storage(core, job.id, halt, "commit the broadcast's progress", || core.store.record_progress(job, owner, &progress)).await
+    };
 
     // Main pass: up to PAGES_IN_FLIGHT pages sending at once, committed in order.
     let permits = Arc::new(Semaphore::new(core.send_concurrency.max(1)));
@@ -319,8 +520,9 @@ pub async fn drive_broadcast(
     let mut fetched_up_to = job.cursor;
     let mut exhausted = false;
     loop {
-        while !exhausted && in_flight.len() < PAGES_IN_FLIGHT {
-            let page = core.store.broadcast_page(&job, fetched_up_to, page_size).await?;
+        while !exhausted && !halt.is_cancelled() && in_flight.len() < PAGES_IN_FLIGHT {
+            let page =
+                with_storage(core, job.id, halt, "read the next page", || core.store.broadcast_page(job, fetched_up_to, page_size)).await?;
             match page.last().map(|s| s.id) {
                 None => exhausted = true,
                 Some(last) => {
@@ -331,32 +533,46 @@ pub async fn drive_broadcast(
             }
         }
         let Some((last, sending)) = in_flight.pop_front() else { break };
-        let mut progress = collect_batch(sending, &gate).await;
-        progress.cursor = Some(last);
-        core.store.record_progress(job.id, owner, &progress).await?;
-        if let Ok(status) = broadcast_status(core, job.id).await {
-            on_progress(&status);
+        let progress = match settle(collect_batch(sending, &gate), halt).await {
+            Some(progress) => progress,
+            None => return Ok(DriveEnd::Stopped),
+        };
+        let progress = Progress { cursor: Some(last), ..progress };
+        if commit(progress).await? == LeaseStatus::Lost {
+            return Ok(DriveEnd::LeaseLost);
         }
+        report(core, job.id, on_progress).await;
+    }
+    if halt.is_cancelled() {
+        return Ok(DriveEnd::Stopped);
     }
 
+    // Retries, as they fall due.
     loop {
         let now = now_ms();
-        let due = core.store.due_retries(job.id, now, page_size).await?;
+        let due = with_storage(core, job.id, halt, "read due retries", || core.store.due_retries(job.id, now, page_size)).await?;
         if due.is_empty() {
-            let Some(next) = core.store.next_retry_at(job.id).await? else { break };
-            core.store.renew_lease(job.id, owner).await?;
-            let wait = (next - now).clamp(10, 1_000) as u64;
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-            continue;
+            let Some(next) = with_storage(core, job.id, halt, "read due retries", || core.store.next_retry_at(job.id)).await? else {
+                break;
+            };
+            let wait = Duration::from_millis((next - now).clamp(10, 1_000) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => continue,
+                _ = halt.cancelled() => return Ok(DriveEnd::Stopped),
+            }
         }
-        let progress = collect_batch(spawn_batch(core, &message, &gate, &permits, due), &gate).await;
-        core.store.record_progress(job.id, owner, &progress).await?;
-        if let Ok(status) = broadcast_status(core, job.id).await {
-            on_progress(&status);
+        let Some(progress) = settle(collect_batch(spawn_batch(core, &message, &gate, &permits, due), &gate), halt).await else {
+            return Ok(DriveEnd::Stopped);
+        };
+        if commit(progress).await? == LeaseStatus::Lost {
+            return Ok(DriveEnd::LeaseLost);
         }
+        report(core, job.id, on_progress).await;
     }
 
-    core.store.finish_broadcast(job.id).await?;
+    if with_storage(core, job.id, halt, "finish the broadcast", || core.store.finish_broadcast(job, owner)).await? == LeaseStatus::Lost {
+        return Ok(DriveEnd::LeaseLost);
+    }
     if let Ok(status) = broadcast_status(core, job.id).await {
         tracing::info!(
             id = job.id,
@@ -369,7 +585,25 @@ pub async fn drive_broadcast(
         );
         on_progress(&status);
     }
-    Ok(())
+    Ok(DriveEnd::Done)
+}
+
+/// Shows the running status to the caller of [`drive_broadcast`].
+async fn report(core: &Clarion, id: i64, on_progress: &mut impl FnMut(&BroadcastStatus)) {
+    if let Ok(status) = broadcast_status(core, id).await {
+        on_progress(&status);
+    }
+}
+
+/// Waits for a batch to settle; once halted, only for [`SHUTDOWN_GRACE`] more. `None`:
+/// it did not settle in time (its pushes are aborted when the batch is dropped).
+async fn settle(batch: impl std::future::Future<Output = Progress>, halt: &CancellationToken) -> Option<Progress> {
+    tokio::pin!(batch);
+    tokio::select! {
+        progress = &mut batch => return Some(progress),
+        _ = halt.cancelled() => {}
+    }
+    tokio::time::timeout(SHUTDOWN_GRACE, batch).await.ok()
 }
 
 /// A name for this process's leases, unique per start.
@@ -379,33 +613,33 @@ pub fn worker_name(kind: &str) -> String {
     format!("{kind}-{}-{}", std::process::id(), base64url::encode(&bytes))
 }
 
-/// The server's background worker: picks up queued (and orphaned) broadcasts until shutdown.
-pub async fn run_worker(core: Clarion, owner: String, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// The server's background worker: picks up queued (and orphaned) broadcasts until
+/// `stop` fires, then hands back what it holds and returns.
+pub async fn run_worker(core: Clarion, owner: String, stop: CancellationToken) {
     tracing::info!(owner = %owner, "broadcast worker started");
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        match core.store.claim_broadcast(&owner, None).await {
+    while !stop.is_cancelled() {
+        let pause = match core.store.claim_broadcast(&owner, None).await {
             Ok(Some(job)) => {
                 let id = job.id;
-                if let Err(e) = drive_broadcast(&core, &owner, job, |_| {}).await {
-                    tracing::error!(id, error = ?e, "broadcast interrupted; it will be resumed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                match drive_broadcast(&core, &owner, job, &stop, |_| {}).await {
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::error!(id, error = ?e, "broadcast interrupted; it will be resumed");
+                        Duration::from_secs(1)
+                    }
                 }
             }
-            Ok(None) => {
-                // Poll now and then too: another process's lease may lapse.
-                tokio::select! {
-                    _ = core.broadcast_queued.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
+            // Poll now and then too: another process's lease may lapse.
+            Ok(None) => Duration::from_secs(2),
             Err(e) => {
                 tracing::error!(error = ?e, "could not claim a broadcast");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                Duration::from_secs(1)
             }
+        };
+        tokio::select! {
+            _ = core.broadcast_queued.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.cancelled() => {}
         }
     }
     tracing::info!("broadcast worker stopped");

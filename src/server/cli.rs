@@ -1,13 +1,15 @@
 //! The commands besides `serve`: `keys generate` and `send`.
 
-use super::broadcasts;
+use super::broadcasts::{self, DriveEnd};
 use super::config::{ImportArgs, SendArgs};
 use super::startup::build_core;
+use super::startup::shutdown_signal;
 use super::vapid::VapidKeyMaterial;
 use crate::domain::base64url;
 use crate::domain::BroadcastStatus;
 use crate::domain::NotificationRequest;
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
 
 /// `clarion keys generate`.
 pub fn keys_generate() {
@@ -39,8 +41,16 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
             .expect("valid template"),
     );
+    // Ctrl-C or SIGTERM stops sending and hands the broadcast back: `clarion serve`
+    // (or the next `clarion send`) resumes it from the last commit.
+    let stop = CancellationToken::new();
+    let interrupt = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        interrupt.cancel();
+    });
     let mut last: Option<BroadcastStatus> = None;
-    broadcasts::drive_broadcast(&core, &owner, job, |status| {
+    let end = broadcasts::drive_broadcast(&core, &owner, job, &stop, |status| {
         bar.set_length(status.total.max(0) as u64);
         bar.set_position((status.delivered + status.failed + status.removed).max(0) as u64);
         bar.set_message(format!("delivered {} failed {} removed {}", status.delivered, status.failed, status.removed));
@@ -48,6 +58,11 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
     })
     .await?;
     bar.finish_and_clear();
+    match end {
+        DriveEnd::Done => {}
+        DriveEnd::Stopped => anyhow::bail!("interrupted: notification {} is handed back; a running `clarion serve` resumes it", queued.id),
+        DriveEnd::LeaseLost => anyhow::bail!("another worker took notification {} over; it finishes it", queued.id),
+    }
     let status = match last {
         Some(s) => s,
         None => broadcasts::broadcast_status(&core, queued.id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?,

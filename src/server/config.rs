@@ -69,6 +69,10 @@ pub struct SiteArgs {
     /// First retry delay in milliseconds; it doubles (with jitter) on each further retry.
     #[arg(long, env = "CLARION_RETRY_BASE_MS", default_value_t = 1000)]
     pub retry_base_ms: u64,
+    /// Seconds one push may take, from sending the request to the answer (the connection
+    /// gets at most 10 s of it). A broadcast's lease outlasts this.
+    #[arg(long, env = "CLARION_PUSH_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub push_timeout: u64,
     /// A PEM file of extra CA certificates to trust for push services (self-hosted or test ones).
     #[arg(long, env = "CLARION_EXTRA_CA_FILE")]
     pub extra_ca_file: Option<PathBuf>,
@@ -101,7 +105,9 @@ pub struct ServeArgs {
     /// per minute; 0 turns the limit off.
     #[arg(long, env = "CLARION_TEST_PUSH_RATE_LIMIT", default_value_t = crate::server::security::TEST_PUSHES_PER_MINUTE)]
     pub test_push_rate_limit: u32,
-    /// Take the client IP from X-Forwarded-For / Forwarded (only behind a proxy you control).
+    /// Take the client IP from X-Forwarded-For / Forwarded, trusting the peer as the only
+    /// proxy (only behind a proxy you control). With CLARION_TRUSTED_PROXIES, that list
+    /// decides instead.
     #[arg(long, env = "CLARION_TRUST_PROXY_HEADERS", default_value_t = false)]
     pub trust_proxy_headers: bool,
     /// Origins (comma-separated, e.g. `https://www.example.com`) allowed to call the REST
@@ -111,6 +117,20 @@ pub struct ServeArgs {
     /// The most subscriptions stored at once; 0 is no limit.
     #[arg(long, env = "CLARION_MAX_SUBSCRIPTIONS", default_value_t = 1_000_000)]
     pub max_subscriptions: u64,
+    /// Proxies (comma-separated addresses or CIDRs, e.g. `10.0.0.0/8,2001:db8::/32`) whose
+    /// `X-Forwarded-For`/`Forwarded` headers are believed: the client is the rightmost
+    /// address in them that is not one of these. Headers from any other peer are ignored.
+    #[arg(long, env = "CLARION_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "CLARION_MAX_CONNECTIONS", default_value_t = 2048)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers; then the connection is closed.
+    #[arg(long, env = "CLARION_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body; then the request fails.
+    #[arg(long, env = "CLARION_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
     /// The most stored subscriptions one client IP may have created; 0 is no limit.
     #[arg(long, env = "CLARION_MAX_SUBSCRIPTIONS_PER_IP", default_value_t = 500)]
     pub max_subscriptions_per_ip: u64,
@@ -133,6 +153,12 @@ pub struct PushServiceArgs {
     /// The PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+}
+
+impl From<PushServiceArgs> for clarion_push_service::Options {
+    fn from(args: PushServiceArgs) -> Self {
+        Self { addr: args.addr, sink: args.sink, tls: args.tls_cert.zip(args.tls_key) }
+    }
 }
 
 /// `clarion import`.

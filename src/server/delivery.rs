@@ -7,13 +7,24 @@
 //! | 404 / 410 | remove the subscription |
 //! | 413, 400 and other 4xx | failed; keep the subscription |
 //! | 401 / 403, subscription stored under a previous VAPID key | remove the subscription (bound to the old key for good) |
-//! | 401 / 403 | failed, and stop sending to that origin for this broadcast |
+//! | 401 / 403 under the current key | refused: judged per subscription (see below) |
 //! | 429 / 503 | retry after `Retry-After` (or backoff), and hold the whole origin until then |
 //! | other 5xx, timeout, connection error | retry with jittered exponential backoff, then fail |
+//!
+//! A refusal under the current key usually means that one subscription was made with
+//! another `applicationServerKey` (posted by a stranger, re-posted by an old cached page,
+//! imported), so it fails that push only: one bad subscription never silences a push
+//! service for everyone else. It counts against the subscription only when the same push
+//! service accepted our key for others in the same broadcast; at [`MAX_VAPID_REFUSALS`]
+//! such refusals in a row the subscription is removed. Only a *systemic* refusal stops an
+//! origin: [`SYSTEMIC_REFUSALS`] refusals and not one acceptance, which means our own key
+//! or subject is refused. Pushes already in flight then still settle, so at most
+//! `SYSTEMIC_REFUSALS + CLARION_SEND_CONCURRENCY` requests reach a push service that
+//! refuses the key.
 
 use super::sender::DeliveryOutcome;
 use ring::rand::{SecureRandom, SystemRandom};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -34,6 +45,13 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Refusals under the current key, with no acceptance, after which an origin is stopped.
+pub const SYSTEMIC_REFUSALS: u32 = 10;
+
+/// Refusals of one subscription (in broadcasts where its push service accepted our key for
+/// others) after which it is removed.
+pub const MAX_VAPID_REFUSALS: i64 = 3;
+
 /// What becomes of one push after an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -42,6 +60,9 @@ pub enum Decision {
     Remove,
     /// Give up on this subscription for this broadcast, for this reason.
     Fail(&'static str),
+    /// 401/403 under the current key: fail this push and let the origin gate judge whether
+    /// the subscription or our own key is at fault.
+    Refused,
     /// Try again after the delay.
     Retry(Duration),
 }
@@ -66,6 +87,7 @@ impl RetryPolicy {
             DeliveryOutcome::Delivered { .. } => Decision::Delivered,
             DeliveryOutcome::Gone { .. } => Decision::Remove,
             DeliveryOutcome::Unauthorized { .. } if !current_key => Decision::Remove,
+            DeliveryOutcome::Unauthorized { .. } => Decision::Refused,
             DeliveryOutcome::RateLimited { retry_after, .. } if can_retry => {
                 Decision::Retry(retry_after.map_or_else(|| self.backoff(attempts), |d| d.min(self.max_delay)))
             }
@@ -75,8 +97,8 @@ impl RetryPolicy {
     }
 }
 
-/// Per-origin state during one broadcast: origins that rejected our VAPID credentials,
-/// and origins that asked us to wait.
+/// Per-origin state during one broadcast: how each origin answered our VAPID credentials
+/// (and whether it is stopped), and origins that asked us to wait.
 #[derive(Debug, Default)]
 pub struct OriginGate {
     inner: Mutex<GateState>,
@@ -86,13 +108,17 @@ pub struct OriginGate {
 struct GateState {
     stopped: HashMap<String, String>,
     held_until: HashMap<String, i64>,
+    /// Origins that accepted at least one push in this broadcast.
+    accepted: HashSet<String>,
+    /// Refusals under the current key per origin, in this broadcast.
+    refusals: HashMap<String, u32>,
 }
 
 /// What the gate says about sending to an origin now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GateCheck {
     Open,
-    /// Sending stopped after a 401/403.
+    /// Sending stopped: the origin refuses our own VAPID key.
     Stopped,
     /// Rate-limited: do not send before this unix millisecond.
     HeldUntil(i64),
@@ -101,7 +127,7 @@ pub enum GateCheck {
 impl OriginGate {
     /// A gate that already knows the origins stopped before a restart.
     pub fn with_stopped(stopped: HashMap<String, String>) -> Self {
-        Self { inner: Mutex::new(GateState { stopped, held_until: HashMap::new() }) }
+        Self { inner: Mutex::new(GateState { stopped, ..GateState::default() }) }
     }
 
     pub fn check(&self, origin: &str, now_ms: i64) -> GateCheck {
@@ -115,9 +141,27 @@ impl OriginGate {
         }
     }
 
-    /// Stops an origin; true when this call stopped it (so it is logged once).
-    pub fn stop(&self, origin: &str, cause: String) -> bool {
-        self.inner.lock().expect("gate lock").stopped.insert(origin.to_string(), cause).is_none()
+    /// Records that the origin accepted a push (so it accepts our key).
+    pub fn accepted(&self, origin: &str) {
+        let mut state = self.inner.lock().expect("gate lock");
+        if !state.accepted.contains(origin) {
+            state.accepted.insert(origin.to_string());
+        }
+    }
+
+    /// True when the origin accepted a push in this broadcast.
+    pub fn has_accepted(&self, origin: &str) -> bool {
+        self.inner.lock().expect("gate lock").accepted.contains(origin)
+    }
+
+    /// Records a refusal under the current key. Stops the origin once the refusals look
+    /// systemic; true when this call stopped it (so it is logged once).
+    pub fn refused(&self, origin: &str) -> bool {
+        let mut state = self.inner.lock().expect("gate lock");
+        let refusals = state.refusals.entry(origin.to_string()).or_default();
+        *refusals += 1;
+        let systemic = *refusals >= SYSTEMIC_REFUSALS && !state.accepted.contains(origin);
+        systemic && state.stopped.insert(origin.to_string(), systemic_cause(SYSTEMIC_REFUSALS)).is_none()
     }
 
     /// Holds an origin until the given time (the later of any two holds wins).
@@ -132,10 +176,10 @@ impl OriginGate {
     }
 }
 
-/// The likely cause of a 401/403, for the report and the log.
-pub fn rejection_cause(status: u16) -> String {
+/// The likely cause of a systemic refusal, for the report and the log.
+fn systemic_cause(refusals: u32) -> String {
     format!(
-        "the push service answered {status} to our VAPID credentials: most likely these subscriptions were made with another VAPID key (was the key rotated?), or the push service does not accept CLARION_VAPID_SUBJECT"
+        "the push service refused our VAPID credentials {refusals} times (401/403) and accepted none: most likely it does not accept this server's VAPID key or CLARION_VAPID_SUBJECT, or every subscription at it was made with another key (was the key rotated?)"
     )
 }
 
@@ -153,7 +197,7 @@ mod tests {
         assert_eq!(p.decide(&DeliveryOutcome::Delivered { location: None }, 1, true), Decision::Delivered);
         assert_eq!(p.decide(&DeliveryOutcome::Gone { status: 410 }, 1, true), Decision::Remove);
         assert_eq!(p.decide(&DeliveryOutcome::PayloadTooLarge, 1, true), Decision::Fail("payload_too_large"));
-        assert_eq!(p.decide(&DeliveryOutcome::Unauthorized { status: 403 }, 1, true), Decision::Fail("vapid_rejected"));
+        assert_eq!(p.decide(&DeliveryOutcome::Unauthorized { status: 403 }, 1, true), Decision::Refused);
         assert_eq!(p.decide(&DeliveryOutcome::Unauthorized { status: 401 }, 1, false), Decision::Remove, "made under a previous key");
         assert_eq!(p.decide(&DeliveryOutcome::Gone { status: 404 }, 1, false), Decision::Remove);
         assert_eq!(
@@ -185,12 +229,28 @@ mod tests {
     #[test]
     fn the_gate_stops_and_holds_origins_independently() {
         let gate = OriginGate::default();
-        assert!(gate.stop("https://a", "cause".into()));
-        assert!(!gate.stop("https://a", "again".into()));
+        for _ in 1..SYSTEMIC_REFUSALS {
+            assert!(!gate.refused("https://a"));
+        }
+        assert_eq!(gate.check("https://a", 0), GateCheck::Open, "a few refusals are the subscriptions' fault");
+        assert!(gate.refused("https://a"), "the tenth refusal with no acceptance stops the origin");
+        assert!(!gate.refused("https://a"), "stopped once");
+        assert!(gate.stopped()["https://a"].contains("accepted none"));
         gate.hold("https://b", 2_000);
         assert_eq!(gate.check("https://a", 0), GateCheck::Stopped);
         assert_eq!(gate.check("https://b", 1_000), GateCheck::HeldUntil(2_000));
         assert_eq!(gate.check("https://b", 2_001), GateCheck::Open);
         assert_eq!(gate.check("https://c", 0), GateCheck::Open);
+    }
+
+    #[test]
+    fn an_origin_that_accepts_our_key_is_never_stopped_by_refusals() {
+        let gate = OriginGate::default();
+        gate.accepted("https://fcm");
+        for _ in 0..(SYSTEMIC_REFUSALS * 10) {
+            assert!(!gate.refused("https://fcm"));
+        }
+        assert_eq!(gate.check("https://fcm", 0), GateCheck::Open);
+        assert!(gate.has_accepted("https://fcm") && !gate.has_accepted("https://other"));
     }
 }

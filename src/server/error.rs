@@ -12,6 +12,9 @@ pub enum CoreError {
     /// 403: the caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// 409: the request contradicts what is stored (a known endpoint with other keys).
+    #[error("{field}: {reason}")]
+    Conflict { field: &'static str, reason: String },
     /// 500: a bug or an unavailable database; details are logged, never returned.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

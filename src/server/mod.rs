@@ -11,7 +11,7 @@ pub mod config;
 pub mod delivery;
 pub mod encryption;
 pub mod error;
-pub mod push_service;
+pub mod http;
 pub mod resolver;
 pub mod rest;
 pub mod secrets;

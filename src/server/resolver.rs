@@ -32,18 +32,27 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || ip.is_documentation()
         || a == 0
         || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64.0.0/10
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments 192.0.0.0/24
         || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18.0.0/15
         || a >= 240) // reserved
 }
 
+/// Refuses, besides the obvious, every IPv6 form that carries an IPv4 address a relay or
+/// translator may turn into a private one (NAT64, 6to4, Teredo, IPv4-compatible).
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    let first = s[0];
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
         || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8)) // documentation
+        || (first & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
+        || (first == 0x2001 && s[1] == 0x0db8) // documentation
+        || (first == 0x2001 && s[1] == 0x0000) // Teredo 2001::/32
+        || first == 0x2002 // 6to4 2002::/16
+        || (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]) // NAT64 64:ff9b::/96
+        || s[..6] == [0; 6]) // IPv4-compatible ::a.b.c.d (::/96)
 }
 
 /// A resolver that drops non-public addresses for every host the operator did not list.
@@ -105,6 +114,13 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "255.255.255.255",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::127.0.0.1",
+            "::8.8.8.8",
+            "fec0::1",
+            "192.0.0.8",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

@@ -39,6 +39,31 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Makes an SQLite database file private before SQLite opens it: creates it empty with
+/// mode 0600 if missing, and narrows an existing one (and its `-wal`/`-shm`) to 0600.
+/// SQLite creates `-wal` and `-shm` with the database file's mode, so they follow,
+/// whatever the data dir's mode or the umask.
+pub fn private_database_files(database: &Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(database).with_context(|| format!("Failed to create {}", database.display()))?;
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::path::PathBuf::from(format!("{}{suffix}", database.display()));
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("Failed to make {} private", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// The key for hashing client addresses (`<data-dir>/client_hash_key`, 0600, created on
 /// first start). It stays with the data, so caps survive restarts.
 pub fn client_hash_key(data_dir: &Path) -> anyhow::Result<ring::hmac::Key> {
@@ -57,6 +82,9 @@ pub fn client_hash_key(data_dir: &Path) -> anyhow::Result<ring::hmac::Key> {
     Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes))
 }
 
+/// The shortest admin token accepted from the configuration.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
 /// The admin bearer token, held as a digest.
 #[derive(Clone)]
 pub struct AdminToken {
@@ -74,6 +102,15 @@ impl AdminToken {
         Self { digest: Sha256::digest(token.as_bytes()).into() }
     }
 
+    /// Identifies this token to the sessions opened with it, without revealing it: a
+    /// digest of its digest, under a label of its own.
+    pub fn session_tag(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(b"clarion admin session tag\0");
+        hasher.update(self.digest);
+        base64url::encode(&hasher.finalize()[..16])
+    }
+
     /// Constant-time check of a presented token (digests have equal length whatever the input).
     pub fn verify(&self, presented: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
@@ -81,9 +118,16 @@ impl AdminToken {
     }
 
     /// From the setting, or `<data-dir>/admin_token`, generating that file on first start.
-    /// Logs only the file's path.
+    /// A configured token must have at least [`MIN_ADMIN_TOKEN_CHARS`] characters. Logs
+    /// only the file's path.
     pub fn load_or_create(setting: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
         if let Some(token) = setting.map(str::trim).filter(|t| !t.is_empty()) {
+            let chars = token.chars().count();
+            if chars < MIN_ADMIN_TOKEN_CHARS {
+                anyhow::bail!(
+                    "CLARION_ADMIN_TOKEN has {chars} characters; use at least {MIN_ADMIN_TOKEN_CHARS} random ones (for example `openssl rand -base64 32`), or unset it to have one generated into <data-dir>/admin_token"
+                );
+            }
             return Ok(Self::new(token));
         }
         let path = data_dir.join("admin_token");

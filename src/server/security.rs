@@ -2,7 +2,13 @@
 //! the `Origin` check against cross-site requests, and CORS.
 //!
 //! Limits are in memory, per process; the numbers are the defaults a public site needs
-//! (`CLARION_SUBSCRIBE_RATE_LIMIT` sets the one for new subscriptions).
+//! (`CLARION_SUBSCRIBE_RATE_LIMIT` sets the one for new subscriptions). They are keyed by
+//! the client's address, an IPv6 client by its /64 (one subscriber line holds a whole
+//! /64), and swept every minute, so their memory stays bounded however many clients come.
+//!
+//! The client's address is the socket peer, unless the peer is a trusted proxy: then it
+//! is the rightmost address in `Forwarded` (or `X-Forwarded-For`) that is not a trusted
+//! proxy. Entries left of it are written by the client itself and never believed.
 
 use super::rest::error::ApiError;
 use super::subscriptions::Subscribed;
@@ -12,27 +18,50 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
+use forwarded_header_value::ForwardedHeaderValue;
+use governor::clock::{Clock, DefaultClock, QuantaInstant, Reference};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::net::{IpAddr, SocketAddr};
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
-/// Per-key limiters.
+/// Per-key limiters, keyed by [`ClientKey`] (or by subscription id).
 #[derive(Debug)]
 pub struct Limits {
-    /// New subscriptions per IP per hour (`None`: off).
-    subscribe: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    /// Writes (POST/DELETE) per IP per minute (`None`: off).
-    writes: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    /// Wrong admin tokens per IP per minute.
-    bad_tokens: DefaultKeyedRateLimiter<IpAddr>,
-    /// Test pushes per IP, and per subscription, per minute.
-    /// (`None`: off)
-    test_push_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    test_push_subscription: Option<DefaultKeyedRateLimiter<String>>,
+    /// New subscriptions per client per hour (`None`: off).
+    subscribe: Option<DefaultKeyedRateLimiter<ClientKey>>,
+    /// Writes (POST/DELETE) per client per minute (`None`: off).
+    writes: Option<DefaultKeyedRateLimiter<ClientKey>>,
+    /// Wrong admin tokens per client per minute.
+    bad_tokens: DefaultKeyedRateLimiter<ClientKey>,
+    /// Clients that used up `bad_tokens`, until when: while locked out, not even the right
+    /// token is checked, so guessing learns nothing.
+    locked_out: Mutex<HashMap<ClientKey, QuantaInstant>>,
+    /// Test pushes per client, and per subscription (by id, once its owner proved it),
+    /// per minute (`None`: off).
+    test_push_ip: Option<DefaultKeyedRateLimiter<ClientKey>>,
+    test_push_subscription: Option<DefaultKeyedRateLimiter<i64>>,
     clock: DefaultClock,
+}
+
+/// What per-client limits are keyed by: an IPv4 address, or an IPv6 address's /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => Self(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => Self(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)))),
+            },
+        }
+    }
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -52,6 +81,7 @@ impl Limits {
             subscribe: NonZeroU32::new(subscribe_per_hour).map(|n| RateLimiter::keyed(Quota::per_hour(n))),
             writes: NonZeroU32::new(writes_per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             bad_tokens: RateLimiter::keyed(per_minute(BAD_TOKENS_PER_MINUTE)),
+            locked_out: Mutex::default(),
             test_push_ip: test_pushes.map(RateLimiter::keyed),
             test_push_subscription: test_pushes.map(RateLimiter::keyed),
             clock: DefaultClock::default(),
@@ -59,45 +89,119 @@ impl Limits {
     }
 
     fn check<K: Clone + std::hash::Hash + Eq>(&self, limiter: &DefaultKeyedRateLimiter<K>, key: &K, what: &str) -> Result<(), ApiError> {
-        limiter.check_key(key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            ApiError::RateLimited { what: what.to_string(), retry_after: wait.max(Duration::from_secs(1)) }
-        })
+        limiter.check_key(key).map_err(|not_until| self.limited(what, not_until.wait_time_from(self.clock.now())))
     }
 
-    /// A new subscription from this IP.
+    fn limited(&self, what: &str, wait: Duration) -> ApiError {
+        ApiError::RateLimited { what: what.to_string(), retry_after: wait.max(Duration::from_secs(1)) }
+    }
+
+    /// A new subscription from this client.
     pub fn new_subscription(&self, ip: IpAddr) -> Result<(), ApiError> {
         match &self.subscribe {
-            Some(limiter) => self.check(limiter, &ip, "new subscriptions from this address"),
+            Some(limiter) => self.check(limiter, &ClientKey::of(ip), "new subscriptions from this address"),
             None => Ok(()),
         }
     }
 
     pub fn write(&self, ip: IpAddr) -> Result<(), ApiError> {
         match &self.writes {
-            Some(limiter) => self.check(limiter, &ip, "requests from this address"),
+            Some(limiter) => self.check(limiter, &ClientKey::of(ip), "requests from this address"),
             None => Ok(()),
         }
     }
 
-    /// Called for each wrong admin token; errs once an IP has guessed too often.
-    pub fn bad_token(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.check(&self.bad_tokens, &ip, "wrong admin tokens from this address")
+    /// Called before an admin credential is checked: errs while this client is locked out
+    /// for guessing, whatever it presents now.
+    pub fn admin_attempt(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let key = ClientKey::of(ip);
+        let now = self.clock.now();
+        let mut locked = self.locked_out.lock().expect("lock-out lock");
+        match locked.get(&key) {
+            Some(&until) if until > now => Err(self.limited("wrong admin tokens from this address", until.duration_since(now).into())),
+            Some(_) => {
+                locked.remove(&key);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
-    pub fn test_push(&self, ip: IpAddr, endpoint: &str) -> Result<(), ApiError> {
-        if let (Some(per_ip), Some(per_subscription)) = (&self.test_push_ip, &self.test_push_subscription) {
-            self.check(per_ip, &ip, "test notifications from this address")?;
-            self.check(per_subscription, &endpoint.to_string(), "test notifications to this subscription")?;
+    /// Called for each wrong admin token; once a client has guessed too often it is
+    /// locked out (see [`Limits::admin_attempt`]) until its quota refills.
+    pub fn bad_token(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let key = ClientKey::of(ip);
+        self.bad_tokens.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            self.locked_out.lock().expect("lock-out lock").insert(key, self.clock.now() + wait.into());
+            self.limited("wrong admin tokens from this address", wait)
+        })
+    }
+
+    /// A test push from this client, before anything else is looked at.
+    pub fn test_push_from(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match &self.test_push_ip {
+            Some(limiter) => self.check(limiter, &ClientKey::of(ip), "test notifications from this address"),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// A test push to this stored subscription, charged only once its owner proved it:
+    /// a stranger cannot use up the owner's quota.
+    pub fn test_push_to(&self, subscription_id: i64) -> Result<(), ApiError> {
+        match &self.test_push_subscription {
+            Some(limiter) => self.check(limiter, &subscription_id, "test notifications to this subscription"),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets the state of every key whose quota has refilled, and frees the memory.
+    pub fn sweep(&self) {
+        for limiter in [&self.subscribe, &self.writes, &self.test_push_ip].into_iter().flatten().chain([&self.bad_tokens]) {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.test_push_subscription {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        let now = self.clock.now();
+        let mut locked = self.locked_out.lock().expect("lock-out lock");
+        locked.retain(|_, until| *until > now);
+        locked.shrink_to_fit();
+    }
+
+    /// Keys held across all limiters (for tests and diagnostics).
+    pub fn tracked_keys(&self) -> usize {
+        let keyed = [&self.subscribe, &self.writes, &self.test_push_ip]
+            .into_iter()
+            .flatten()
+            .chain([&self.bad_tokens])
+            .map(|l| l.len())
+            .sum::<usize>();
+        keyed + self.test_push_subscription.as_ref().map_or(0, |l| l.len()) + self.locked_out.lock().expect("lock-out lock").len()
+    }
+}
+
+/// How often the limiters are swept.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A server's background task: sweeps the limiters every [`SWEEP_INTERVAL`] until `stop`.
+pub async fn sweep_limits(limits: Arc<Limits>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_INTERVAL) => limits.sweep(),
+            _ = stop.cancelled() => return,
+        }
     }
 }
 
 /// A client address as stored with the subscriptions it creates: HMAC-SHA256 keyed with
 /// a secret of this server, so the database never holds addresses.
+/// An IPv6 client is hashed by its /64, like its rate limits.
 pub fn client_hash(key: &ring::hmac::Key, ip: IpAddr) -> String {
-    crate::domain::base64url::encode(&ring::hmac::sign(key, ip.to_string().as_bytes()).as_ref()[..16])
+    let ClientKey(keyed) = ClientKey::of(ip);
+    crate::domain::base64url::encode(&ring::hmac::sign(key, keyed.to_string().as_bytes()).as_ref()[..16])
 }
 
 /// Subscribes on behalf of a web client (the REST API and the page's server function):
@@ -137,46 +241,116 @@ async fn admit_subscription(state: &super::state::AppState, ip: IpAddr, endpoint
     Ok(())
 }
 
-/// How to find the client's address.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIpPolicy {
-    pub trust_proxy_headers: bool,
+/// Which proxies' forwarding headers are believed.
+#[derive(Debug, Clone, Default)]
+pub enum ClientIpPolicy {
+    /// None: the client is the socket peer.
+    #[default]
+    Direct,
+    /// `CLARION_TRUST_PROXY_HEADERS` alone: the peer, whatever it is, is the only proxy,
+    /// so the client is the last address it appended.
+    PeerIsTheProxy,
+    /// `CLARION_TRUSTED_PROXIES`: headers are read only from a peer in these networks,
+    /// and every address in them is skipped from the right.
+    Trusted(Arc<Vec<IpNet>>),
 }
 
 impl ClientIpPolicy {
-    /// The client IP: the socket peer, or, when proxy headers are trusted, the first
-    /// address in `Forwarded: for=` or `X-Forwarded-For`.
-    pub fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
-        let fallback = peer.map(|p| p.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        if !self.trust_proxy_headers {
-            return fallback;
+    /// From the settings: a comma-separated list of CIDRs (or bare addresses), and the
+    /// older switch that trusts the peer as the only proxy.
+    pub fn from_settings(trusted_proxies: &str, trust_proxy_headers: bool) -> Result<Self, String> {
+        let networks = trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("{entry:?} is not an address or a CIDR network (e.g. 10.0.0.0/8)"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(match (networks.is_empty(), trust_proxy_headers) {
+            (false, _) => Self::Trusted(Arc::new(networks)),
+            (true, true) => Self::PeerIsTheProxy,
+            (true, false) => Self::Direct,
+        })
+    }
+
+    /// True when this peer is a proxy whose headers (`X-Forwarded-*`, `Forwarded`) count.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        match self {
+            Self::Direct => false,
+            Self::PeerIsTheProxy => true,
+            Self::Trusted(networks) => networks.iter().any(|n| n.contains(&canonical(peer))),
         }
-        forwarded_for(headers).unwrap_or(fallback)
+    }
+
+    /// The client IP: the socket peer, or, when the peer is a trusted proxy, the rightmost
+    /// forwarded address that is not a trusted proxy.
+    pub fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
+        let peer = peer.map(|p| canonical(p.ip())).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let hops = forwarded_hops(headers);
+        let client = match self {
+            Self::Trusted(networks) => hops.iter().rev().find(|ip| !networks.iter().any(|n| n.contains(*ip))).or(hops.first()).copied(),
+            _ => hops.last().copied(),
+        };
+        client.unwrap_or(peer)
     }
 
     /// The client IP of a request: its headers, and the socket peer that axum's
     /// `ConnectInfo` puts in its extensions.
     pub fn of(&self, headers: &HeaderMap, extensions: &axum::http::Extensions) -> IpAddr {
-        self.client_ip(headers, extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0))
+        self.client_ip(headers, peer(extensions))
+    }
+
+    /// True when the request came through a trusted proxy, whose `X-Forwarded-Proto` counts.
+    pub fn via_trusted_proxy(&self, extensions: &axum::http::Extensions) -> bool {
+        peer(extensions).is_some_and(|p| self.trusts(canonical(p.ip())))
     }
 }
 
-fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    if let Some(forwarded) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        let first = forwarded.split(',').next()?;
-        for pair in first.split(';') {
-            if let Some(value) = pair.trim().strip_prefix("for=").or_else(|| pair.trim().strip_prefix("For=")) {
-                let value = value.trim_matches('"');
-                let host =
-                    value.strip_prefix('[').and_then(|v| v.split(']').next()).unwrap_or_else(|| value.split(':').next().unwrap_or(value));
-                if let Ok(ip) = host.parse() {
-                    return Some(ip);
-                }
-            }
-        }
+fn peer(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
-    let xff = headers.get("x-forwarded-for")?.to_str().ok()?;
-    xff.split(',').next()?.trim().parse().ok()
+}
+
+/// The addresses a request passed through, client side first: from `X-Forwarded-For`
+/// (what nginx, HAProxy and cloud load balancers append), else `Forwarded`. A proxy that
+/// writes only `Forwarded` must drop a client's `X-Forwarded-For`. Hops without an
+/// address (`unknown`, obfuscated) are left out; an unparsable header yields none.
+fn forwarded_hops(headers: &HeaderMap) -> Vec<IpAddr> {
+    let parse = |name: header::HeaderName, parser: fn(&str) -> Option<ForwardedHeaderValue>| {
+        let joined = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+        (!joined.trim().is_empty()).then(|| parser(&joined)).flatten()
+    };
+    let value = parse(header::HeaderName::from_static("x-forwarded-for"), |v| ForwardedHeaderValue::from_x_forwarded_for(v).ok())
+        .or_else(|| parse(header::FORWARDED, |v| ForwardedHeaderValue::from_forwarded(v).ok()));
+    value.map(|v| v.iter().filter_map(|stanza| stanza.forwarded_for_ip()).map(canonical).collect()).unwrap_or_default()
+}
+
+/// True when the browser reached us over TLS: only a trusted proxy can say so (with
+/// `X-Forwarded-Proto: https`), since Clarion itself listens on plain HTTP.
+pub struct OverTls(pub bool);
+
+impl FromRequestParts<super::state::AppState> for OverTls {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &super::state::AppState) -> Result<Self, Self::Rejection> {
+        let proto_https =
+            parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+        Ok(OverTls(proto_https && state.client_ip.via_trusted_proxy(&parts.extensions)))
+    }
 }
 
 /// The client's IP, as [`ClientIpPolicy`] finds it.
@@ -257,15 +431,75 @@ pub async fn limit_header_size(request: Request, next: Next) -> Response {
 mod tests {
     use super::*;
 
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
     #[test]
-    fn proxy_headers_count_only_when_trusted() {
+    fn proxy_headers_count_only_from_a_trusted_peer() {
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7, 10.0.0.1"));
+        // The client wrote 6.6.6.6 itself; the proxy at 10.0.0.1 appended what it saw.
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7"));
+        let peer = Some(SocketAddr::from(([10, 0, 0, 1], 9000)));
+        let direct = ClientIpPolicy::from_settings("", false).unwrap();
+        assert_eq!(direct.client_ip(&headers, peer), ip("10.0.0.1"));
+        let alone = ClientIpPolicy::from_settings("", true).unwrap();
+        assert_eq!(alone.client_ip(&headers, peer), ip("203.0.113.7"), "the rightmost entry, never the client-written leftmost");
+        let listed = ClientIpPolicy::from_settings("10.0.0.0/8, 192.0.2.5", false).unwrap();
+        assert_eq!(listed.client_ip(&headers, peer), ip("203.0.113.7"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7, 192.0.2.5"));
+        assert_eq!(listed.client_ip(&headers, peer), ip("203.0.113.7"), "trusted proxies are skipped from the right");
+        let stranger = Some(SocketAddr::from(([198, 51, 100, 9], 9000)));
+        assert_eq!(listed.client_ip(&headers, stranger), ip("198.51.100.9"), "headers from an untrusted peer are ignored");
+        assert_eq!(ClientIpPolicy::from_settings("10.0.0.0/8", true).unwrap().client_ip(&headers, stranger), ip("198.51.100.9"));
+        assert!(ClientIpPolicy::from_settings("10.0.0.0/33", false).unwrap_err().contains("10.0.0.0/33"));
+    }
+
+    #[test]
+    fn forwarded_is_read_when_there_is_no_x_forwarded_for() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::FORWARDED, HeaderValue::from_static("for=198.51.100.2, for=\"[2001:db8::1]:4711\";proto=https"));
         let peer = Some(SocketAddr::from(([127, 0, 0, 1], 9000)));
-        assert_eq!(ClientIpPolicy { trust_proxy_headers: false }.client_ip(&headers, peer), IpAddr::from([127, 0, 0, 1]));
-        assert_eq!(ClientIpPolicy { trust_proxy_headers: true }.client_ip(&headers, peer), IpAddr::from([203, 0, 113, 7]));
-        headers.insert(header::FORWARDED, HeaderValue::from_static("for=\"[2001:db8::1]:4711\";proto=https, for=198.51.100.2"));
-        assert_eq!(ClientIpPolicy { trust_proxy_headers: true }.client_ip(&headers, peer), "2001:db8::1".parse::<IpAddr>().unwrap());
+        assert_eq!(ClientIpPolicy::PeerIsTheProxy.client_ip(&headers, peer), ip("2001:db8::1"));
+        headers.insert(header::FORWARDED, HeaderValue::from_static("for=unknown"));
+        assert_eq!(ClientIpPolicy::PeerIsTheProxy.client_ip(&headers, peer), ip("127.0.0.1"), "no address: the peer");
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_key_per_64() {
+        assert_eq!(ClientKey::of(ip("2001:db8:1:2:aaaa::1")), ClientKey::of(ip("2001:db8:1:2:bbbb::9")));
+        assert_ne!(ClientKey::of(ip("2001:db8:1:2::1")), ClientKey::of(ip("2001:db8:1:3::1")));
+        assert_eq!(ClientKey::of(ip("::ffff:192.0.2.1")), ClientKey::of(ip("192.0.2.1")));
+        let limits = Limits::new(1, 0, 0);
+        assert!(limits.new_subscription(ip("2001:db8:1:2::1")).is_ok());
+        assert!(limits.new_subscription(ip("2001:db8:1:2::2")).is_err(), "the same /64 shares one quota");
+    }
+
+    #[test]
+    fn a_locked_out_client_waits_even_with_the_right_token() {
+        let limits = Limits::new(0, 0, 0);
+        let guesser = ip("192.0.2.7");
+        for _ in 0..BAD_TOKENS_PER_MINUTE {
+            assert!(limits.admin_attempt(guesser).is_ok());
+            assert!(limits.bad_token(guesser).is_ok());
+        }
+        assert!(limits.bad_token(guesser).is_err());
+        assert!(matches!(limits.admin_attempt(guesser), Err(ApiError::RateLimited { .. })));
+        assert!(limits.admin_attempt(ip("192.0.2.8")).is_ok(), "others are not affected");
+    }
+
+    #[test]
+    fn sweeping_forgets_refilled_keys() {
+        let limits = Limits::new(0, 120, 5);
+        for n in 0..1000u32 {
+            limits.write(IpAddr::from(n.to_be_bytes())).unwrap();
+        }
+        assert_eq!(limits.tracked_keys(), 1000);
+        // A write quota of 120 a minute refills one cell every 0.5 s; a key used once is
+        // dropped one interval after it refilled.
+        std::thread::sleep(Duration::from_millis(1100));
+        limits.sweep();
+        assert_eq!(limits.tracked_keys(), 0);
     }
 
     #[test]
@@ -280,7 +514,7 @@ mod tests {
         assert!(off.new_subscription(a).is_ok(), "0 turns the limit off");
         assert!(off.write(a).is_ok());
         for _ in 0..TEST_PUSHES_PER_MINUTE + 1 {
-            assert!(off.test_push(a, "https://fcm.googleapis.com/x").is_ok());
+            assert!(off.test_push_from(a).is_ok() && off.test_push_to(1).is_ok());
         }
     }
 

@@ -136,6 +136,27 @@ pub fn build_request(
     request
 }
 
+/// How long one push may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushTimeouts {
+    /// Establishing the connection (TCP and TLS).
+    pub connect: Duration,
+    /// The whole request, connection included.
+    pub request: Duration,
+}
+
+impl PushTimeouts {
+    /// `request` for the whole push, of which at most 10 s for the connection.
+    pub fn new(request: Duration) -> Self {
+        Self { connect: request.min(Duration::from_secs(10)), request }
+    }
+
+    /// A broadcast lease that outlasts the slowest push, with time to commit its outcome.
+    pub fn lease(&self) -> Duration {
+        self.connect + self.request + Duration::from_secs(10)
+    }
+}
+
 /// Sends pushes: holds the HTTP client, the VAPID keys and the random source.
 #[derive(Clone, Debug)]
 pub struct PushSender {
@@ -146,9 +167,16 @@ pub struct PushSender {
 
 impl PushSender {
     /// `extra_ca_file`: PEM certificates to trust besides the built-in roots. Names
-    /// resolve through [`PublicOnlyResolver`] under `policy`.
-    pub fn new(vapid: Arc<VapidKeys>, extra_ca_file: Option<&std::path::Path>, policy: Arc<PushHostPolicy>) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder().dns_resolver(Arc::new(PublicOnlyResolver::new(policy)));
+    /// resolve through [`PublicOnlyResolver`] under `policy`. Proxy variables
+    /// (`HTTPS_PROXY`, `ALL_PROXY`, ...) are ignored: pushes go straight to the push service
+    /// whose address the resolver checked.
+    pub fn new(
+        vapid: Arc<VapidKeys>,
+        extra_ca_file: Option<&std::path::Path>,
+        policy: Arc<PushHostPolicy>,
+        timeouts: PushTimeouts,
+    ) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder().no_proxy().dns_resolver(Arc::new(PublicOnlyResolver::new(policy)));
         if let Some(path) = extra_ca_file {
             let pem = std::fs::read(path).with_context(|| format!("Failed to read CLARION_EXTRA_CA_FILE {}", path.display()))?;
             for certificate in reqwest::Certificate::from_pem_bundle(&pem).context("CLARION_EXTRA_CA_FILE is not PEM")? {
@@ -157,8 +185,8 @@ impl PushSender {
         }
         let client = builder
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
             .build()?;

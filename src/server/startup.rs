@@ -3,9 +3,10 @@
 
 use super::config::{ServeArgs, SiteArgs};
 use super::delivery::RetryPolicy;
+use super::http::{self, ConnectionLimits};
 use super::secrets::{self, AdminToken};
 use super::security::{self, AllowedOrigins, ClientIpPolicy, Limits};
-use super::sender::PushSender;
+use super::sender::{PushSender, PushTimeouts};
 use super::state::{AppState, Clarion};
 use super::store::Store;
 use super::{broadcasts, rest, vapid};
@@ -15,6 +16,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Request};
 use axum::{middleware, Router};
+use broadcasts::SHUTDOWN_GRACE;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -22,14 +24,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// Opens what every command needs: the data dir, the database, the VAPID key, the sender.
 pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     secrets::ensure_data_dir(&site.data_dir)?;
-    let database_url = site.database_url.clone().unwrap_or_else(|| Store::default_url(&site.data_dir));
-    let store = Store::connect(&database_url).await?;
+    let database_url = match &site.database_url {
+        Some(url) => url.clone(),
+        None => {
+            secrets::private_database_files(&site.data_dir.join(Store::DEFAULT_FILE))?;
+            Store::default_url(&site.data_dir)
+        }
+    };
+    let timeouts = PushTimeouts::new(Duration::from_secs(site.push_timeout));
+    let store = Store::connect(&database_url, timeouts.lease()).await?;
     let material = vapid::load_or_create(site.vapid_private_key.as_deref(), &site.data_dir)?;
     if let Some(warning) = vapid::subject_warning(&site.vapid_subject) {
         tracing::warn!("{warning}");
@@ -39,7 +51,7 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     let policy = Arc::new(PushHostPolicy::from_list(&site.push_hosts).map_err(|e| anyhow::anyhow!("CLARION_PUSH_HOSTS: {e}"))?);
     Ok(Clarion {
         store,
-        sender: PushSender::new(keys, site.extra_ca_file.as_deref(), policy.clone())?,
+        sender: PushSender::new(keys, site.extra_ca_file.as_deref(), policy.clone(), timeouts)?,
         policy,
         broadcast_queued: Arc::default(),
         send_concurrency: site.send_concurrency,
@@ -49,6 +61,8 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
             base_delay: Duration::from_millis(site.retry_base_ms),
             ..RetryPolicy::default()
         },
+        lease: timeouts.lease(),
+        faults: Arc::default(),
     })
 }
 
@@ -57,6 +71,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     core: Clarion,
+    limits: Arc<Limits>,
+    connection_limits: ConnectionLimits,
 }
 
 fn env_or(key: &str, default: &str) -> String {
@@ -76,12 +92,14 @@ impl Application {
             .site_addr(addr)
             .reload_port(env_or("LEPTOS_RELOAD_PORT", "3001").parse::<u32>().unwrap_or(3001))
             .build();
+        let limits = Arc::new(Limits::new(args.subscribe_rate_limit, args.write_rate_limit, args.test_push_rate_limit));
         let state = AppState {
             core: core.clone(),
             admin,
             leptos_options: leptos_options.clone(),
-            limits: Arc::new(Limits::new(args.subscribe_rate_limit, args.write_rate_limit, args.test_push_rate_limit)),
-            client_ip: ClientIpPolicy { trust_proxy_headers: args.trust_proxy_headers },
+            limits: limits.clone(),
+            client_ip: ClientIpPolicy::from_settings(&args.trusted_proxies, args.trust_proxy_headers)
+                .map_err(|e| anyhow::anyhow!("CLARION_TRUSTED_PROXIES: {e}"))?,
             cors_origins: AllowedOrigins::parse(&args.cors_origins),
             max_subscriptions: args.max_subscriptions,
             max_subscriptions_per_ip: args.max_subscriptions_per_ip,
@@ -90,28 +108,56 @@ impl Application {
         if args.subscribe_rate_limit == 0 {
             tracing::warn!("CLARION_SUBSCRIBE_RATE_LIMIT is 0: new subscriptions are not rate-limited");
         }
-        Ok(Self { listener, router: router(state, leptos_options), core })
+        let connection_limits =
+            ConnectionLimits { max_connections: args.max_connections, header_timeout: Duration::from_secs(args.header_timeout) };
+        let body_timeout = Duration::from_secs(args.body_timeout);
+        Ok(Self { listener, router: router(state, leptos_options, body_timeout), core, limits, connection_limits })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until Ctrl-C or SIGTERM, running the broadcast worker alongside.
+    /// Serves until Ctrl-C or SIGTERM.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn(broadcasts::run_worker(self.core.clone(), broadcasts::worker_name("serve"), stop_rx));
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, with the background tasks (the broadcast
+    /// worker and its retry pass, the sweepers) alongside. Every one of them stops with
+    /// the server: on `shutdown` they are asked to stop and given [`SHUTDOWN_GRACE`]
+    /// (the worker commits what settled and hands its lease back), and if this future is
+    /// dropped instead (a test aborting it) they are aborted with it, so no task of a
+    /// stopped server keeps working on the database.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(broadcasts::run_worker(self.core.clone(), broadcasts::worker_name("serve"), stop.clone()));
+        tasks.spawn(security::sweep_limits(self.limits.clone(), stop.clone()));
         tracing::info!(addr = %self.local_addr(), "listening");
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
-        let _ = stop_tx.send(true);
-        let _ = worker.await;
+        let mut server = std::pin::pin!(http::serve(self.listener, self.router, self.connection_limits, stop.clone()));
+        tokio::select! {
+            _ = &mut server => {}
+            _ = shutdown => {}
+        }
+        stop.cancel();
+        // Open connections (an event stream, a slow client) get the same grace as the
+        // worker; then they are dropped.
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(2), async {
+            server.await;
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("some connections or tasks did not finish in time; closing them");
+        }
+        tasks.abort_all();
+        tracing::info!("stopped");
         Ok(())
     }
 }
 
-fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
+fn router(state: AppState, leptos_options: LeptosOptions, body_timeout: Duration) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
     Router::new()
@@ -120,7 +166,10 @@ fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), security::guard_writes))
         .layer(middleware::from_fn(security::limit_header_size))
-        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(middleware::from_fn(rest::error::limit_server_fn_body))
+        .layer(DefaultBodyLimit::max(rest::error::SERVER_FN_BODY_LIMIT))
+        // A client that stops sending its body mid-way is cut off.
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         // Pages set their own CSP (with the request's script nonce); this covers the rest.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
@@ -136,7 +185,8 @@ fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
         .with_state(state)
 }
 
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

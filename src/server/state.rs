@@ -24,6 +24,11 @@ pub struct Clarion {
     pub payload_format: crate::domain::PayloadFormat,
     /// How failed pushes are retried.
     pub retry: super::delivery::RetryPolicy,
+    /// How long a claim on a broadcast lasts without renewal: longer than the slowest
+    /// push ([`super::sender::PushTimeouts::lease`]), renewed every quarter of it.
+    pub lease: std::time::Duration,
+    /// Storage faults pausing this process's broadcasts, shown in their status.
+    pub faults: Arc<super::broadcasts::BroadcastFaults>,
 }
 
 /// The axum state: the core plus what only the web server needs.

@@ -4,7 +4,7 @@
 //! process crash. Migrations are embedded in the binary and run at start.
 
 use crate::domain::notification::Notification;
-use crate::domain::subscription::NewSubscription;
+use crate::domain::subscription::{NewSubscription, PushEndpoint};
 use crate::domain::SubscriptionSummary;
 use anyhow::Context;
 use serde::Serialize;
@@ -19,6 +19,44 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// How long a claim on a broadcast lasts without renewal.
+    lease: Duration,
+}
+
+/// Whether a worker still holds the lease it claimed (its epoch is current).
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStatus {
+    Held,
+    /// Another worker claimed the broadcast since; nothing was written.
+    Lost,
+}
+
+impl LeaseStatus {
+    fn of(rows_affected: u64) -> Self {
+        if rows_affected > 0 {
+            LeaseStatus::Held
+        } else {
+            LeaseStatus::Lost
+        }
+    }
+}
+
+/// The columns of a [`StoredSubscription`].
+macro_rules! subscription_columns {
+    () => {
+        "id, endpoint, p256dh, auth, vapid_key_fingerprint, vapid_refusals"
+    };
+}
+
+/// What storing a subscription did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created(i64),
+    /// The endpoint was known with the same keys; its metadata was refreshed.
+    Refreshed(i64),
+    /// The endpoint is known with other keys; nothing was changed.
+    KeysDiffer,
 }
 
 /// A stored subscription as the sender needs it.
@@ -30,6 +68,8 @@ pub struct StoredSubscription {
     pub auth: Vec<u8>,
     /// The server's VAPID key when the browser subscribed (or last re-subscribed).
     pub vapid_key_fingerprint: String,
+    /// Counted 401/403 refusals under the current key since the last delivery.
+    pub vapid_refusals: i64,
 }
 
 impl std::fmt::Debug for StoredSubscription {
@@ -105,6 +145,8 @@ pub struct BroadcastJob {
     pub last_id: Option<i64>,
     pub cursor: i64,
     pub stopped_origins: String,
+    /// The fencing token of this claim: every write checks it is still current.
+    pub lease_epoch: i64,
 }
 
 /// The settled outcomes of one batch of sends, committed together in one transaction.
@@ -116,6 +158,8 @@ pub struct Progress {
     pub removed: Vec<i64>,
     /// (subscription id, failure reason)
     pub failed: Vec<(i64, &'static str)>,
+    /// Failed ids whose refusal counts against the subscription (`vapid_refusals`).
+    pub refused: Vec<i64>,
     /// (subscription id, sends made so far, not before this unix millisecond)
     pub retry: Vec<(i64, u32, i64)>,
     /// Sends in this batch that were retries.
@@ -133,8 +177,9 @@ fn unix_now() -> i64 {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and runs the embedded migrations.
-    pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
+    /// Opens (creating if needed) the database and runs the embedded migrations. `lease`
+    /// is how long a claim on a broadcast lasts without renewal.
+    pub async fn connect(database_url: &str, lease: Duration) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(database_url)
             .with_context(|| "Failed to parse the database URL")?
             .create_if_missing(true)
@@ -144,7 +189,11 @@ impl Store {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.context("Failed to open the database")?;
         sqlx::migrate!("./migrations").run(&pool).await.context("Failed to run database migrations")?;
-        Ok(Self { pool })
+        Ok(Self { pool, lease })
+    }
+
+    fn lease_until(&self) -> i64 {
+        unix_now() + self.lease.as_secs().max(1) as i64
     }
 
     /// A transaction that takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so a
@@ -154,34 +203,38 @@ impl Store {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// The default database's file name inside the data dir.
+    pub const DEFAULT_FILE: &'static str = "clarion.db";
+
     /// The default database inside a data dir.
     pub fn default_url(data_dir: &Path) -> String {
-        format!("sqlite://{}", data_dir.join("clarion.db").display())
+        format!("sqlite://{}", data_dir.join(Self::DEFAULT_FILE).display())
     }
 
-    /// Inserts or, for a known endpoint, updates the keys. Returns the id and whether it is new.
-    #[tracing::instrument(skip_all, fields(endpoint = %sub.endpoint.as_str()))]
+    /// Inserts a subscription, or refreshes a known endpoint presented with the same keys.
+    /// A known endpoint with other keys is left alone ([`Upserted::KeysDiffer`]): whoever
+    /// knows an endpoint must not be able to re-key it.
+    #[tracing::instrument(skip_all, fields(origin = %sub.endpoint.origin()))]
     pub async fn upsert_subscription(
         &self,
         sub: &NewSubscription,
         vapid_fingerprint: &str,
         user_agent: Option<&str>,
         client_hash: Option<&str>,
-    ) -> anyhow::Result<(i64, bool)> {
+    ) -> anyhow::Result<Upserted> {
         let now = now_rfc3339();
         let mut tx = self.write_transaction().await?;
-        let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE endpoint = ?")
+        let existing: Option<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as("SELECT id, p256dh, auth FROM subscriptions WHERE endpoint = ?")
             .bind(sub.endpoint.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         let result = match existing {
-            Some(id) => {
+            Some((_, p256dh, auth)) if p256dh != sub.p256dh.as_bytes() || auth != sub.auth.as_bytes() => Upserted::KeysDiffer,
+            Some((id, ..)) => {
                 sqlx::query(
-                    "UPDATE subscriptions SET p256dh = ?, auth = ?, expiration_time = ?, vapid_key_fingerprint = ?,
+                    "UPDATE subscriptions SET expiration_time = ?, vapid_key_fingerprint = ?,
                      user_agent = COALESCE(?, user_agent), updated_at = ?, failure_count = 0 WHERE id = ?",
                 )
-                .bind(&sub.p256dh.as_bytes()[..])
-                .bind(&sub.auth.as_bytes()[..])
                 .bind(sub.expiration_time)
                 .bind(vapid_fingerprint)
                 .bind(user_agent)
@@ -189,7 +242,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-                (id, false)
+                Upserted::Refreshed(id)
             }
             None => {
                 let id: i64 = sqlx::query_scalar(
@@ -207,7 +260,7 @@ impl Store {
                 .bind(client_hash)
                 .fetch_one(&mut *tx)
                 .await?;
-                (id, true)
+                Upserted::Created(id)
             }
         };
         tx.commit().await?;
@@ -240,9 +293,13 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes by endpoint; false when it was not stored.
+    /// Deletes by endpoint (as the client sent it; see [`PushEndpoint::lookup_key`]); false
+    /// when it was not stored.
     pub async fn delete_subscription_by_endpoint(&self, endpoint: &str) -> anyhow::Result<bool> {
-        let done = sqlx::query("DELETE FROM subscriptions WHERE endpoint = ?").bind(endpoint).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM subscriptions WHERE endpoint = ?")
+            .bind(PushEndpoint::lookup_key(endpoint))
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -251,9 +308,10 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Finds by endpoint, as the client sent it (see [`PushEndpoint::lookup_key`]).
     pub async fn find_subscription(&self, endpoint: &str) -> anyhow::Result<Option<StoredSubscription>> {
-        Ok(sqlx::query_as("SELECT id, endpoint, p256dh, auth, vapid_key_fingerprint FROM subscriptions WHERE endpoint = ?")
-            .bind(endpoint)
+        Ok(sqlx::query_as(concat!("SELECT ", subscription_columns!(), " FROM subscriptions WHERE endpoint = ?"))
+            .bind(PushEndpoint::lookup_key(endpoint))
             .fetch_optional(&self.pool)
             .await?)
     }
@@ -281,14 +339,12 @@ impl Store {
 
     /// Subscriptions with `after < id <= up_to`, in id order: one page of a broadcast.
     pub async fn subscriptions_page(&self, after: i64, up_to: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
-        Ok(sqlx::query_as(
-            "SELECT id, endpoint, p256dh, auth, vapid_key_fingerprint FROM subscriptions WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(up_to)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", subscription_columns!(), " FROM subscriptions WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"))
+            .bind(after)
+            .bind(up_to)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Records the outcome of a direct (non-broadcast) send to one subscription.
@@ -311,7 +367,7 @@ impl Store {
     /// broadcast's own id (for click reports), so it is written once the id is known, in
     /// the same transaction.
     pub async fn create_broadcast(&self, n: &Notification, lease_owner: Option<&str>) -> anyhow::Result<i64> {
-        let lease_until = lease_owner.map(|_| unix_now() + LEASE_SECONDS);
+        let lease_until = lease_owner.map(|_| self.lease_until());
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO broadcasts (payload, ttl, urgency, topic, target_endpoint, created_at, lease_owner, lease_until)
@@ -360,19 +416,20 @@ impl Store {
         .await?)
     }
 
-    /// Takes the oldest unfinished broadcast whose lease is free (or already ours).
+    /// Takes the oldest unfinished broadcast whose lease is free (or already ours), with a
+    /// new epoch that fences off any earlier holder.
     pub async fn claim_broadcast(&self, owner: &str, only: Option<i64>) -> anyhow::Result<Option<BroadcastJob>> {
         let now = unix_now();
         let job: Option<BroadcastJob> = sqlx::query_as(
-            "UPDATE broadcasts SET lease_owner = ?1, lease_until = ?2
+            "UPDATE broadcasts SET lease_owner = ?1, lease_until = ?2, lease_epoch = lease_epoch + 1
              WHERE id = (SELECT id FROM broadcasts WHERE status != 'done'
                            AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_until < ?3)
                            AND (?4 IS NULL OR id = ?4)
                          ORDER BY id LIMIT 1)
-             RETURNING id, payload, ttl, urgency, topic, target_endpoint, status, last_id, cursor, stopped_origins",
+             RETURNING id, payload, ttl, urgency, topic, target_endpoint, status, last_id, cursor, stopped_origins, lease_epoch",
         )
         .bind(owner)
-        .bind(now + LEASE_SECONDS)
+        .bind(self.lease_until())
         .bind(now)
         .bind(only)
         .fetch_optional(&self.pool)
@@ -381,7 +438,8 @@ impl Store {
     }
 
     /// Fixes the broadcast's scope (the subscriptions that exist now) and marks it sending.
-    pub async fn start_broadcast(&self, job: &mut BroadcastJob) -> anyhow::Result<()> {
+    /// Answers the highest subscription id in scope.
+    pub async fn start_broadcast(&self, job: &BroadcastJob) -> anyhow::Result<(LeaseStatus, i64)> {
         let mut tx = self.write_transaction().await?;
         let (last_id, total): (i64, i64) = match &job.target_endpoint {
             Some(endpoint) => {
@@ -392,39 +450,44 @@ impl Store {
             }
             None => sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions").fetch_one(&mut *tx).await?,
         };
-        sqlx::query("UPDATE broadcasts SET status = 'sending', last_id = ?, total = ?, started_at = ? WHERE id = ? AND status = 'queued'")
-            .bind(last_id)
-            .bind(total)
-            .bind(now_rfc3339())
-            .bind(job.id)
-            .execute(&mut *tx)
-            .await?;
+        let started = sqlx::query(
+            "UPDATE broadcasts SET status = 'sending', last_id = ?, total = ?, started_at = ? WHERE id = ? AND status = 'queued' AND lease_epoch = ?",
+        )
+        .bind(last_id)
+        .bind(total)
+        .bind(now_rfc3339())
+        .bind(job.id)
+        .bind(job.lease_epoch)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        job.status = "sending".into();
-        job.last_id = Some(last_id);
-        Ok(())
+        Ok((LeaseStatus::of(started.rows_affected()), last_id))
     }
 
     /// The page of a broadcast's subscriptions after subscription id `after`.
     pub async fn broadcast_page(&self, job: &BroadcastJob, after: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
         let up_to = job.last_id.unwrap_or(0);
         match &job.target_endpoint {
-            Some(endpoint) => {
-                Ok(sqlx::query_as("SELECT id, endpoint, p256dh, auth, vapid_key_fingerprint FROM subscriptions WHERE endpoint = ? AND id > ? AND id <= ? LIMIT ?")
-                    .bind(endpoint)
-                    .bind(after)
-                    .bind(up_to)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
+            Some(endpoint) => Ok(sqlx::query_as(concat!(
+                "SELECT ",
+                subscription_columns!(),
+                " FROM subscriptions WHERE endpoint = ? AND id > ? AND id <= ? LIMIT ?"
+            ))
+            .bind(endpoint)
+            .bind(after)
+            .bind(up_to)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?),
             None => self.subscriptions_page(after, up_to, limit).await,
         }
     }
 
     /// Commits one batch: counts, failure reasons, retries, removals, the cursor and the
-    /// stopped origins, in one transaction, and renews the lease.
-    pub async fn record_progress(&self, job_id: i64, owner: &str, batch: &Progress) -> anyhow::Result<()> {
+    /// stopped origins, in one transaction, and renews the lease. Writes nothing when the
+    /// lease was lost (the epoch moved on).
+    pub async fn record_progress(&self, job: &BroadcastJob, owner: &str, batch: &Progress) -> anyhow::Result<LeaseStatus> {
+        let job_id = job.id;
         let now = now_rfc3339();
         let mut tx = self.write_transaction().await?;
         let failures: String = sqlx::query_scalar("SELECT failures FROM broadcasts WHERE id = ?").bind(job_id).fetch_one(&mut *tx).await?;
@@ -434,7 +497,7 @@ impl Store {
         }
         let updated = sqlx::query(
             "UPDATE broadcasts SET cursor = COALESCE(?, cursor), delivered = delivered + ?, failed = failed + ?, removed = removed + ?,
-             retried = retried + ?, failures = ?, stopped_origins = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
+             retried = retried + ?, failures = ?, stopped_origins = ?, lease_until = ? WHERE id = ? AND lease_owner = ? AND lease_epoch = ?",
         )
         .bind(batch.cursor)
         .bind(batch.delivered.len() as i64)
@@ -443,16 +506,17 @@ impl Store {
         .bind(batch.retried)
         .bind(serde_json::to_string(&by_reason)?)
         .bind(&batch.stopped_origins)
-        .bind(unix_now() + LEASE_SECONDS)
+        .bind(self.lease_until())
         .bind(job_id)
         .bind(owner)
+        .bind(job.lease_epoch)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            anyhow::bail!("lost the lease on broadcast {job_id}");
+            return Ok(LeaseStatus::Lost);
         }
         for id in &batch.delivered {
-            sqlx::query("UPDATE subscriptions SET last_success_at = ?, failure_count = 0 WHERE id = ?")
+            sqlx::query("UPDATE subscriptions SET last_success_at = ?, failure_count = 0, vapid_refusals = 0 WHERE id = ?")
                 .bind(&now)
                 .bind(id)
                 .execute(&mut *tx)
@@ -460,6 +524,9 @@ impl Store {
         }
         for (id, _) in &batch.failed {
             sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        }
+        for id in &batch.refused {
+            sqlx::query("UPDATE subscriptions SET vapid_refusals = vapid_refusals + 1 WHERE id = ?").bind(id).execute(&mut *tx).await?;
         }
         for id in &batch.removed {
             sqlx::query("DELETE FROM subscriptions WHERE id = ?").bind(id).execute(&mut *tx).await?;
@@ -485,16 +552,13 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(LeaseStatus::Held)
     }
 
-    /// Retries due by `now_ms`, with the sends already made; forgets retries whose
-    /// subscription was deleted meanwhile.
+    /// Retries due by `now_ms`, with the sends already made. Retries whose subscription
+    /// was deleted meanwhile are skipped by the join (and dropped when the broadcast
+    /// finishes), so each call reads only what it returns: the pass stays linear.
     pub async fn due_retries(&self, job_id: i64, now_ms: i64, limit: i64) -> anyhow::Result<Vec<(StoredSubscription, u32)>> {
-        sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = ? AND subscription_id NOT IN (SELECT id FROM subscriptions)")
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
         #[derive(FromRow)]
         struct DueRetry {
             #[sqlx(flatten)]
@@ -502,7 +566,7 @@ impl Store {
             attempts: i64,
         }
         let rows: Vec<DueRetry> = sqlx::query_as(
-            "SELECT s.id, s.endpoint, s.p256dh, s.auth, s.vapid_key_fingerprint, r.attempts FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
+            "SELECT s.id, s.endpoint, s.p256dh, s.auth, s.vapid_key_fingerprint, s.vapid_refusals, r.attempts FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
              WHERE r.broadcast_id = ? AND r.not_before <= ? ORDER BY r.not_before LIMIT ?",
         )
         .bind(job_id)
@@ -513,20 +577,37 @@ impl Store {
         Ok(rows.into_iter().map(|row| (row.subscription, row.attempts.max(0) as u32)).collect())
     }
 
-    /// When the next retry of a broadcast is due (unix ms), if any remain.
+    /// When the next retry of a broadcast is due (unix ms), if any remain: the first in
+    /// `not_before` order whose subscription still exists (an index walk, not a scan).
     pub async fn next_retry_at(&self, job_id: i64) -> anyhow::Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(not_before) FROM broadcast_retries WHERE broadcast_id = ?")
-            .bind(job_id)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT r.not_before FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
+             WHERE r.broadcast_id = ? ORDER BY r.not_before LIMIT 1",
+        )
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
-    /// Keeps our claim on a broadcast while waiting for retries.
-    pub async fn renew_lease(&self, job_id: i64, owner: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE broadcasts SET lease_until = ? WHERE id = ? AND lease_owner = ?")
-            .bind(unix_now() + LEASE_SECONDS)
-            .bind(job_id)
+    /// Extends our claim on a broadcast, if it is still ours.
+    pub async fn renew_lease(&self, job: &BroadcastJob, owner: &str) -> anyhow::Result<LeaseStatus> {
+        let done = sqlx::query("UPDATE broadcasts SET lease_until = ? WHERE id = ? AND lease_owner = ? AND lease_epoch = ?")
+            .bind(self.lease_until())
+            .bind(job.id)
             .bind(owner)
+            .bind(job.lease_epoch)
+            .execute(&self.pool)
+            .await?;
+        Ok(LeaseStatus::of(done.rows_affected()))
+    }
+
+    /// Hands a claim back (on shutdown), so another worker resumes at once instead of
+    /// waiting for the lease to lapse.
+    pub async fn release_lease(&self, job: &BroadcastJob, owner: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE broadcasts SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND lease_epoch = ?")
+            .bind(job.id)
+            .bind(owner)
+            .bind(job.lease_epoch)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -540,11 +621,17 @@ impl Store {
 
     // ---- admin sessions ---------------------------------------------------------------
 
-    /// Stores a new session and sweeps expired ones.
-    pub async fn create_session(&self, token_hash: &str, expires_at: i64) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= ?").bind(unix_now()).execute(&self.pool).await?;
-        sqlx::query("INSERT INTO admin_sessions (token_hash, created_at, expires_at) VALUES (?, ?, ?)")
+    /// Stores a new session, tied to the admin token by `admin_tag`, and sweeps expired ones
+    /// and those of earlier tokens.
+    pub async fn create_session(&self, token_hash: &str, admin_tag: &str, expires_at: i64) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= ? OR admin_tag IS NOT ?")
+            .bind(unix_now())
+            .bind(admin_tag)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("INSERT INTO admin_sessions (token_hash, admin_tag, created_at, expires_at) VALUES (?, ?, ?, ?)")
             .bind(token_hash)
+            .bind(admin_tag)
             .bind(now_rfc3339())
             .bind(expires_at)
             .execute(&self.pool)
@@ -552,13 +639,15 @@ impl Store {
         Ok(())
     }
 
-    /// True when the session exists and has not expired.
-    pub async fn session_is_live(&self, token_hash: &str) -> anyhow::Result<bool> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM admin_sessions WHERE token_hash = ? AND expires_at > ?")
-            .bind(token_hash)
-            .bind(unix_now())
-            .fetch_optional(&self.pool)
-            .await?;
+    /// True when the session exists, has not expired, and was opened with the current token.
+    pub async fn session_is_live(&self, token_hash: &str, admin_tag: &str) -> anyhow::Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM admin_sessions WHERE token_hash = ? AND admin_tag = ? AND expires_at > ?")
+                .bind(token_hash)
+                .bind(admin_tag)
+                .bind(unix_now())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(found.is_some())
     }
 
@@ -567,16 +656,24 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_broadcast(&self, job_id: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE broadcasts SET status = 'done', finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?")
-            .bind(now_rfc3339())
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Marks a broadcast done (if the lease is still ours) and drops its leftover retry rows.
+    pub async fn finish_broadcast(&self, job: &BroadcastJob, owner: &str) -> anyhow::Result<LeaseStatus> {
+        let mut tx = self.write_transaction().await?;
+        let done = sqlx::query(
+            "UPDATE broadcasts SET status = 'done', finished_at = ?, lease_owner = NULL, lease_until = NULL
+             WHERE id = ? AND lease_owner = ? AND lease_epoch = ?",
+        )
+        .bind(now_rfc3339())
+        .bind(job.id)
+        .bind(owner)
+        .bind(job.lease_epoch)
+        .execute(&mut *tx)
+        .await?;
+        if LeaseStatus::of(done.rows_affected()) == LeaseStatus::Lost {
+            return Ok(LeaseStatus::Lost); // the transaction rolls back on drop
+        }
+        sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = ?").bind(job.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(LeaseStatus::Held)
     }
 }
-
-/// How long a worker's claim on a broadcast lasts without renewal; after a crash another
-/// process takes the broadcast over once it lapses.
-pub const LEASE_SECONDS: i64 = 10;

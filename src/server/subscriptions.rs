@@ -2,6 +2,7 @@
 
 use super::error::CoreError;
 use super::state::Clarion;
+use super::store::Upserted;
 use crate::domain::subscription::NewSubscription;
 use crate::domain::SubscriptionJson;
 use crate::domain::SubscriptionPage;
@@ -24,7 +25,10 @@ impl Subscribed {
 
 /// Validates and stores a browser's subscription, bound to the current VAPID key.
 /// `client_hash` is the keyed hash of the creating address (for the per-address cap).
-#[tracing::instrument(skip_all, fields(endpoint = %json.endpoint.chars().take(120).collect::<String>()))]
+/// A known endpoint is refreshed when it comes with the same keys, and refused
+/// ([`CoreError::Conflict`], 409) with other keys: a browser that really subscribes again
+/// gets a new endpoint, so new keys on a known endpoint can only be somebody else's.
+#[tracing::instrument(skip_all)]
 pub async fn subscribe(
     core: &Clarion,
     json: &SubscriptionJson,
@@ -34,9 +38,24 @@ pub async fn subscribe(
     let subscription = NewSubscription::parse(json, &core.policy)?;
     let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
     let fingerprint = core.sender.vapid().fingerprint();
-    let (id, created) = core.store.upsert_subscription(&subscription, fingerprint, user_agent.as_deref(), client_hash).await?;
-    tracing::info!(id, created, "subscription stored");
-    Ok(if created { Subscribed::Created(id) } else { Subscribed::Updated(id) })
+    let origin = subscription.endpoint.origin();
+    match core.store.upsert_subscription(&subscription, fingerprint, user_agent.as_deref(), client_hash).await? {
+        Upserted::Created(id) => {
+            tracing::info!(id, %origin, "subscription stored");
+            Ok(Subscribed::Created(id))
+        }
+        Upserted::Refreshed(id) => {
+            tracing::info!(id, %origin, "subscription refreshed");
+            Ok(Subscribed::Updated(id))
+        }
+        Upserted::KeysDiffer => {
+            tracing::warn!(%origin, "refused new keys for a known endpoint");
+            Err(CoreError::Conflict {
+                field: "keys",
+                reason: "this endpoint is already subscribed with other keys; a browser that subscribes again gets a new endpoint (delete the old subscription first to replace it)".into(),
+            })
+        }
+    }
 }
 
 /// Forgets a subscription by endpoint.

@@ -1,15 +1,15 @@
 //! `spawn_app()` and `spawn_push_service()`, and one helper per endpoint.
 
-use clarion::server::config::{PushServiceArgs, ServeArgs, SiteArgs};
-use clarion::server::push_service::PushServiceServer;
+use clarion::server::config::{ServeArgs, SiteArgs};
 use clarion::server::startup::Application;
+use clarion_push_service::{Options, PushServiceServer};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghij";
 pub const SUBJECT: &str = "mailto:ops@clarion.dev";
 
 pub struct TestApp {
@@ -18,6 +18,8 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub push_hosts: String,
     server: JoinHandle<()>,
+    /// Stops the server the way SIGTERM does.
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     // Keeps the directory alive for the test's duration.
     _dir: Option<TempDir>,
 }
@@ -29,10 +31,9 @@ pub struct PushService {
 }
 
 pub async fn spawn_push_service() -> PushService {
-    let server =
-        PushServiceServer::bind(&PushServiceArgs { addr: "127.0.0.1:0".parse().unwrap(), sink: false, tls_cert: None, tls_key: None })
-            .await
-            .expect("push service binds");
+    let server = PushServiceServer::bind(&Options { addr: "127.0.0.1:0".parse().unwrap(), sink: false, tls: None })
+        .await
+        .expect("push service binds");
     let origin = server.origin().to_string();
     let handle = tokio::spawn(async move {
         server.run().await.expect("push service runs");
@@ -61,13 +62,9 @@ pub async fn spawn_app_with(push_hosts: &str, tweak: impl FnOnce(&mut ServeArgs)
     app
 }
 
-pub async fn start_app_with(
-    data_dir: PathBuf,
-    push_hosts: &str,
-    vapid_private_key: Option<String>,
-    tweak: impl FnOnce(&mut ServeArgs),
-) -> TestApp {
-    let mut args = ServeArgs {
+/// The settings every test server starts from.
+pub fn serve_args(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option<String>) -> ServeArgs {
+    ServeArgs {
         addr: "127.0.0.1:0".parse().unwrap(),
         admin_token: Some(ADMIN_TOKEN.into()),
         site_root: "target/site".into(),
@@ -76,6 +73,10 @@ pub async fn start_app_with(
         write_rate_limit: 120,
         test_push_rate_limit: clarion::server::security::TEST_PUSHES_PER_MINUTE,
         trust_proxy_headers: false,
+        trusted_proxies: String::new(),
+        max_connections: 512,
+        header_timeout: 10,
+        body_timeout: 30,
         cors_origins: String::new(),
         max_subscriptions: 0,
         max_subscriptions_per_ip: 0,
@@ -88,32 +89,68 @@ pub async fn start_app_with(
             send_concurrency: 16,
             max_attempts: 3,
             retry_base_ms: 50,
+            push_timeout: 30,
             extra_ca_file: None,
             payload_format: Default::default(),
         },
-    };
+    }
+}
+
+pub async fn start_app_with(
+    data_dir: PathBuf,
+    push_hosts: &str,
+    vapid_private_key: Option<String>,
+    tweak: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
+    let mut args = serve_args(data_dir.clone(), push_hosts, vapid_private_key);
     tweak(&mut args);
     let app = Application::build(args).await.expect("application builds");
     let address = format!("http://{}", app.local_addr());
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        app.run_until_stopped().await.expect("server runs");
+        app.run_until(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("server runs");
     });
-    TestApp { address, client: reqwest::Client::new(), data_dir, push_hosts: push_hosts.into(), server, _dir: None }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        data_dir,
+        push_hosts: push_hosts.into(),
+        server,
+        shutdown: Some(shutdown),
+        _dir: None,
+    }
 }
 
 impl TestApp {
     /// Stops this server and starts another on the same data dir (and temp dir guard).
-    pub async fn restart(mut self) -> TestApp {
-        self.server.abort();
-        let _ = (&mut self.server).await;
-        let dir = self._dir.take();
-        let mut again = start_app(self.data_dir.clone(), &self.push_hosts, None).await;
+    pub async fn restart(self) -> TestApp {
+        let (data_dir, push_hosts) = (self.data_dir.clone(), self.push_hosts.clone());
+        let dir = self.stop().await;
+        let mut again = start_app(data_dir, &push_hosts, None).await;
         again._dir = dir;
         again
     }
 
-    /// Stops this server, handing back its temp dir guard (pass it to [`TestApp::keep`]).
+    /// Stops this server as SIGTERM would and waits until it and all its background tasks
+    /// have stopped; hands back its temp dir guard (pass it to [`TestApp::keep`]).
     pub async fn stop(mut self) -> Option<TempDir> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(15), &mut self.server)
+            .await
+            .expect("the server stops within 15 s")
+            .expect("the server task ends cleanly");
+        self._dir.take()
+    }
+
+    /// Drops the server's future mid-flight (as aborting its task does), handing back the
+    /// temp dir guard.
+    pub async fn abort(mut self) -> Option<TempDir> {
         self.server.abort();
         let _ = (&mut self.server).await;
         self._dir.take()

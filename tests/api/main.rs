@@ -7,5 +7,6 @@ mod helpers;
 mod notifications;
 mod process;
 mod push_service;
+mod robustness;
 mod security;
 mod subscriptions;

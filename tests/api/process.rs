@@ -250,3 +250,266 @@ async fn import_stores_valid_lines_and_reports_the_rest() {
     let app = start_app(dir.path().join("data"), &push.host(), None).await;
     assert_eq!(app.list_json().await["total"], 2);
 }
+
+impl ServerProcess {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, as systemd or a container runtime stops a service; waits for the exit.
+    fn terminate(mut self) -> (std::process::ExitStatus, Duration, String) {
+        let started = Instant::now();
+        let sent = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        assert!(sent.success());
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "still running 30 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.seen.extend(self.log.try_iter());
+        (status, started.elapsed(), self.seen.join("\n"))
+    }
+
+    /// Resident memory, from /proc.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+/// A server process with subscriptions minted at `push`, each push to which is delayed.
+async fn server_with_slow_subscribers(
+    push: &PushService,
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+    count: usize,
+    delay_ms: u64,
+) -> (ServerProcess, Vec<String>) {
+    let server = ServerProcess::start(data, env);
+    let client = reqwest::Client::new();
+    let key: Value = client.get(format!("{}/api/v1/vapid-public-key", server.address)).send().await.unwrap().json().await.unwrap();
+    let mut endpoints = Vec::new();
+    for _ in 0..count {
+        let subscription = push.mint(key["public_key"].as_str()).await;
+        let stored = client.post(format!("{}/api/v1/subscriptions", server.address)).json(&subscription).send().await.unwrap();
+        assert_eq!(stored.status(), 201);
+        let endpoint = subscription["endpoint"].as_str().unwrap().to_string();
+        push.fault(&json!({ "endpoint": endpoint, "mode": "delay", "delay_ms": delay_ms })).await;
+        endpoints.push(endpoint);
+    }
+    (server, endpoints)
+}
+
+async fn queue_over_http(address: &str, title: &str) -> i64 {
+    let queued = reqwest::Client::new()
+        .post(format!("{address}/api/v1/notifications"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "title": title, "body": "" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 202);
+    queued.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+async fn status_over_http(address: &str, id: i64) -> Value {
+    let url = format!("{address}/api/v1/notifications/{id}");
+    reqwest::Client::new().get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_broadcast_hands_the_lease_back_and_a_restart_resumes_at_once() {
+    let push = spawn_push_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let host = push.host();
+    let env = [
+        ("CLARION_PUSH_HOSTS", host.as_str()),
+        ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("CLARION_SEND_CONCURRENCY", "2"),
+        ("CLARION_VAPID_SUBJECT", SUBJECT),
+        ("CLARION_SUBSCRIBE_RATE_LIMIT", "0"),
+        ("CLARION_MAX_SUBSCRIPTIONS_PER_IP", "0"),
+    ];
+    let (server, endpoints) = server_with_slow_subscribers(&push, &data, &env, 60, 100).await;
+    let id = queue_over_http(&server.address, "Survives SIGTERM").await;
+    loop {
+        let status = status_over_http(&server.address, id).await;
+        if status["delivered"].as_i64().unwrap() >= 8 {
+            assert_eq!(status["status"], "sending", "stopped midway, not after the end");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (exit, took, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(exit.success(), "exit {exit:?}:\n{log}");
+    assert!(took < Duration::from_secs(15), "took {took:?} to stop");
+    assert!(log.contains("handed the lease back"), "{log}");
+
+    // The lease (50 s by default) was handed back, so the restart resumes at once.
+    let restarted = ServerProcess::start(&data, &env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status = status_over_http(&restarted.address, id).await;
+        if status["status"] == "done" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the restarted server did not resume at once: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    restarted.kill();
+    assert_eq!(status["delivered"], 60, "{status}");
+    let mut received = 0;
+    for endpoint in &endpoints {
+        let count = push.messages(endpoint).await.len();
+        assert!(count >= 1, "{endpoint} never got the message");
+        received += count;
+    }
+    let bound = clarion::server::broadcasts::max_repeats(2) as usize;
+    assert!(received - endpoints.len() <= bound, "{} repeats, more than the pages in flight ({bound})", received - endpoints.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_beside_serve_sends_each_push_once_when_the_push_service_is_slow() {
+    let push = spawn_push_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let host = push.host();
+    let env = [("CLARION_PUSH_HOSTS", host.as_str()), ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN), ("CLARION_VAPID_SUBJECT", SUBJECT)];
+    // The push service answers after 14 s: longer than the old 10 s lease.
+    let (server, endpoints) = server_with_slow_subscribers(&push, &data, &env, 1, 14_000).await;
+    let (cli_data, cli_host) = (data.clone(), host.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["send", "--title", "Once", "--json", "--data-dir"])
+            .arg(&cli_data)
+            .env("CLARION_PUSH_HOSTS", cli_host)
+            .env("CLARION_VAPID_SUBJECT", SUBJECT)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    // Give the server's worker time to (wrongly) take the broadcast over, had the lease lapsed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = server.kill();
+    assert!(output.status.success(), "clarion send failed:\n{}\nserver:\n{log}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["delivered"], 1);
+    assert_eq!(push.requests(&endpoints[0]).await, 1, "the push was sent once");
+}
+
+#[tokio::test]
+async fn every_file_is_private_even_in_a_data_dir_made_by_someone_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let server = ServerProcess::start(&data, &[("CLARION_SUBSCRIBE_RATE_LIMIT", "0")]);
+    // A write, so the WAL and its index exist.
+    let stored = reqwest::Client::new()
+        .post(format!("{}/api/v1/subscriptions", server.address))
+        .json(&subscription_with_endpoint("https://fcm.googleapis.com/fcm/send/private"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 201);
+    #[cfg(unix)]
+    for file in ["clarion.db", "clarion.db-wal", "clarion.db-shm", "admin_token", "vapid_private.pem", "client_hash_key"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    server.kill();
+}
+
+#[tokio::test]
+async fn an_endpoint_cannot_forge_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("data"), &[("CLARION_SUBSCRIBE_RATE_LIMIT", "0"), ("RUST_LOG", "debug")]);
+    let client = reqwest::Client::new();
+    for (i, tail) in ["\n2026-11-27T00:00:00.000000Z  INFO forged: admin signed in", "\u{1b}[31mRED\u{1b}[0m"].iter().enumerate() {
+        let endpoint = format!("https://fcm.googleapis.com/fcm/send/{i}{tail}");
+        let response = client
+            .post(format!("{}/api/v1/subscriptions", server.address))
+            .json(&subscription_with_endpoint(&endpoint))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success() || response.status().is_client_error());
+    }
+    let log = server.kill();
+    assert!(!log.lines().any(|l| l.contains("INFO forged")), "a forged line:\n{log}");
+    assert!(!log.contains("\u{1b}[31mRED"), "an escape sequence reached the log");
+    assert!(log.contains("https://fcm.googleapis.com"), "the parsed origin is logged instead:\n{log}");
+}
+
+#[tokio::test]
+async fn pushes_ignore_proxy_variables() {
+    let push = spawn_push_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = push.host();
+    // A proxy that does not exist: if the sender used it, every push would fail.
+    let env = [
+        ("CLARION_PUSH_HOSTS", host.as_str()),
+        ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("CLARION_VAPID_SUBJECT", SUBJECT),
+        ("CLARION_MAX_ATTEMPTS", "1"),
+        ("HTTP_PROXY", "http://127.0.0.1:9"),
+        ("HTTPS_PROXY", "http://127.0.0.1:9"),
+        ("ALL_PROXY", "http://127.0.0.1:9"),
+        ("http_proxy", "http://127.0.0.1:9"),
+    ];
+    let (server, endpoints) = server_with_slow_subscribers(&push, &dir.path().join("data"), &env, 1, 0).await;
+    let id = queue_over_http(&server.address, "Direct").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status = status_over_http(&server.address, id).await;
+        if status["status"] == "done" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    server.kill();
+    assert_eq!(status["delivered"], 1, "{status}");
+    assert_eq!(push.messages(&endpoints[0]).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_flat_under_100_000_distinct_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("data"), &[("CLARION_TRUST_PROXY_HEADERS", "true")]);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let url = format!("{}/api/fn/send_test_notification", server.address);
+    // Each client asks for a test push to an endpoint it does not own (2 KB long). Before
+    // the fix, each such endpoint became a limiter key, and no key was ever forgotten.
+    let send = |n: u32| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let endpoint = format!("https://fcm.googleapis.com/fcm/send/{n}-{}", "x".repeat(2000));
+            let response = client
+                .post(&url)
+                .header("X-Forwarded-For", std::net::Ipv4Addr::from(0x0a00_0000 + n).to_string())
+                .json(&json!({ "endpoint": endpoint, "auth": "AAECAwQFBgcICQoLDA0ODw" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 404, "not stored");
+        }
+    };
+    use futures::StreamExt;
+    futures::stream::iter(0..10_000u32).for_each_concurrent(32, send).await;
+    let warm = server.rss_kib();
+    futures::stream::iter(10_000..110_000u32).for_each_concurrent(32, send).await;
+    let after = server.rss_kib();
+    server.kill();
+    let grown_mib = after.saturating_sub(warm) / 1024;
+    eprintln!("RSS after 10,000 clients: {} MiB; after 100,000 more: {} MiB", warm / 1024, after / 1024);
+    assert!(grown_mib < 24, "RSS grew by {grown_mib} MiB under 100,000 distinct clients");
+}

@@ -289,11 +289,10 @@ async fn the_websocket_protocol_delivers_live_and_queued_pushes_intact() {
 
 #[tokio::test]
 async fn the_sink_accepts_any_well_formed_push() {
-    let server = clarion::server::push_service::PushServiceServer::bind(&clarion::server::config::PushServiceArgs {
+    let server = clarion_push_service::PushServiceServer::bind(&clarion_push_service::Options {
         addr: "127.0.0.1:0".parse().unwrap(),
         sink: true,
-        tls_cert: None,
-        tls_key: None,
+        tls: None,
     })
     .await
     .unwrap();
@@ -345,4 +344,42 @@ async fn an_independent_sender_pywebpush_is_accepted_and_decrypts() {
     let refused = tokio::task::spawn_blocking(move || pywebpush(&["send", &sub_json, "x", &other_pem, SUBJECT])).await.unwrap();
     assert!(!refused.status.success());
     assert_eq!(serde_json::from_slice::<Value>(&refused.stdout).unwrap()["status"], 403);
+}
+
+// ---- The sender against the push service's own crypto (RustCrypto, not ring) -----------
+
+#[test]
+fn the_push_service_decrypts_what_the_ring_sender_encrypts() {
+    use clarion_push_service::decrypt;
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let material = VapidKeyMaterial::generate();
+    let secret = p256::SecretKey::from_slice(&base64url::decode(&material.private_raw_base64url()).unwrap()).unwrap();
+    let auth = [9u8; 16];
+    let point = secret.public_key().to_encoded_point(false);
+    let p256dh = P256dhKey::from_bytes(point.as_bytes()).unwrap();
+    let body =
+        encryption::encrypt(&p256dh, &AuthSecret::from_bytes(&auth).unwrap(), b"hello push", &ring::rand::SystemRandom::new()).unwrap();
+    assert_eq!(body.len(), b"hello push".len() + encryption::OVERHEAD);
+    assert_eq!(decrypt(&secret, &auth, &body).unwrap(), b"hello push");
+    let mut tampered = body.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    assert!(decrypt(&secret, &auth, &tampered).is_err());
+    assert!(decrypt(&secret, &[0u8; 16], &body).is_err());
+}
+
+#[test]
+fn the_push_service_verifies_the_senders_vapid_header_and_refuses_forgeries() {
+    use clarion_push_service::verify_vapid;
+    let keys = VapidKeys::new(&VapidKeyMaterial::generate(), SUBJECT).unwrap();
+    let now = 1_900_000_000;
+    let origin = "http://127.0.0.1:8090";
+    let header = |aud: &str, exp: u64| format!("vapid t={}, k={}", keys.sign_jwt(aud, exp), keys.public_key_b64());
+    let ok = verify_vapid(&header(origin, now + 3600), origin, now).unwrap();
+    assert_eq!(ok.claims.sub, SUBJECT);
+    assert!(verify_vapid(&header("http://127.0.0.1", now + 3600), origin, now).unwrap_err().contains("aud"));
+    assert!(verify_vapid(&header(origin, now - 1), origin, now).unwrap_err().contains("expired"));
+    assert!(verify_vapid(&header(origin, now + 25 * 3600), origin, now).unwrap_err().contains("24 hours"));
+    let other = VapidKeys::new(&VapidKeyMaterial::generate(), SUBJECT).unwrap();
+    let wrong_key = format!("vapid t={}, k={}", keys.sign_jwt(origin, now + 60), other.public_key_b64());
+    assert!(verify_vapid(&wrong_key, origin, now).unwrap_err().contains("signature"));
 }

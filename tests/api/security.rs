@@ -248,8 +248,12 @@ async fn wrong_admin_tokens_are_rate_limited() {
     }
     assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == 401));
     assert_eq!(*statuses.last().unwrap(), 429);
-    // The right token still works for... well, this address is still limited only for guesses.
-    assert_eq!(app.list("").await.status(), 200);
+    // Locked out: not even the right token is checked, so a lucky guess learns nothing.
+    let right = app.list("").await;
+    assert_eq!(right.status(), 429);
+    assert!(right.headers().contains_key("retry-after"));
+    let signing_in = app.server_fn("admin_sign_in", &serde_json::json!({ "token": ADMIN_TOKEN })).await;
+    assert_eq!(signing_in.status(), 429, "the console's sign-in too");
 }
 
 #[tokio::test]

@@ -71,6 +71,7 @@ impl ApiError {
             ApiError::Core(CoreError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Core(CoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Core(CoreError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Core(CoreError::Conflict { .. }) => StatusCode::CONFLICT,
             ApiError::Core(CoreError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,7 +92,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let field = match &self {
             ApiError::BadRequest { field, .. } => field.as_deref(),
-            ApiError::Core(CoreError::Invalid { field, .. }) => Some(*field),
+            ApiError::Core(CoreError::Invalid { field, .. } | CoreError::Conflict { field, .. }) => Some(*field),
             _ => None,
         };
         let error = match &self {
@@ -117,6 +118,36 @@ pub struct AppJson<T>(pub T);
 
 /// Largest JSON body any route accepts.
 pub const JSON_BODY_LIMIT: usize = 8 * 1024;
+
+/// Largest body of a server function call (the console's composer sends the most).
+pub const SERVER_FN_BODY_LIMIT: usize = 64 * 1024;
+
+/// Middleware for server functions (`/api/fn/...`): reads the body up to
+/// [`SERVER_FN_BODY_LIMIT`] first, so a larger one gets the API's 413 JSON instead of
+/// failing inside the function as a 500.
+pub async fn limit_server_fn_body(request: Request, next: axum::middleware::Next) -> Response {
+    if !request.uri().path().starts_with("/api/fn/") {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, SERVER_FN_BODY_LIMIT).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(e) if is_length_limit(&e) => ApiError::PayloadTooLarge { limit: SERVER_FN_BODY_LIMIT }.into_response(),
+        Err(e) => ApiError::bad_request(format!("could not read the request body: {e}"), None).into_response(),
+    }
+}
+
+/// True when reading a body failed because it is over the limit.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
 
 impl<S, T> FromRequest<S> for AppJson<T>
 where

@@ -4,9 +4,7 @@
 use super::crypto::{decrypt, verify_vapid};
 use super::registry::{Owner, Pending, PushService, ReceivedMessage};
 use super::Reason;
-use crate::domain::base64url;
-use crate::domain::notification::MAX_TOPIC_CHARS;
-use crate::domain::Urgency;
+use crate::protocol::{self, MAX_BODY_BYTES, MAX_TOPIC_CHARS, URGENCIES};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -16,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Largest body a push service accepts.
-pub const MAX_BODY: usize = 4096;
+pub const MAX_BODY: usize = MAX_BODY_BYTES;
 /// Longest TTL accepted: 30 days.
 pub const MAX_TTL: u64 = 30 * 24 * 3600;
 
@@ -72,13 +70,13 @@ fn check_headers(headers: &HeaderMap, body_len: usize) -> Result<(u64, Option<St
     }
     let topic = header_str(headers, "topic").map(str::to_string);
     if let Some(t) = &topic {
-        if t.len() > MAX_TOPIC_CHARS || !base64url::is_strict_alphabet(t) {
+        if t.len() > MAX_TOPIC_CHARS || !protocol::is_strict_base64url(t) {
             return Err(Refusal::new(StatusCode::BAD_REQUEST, "Topic must be 1 to 32 base64url characters"));
         }
     }
     let urgency = header_str(headers, "urgency").map(str::to_string);
     if let Some(u) = &urgency {
-        if Urgency::parse(u).is_none() {
+        if !URGENCIES.contains(&u.as_str()) {
             return Err(Refusal::new(StatusCode::BAD_REQUEST, format!("Urgency {u:?} is not very-low, low, normal or high")));
         }
     }
@@ -161,7 +159,7 @@ pub async fn push(State(service): State<Arc<PushService>>, Path(id): Path<String
         }
     }
     // 9. Delivery.
-    let received_at = crate::server::store::now_rfc3339();
+    let received_at = protocol::now_rfc3339();
     let mut registry = service.lock();
     let Some(channel) = registry.channels.get_mut(&id) else { return answer(StatusCode::GONE, "subscription went away") };
     match &channel.owner {
@@ -203,7 +201,7 @@ pub async fn push(State(service): State<Arc<PushService>>, Path(id): Path<String
             let pending = Pending {
                 channel_id,
                 version: service.random_id(),
-                data: base64url::encode(&body),
+                data: protocol::encode(&body),
                 topic,
                 expires_at: Instant::now() + Duration::from_secs(ttl),
             };

@@ -2,7 +2,7 @@
 //! `ring` code, so each checks the other): aes128gcm decryption (RFC 8188/8291) and VAPID
 //! header verification (RFC 8292).
 
-use crate::domain::base64url;
+use crate::protocol;
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes128Gcm, Nonce};
 use hkdf::Hkdf;
@@ -97,7 +97,7 @@ pub fn verify_vapid(header: &str, origin: &str, now: u64) -> Result<VerifiedVapi
         }
     }
     let token = token.ok_or("Authorization has no t= (JWT)")?;
-    let key_bytes = base64url::decode(key.ok_or("Authorization has no k= (public key)")?).map_err(|e| format!("k: {e}"))?;
+    let key_bytes = protocol::decode(key.ok_or("Authorization has no k= (public key)")?).map_err(|e| format!("k: {e}"))?;
     let public_key: [u8; 65] = key_bytes.as_slice().try_into().map_err(|_| "k must be a 65-byte uncompressed P-256 key")?;
     let verifying_key = VerifyingKey::from_sec1_bytes(&public_key).map_err(|_| "k is not a P-256 public key")?;
 
@@ -105,17 +105,17 @@ pub fn verify_vapid(header: &str, origin: &str, now: u64) -> Result<VerifiedVapi
     let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err("JWT must have three parts".into());
     };
-    let jwt_header: serde_json::Value = serde_json::from_slice(&base64url::decode(header_b64).map_err(|e| format!("JWT header: {e}"))?)
+    let jwt_header: serde_json::Value = serde_json::from_slice(&protocol::decode(header_b64).map_err(|e| format!("JWT header: {e}"))?)
         .map_err(|e| format!("JWT header: {e}"))?;
     if jwt_header.get("alg").and_then(|a| a.as_str()) != Some("ES256") {
         return Err("JWT alg must be ES256".into());
     }
-    let signature_bytes = base64url::decode(signature_b64).map_err(|e| format!("JWT signature: {e}"))?;
+    let signature_bytes = protocol::decode(signature_b64).map_err(|e| format!("JWT signature: {e}"))?;
     let signature = Signature::from_slice(&signature_bytes).map_err(|_| "JWT signature must be 64 bytes (r||s)")?;
     let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
     verifying_key.verify(signing_input.as_bytes(), &signature).map_err(|_| "JWT signature does not verify with k")?;
 
-    let claims: VapidClaims = serde_json::from_slice(&base64url::decode(claims_b64).map_err(|e| format!("JWT claims: {e}"))?)
+    let claims: VapidClaims = serde_json::from_slice(&protocol::decode(claims_b64).map_err(|e| format!("JWT claims: {e}"))?)
         .map_err(|e| format!("JWT claims: {e}"))?;
     if claims.aud != origin {
         return Err(format!("JWT aud {:?} is not this push service's origin {origin:?}", claims.aud));
@@ -131,49 +131,4 @@ pub fn verify_vapid(header: &str, origin: &str, now: u64) -> Result<VerifiedVapi
         return Err("JWT sub must be a mailto: or https: URL".into());
     }
     Ok(VerifiedVapid { claims, public_key })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::subscription::{AuthSecret, P256dhKey};
-    use crate::server::encryption;
-    use crate::server::vapid::{VapidKeyMaterial, VapidKeys};
-
-    fn subscriber() -> (p256::SecretKey, [u8; 16]) {
-        let material = VapidKeyMaterial::generate();
-        let secret = p256::SecretKey::from_slice(&base64url::decode(&material.private_raw_base64url()).unwrap()).unwrap();
-        (secret, [9u8; 16])
-    }
-
-    #[test]
-    fn decrypts_what_the_ring_sender_encrypts() {
-        let (secret, auth) = subscriber();
-        let point = secret.public_key().to_encoded_point(false);
-        let p256dh = P256dhKey::from_bytes(point.as_bytes()).unwrap();
-        let body =
-            encryption::encrypt(&p256dh, &AuthSecret::from_bytes(&auth).unwrap(), b"hello push", &ring::rand::SystemRandom::new()).unwrap();
-        assert_eq!(body.len(), b"hello push".len() + encryption::OVERHEAD);
-        assert_eq!(decrypt(&secret, &auth, &body).unwrap(), b"hello push");
-        let mut tampered = body.clone();
-        *tampered.last_mut().unwrap() ^= 1;
-        assert!(decrypt(&secret, &auth, &tampered).is_err());
-        assert!(decrypt(&secret, &[0u8; 16], &body).is_err());
-    }
-
-    #[test]
-    fn verifies_a_vapid_header_and_refuses_forgeries() {
-        let keys = VapidKeys::new(&VapidKeyMaterial::generate(), "mailto:ops@clarion.dev").unwrap();
-        let now = 1_900_000_000;
-        let origin = "http://127.0.0.1:8090";
-        let header = |aud: &str, exp: u64| format!("vapid t={}, k={}", keys.sign_jwt(aud, exp), keys.public_key_b64());
-        let ok = verify_vapid(&header(origin, now + 3600), origin, now).unwrap();
-        assert_eq!(ok.claims.sub, "mailto:ops@clarion.dev");
-        assert!(verify_vapid(&header("http://127.0.0.1", now + 3600), origin, now).unwrap_err().contains("aud"));
-        assert!(verify_vapid(&header(origin, now - 1), origin, now).unwrap_err().contains("expired"));
-        assert!(verify_vapid(&header(origin, now + 25 * 3600), origin, now).unwrap_err().contains("24 hours"));
-        let other = VapidKeys::new(&VapidKeyMaterial::generate(), "mailto:ops@clarion.dev").unwrap();
-        let wrong_key = format!("vapid t={}, k={}", keys.sign_jwt(origin, now + 60), other.public_key_b64());
-        assert!(verify_vapid(&wrong_key, origin, now).unwrap_err().contains("signature"));
-    }
 }

@@ -3,7 +3,7 @@
 
 use super::receiver::{answer, Refusal};
 use super::registry::{Channel, Fault, Owner, PushService, Registry};
-use crate::domain::base64url;
+use crate::protocol;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -32,7 +32,7 @@ pub async fn mint(State(service): State<Arc<PushService>>, body: Bytes) -> Respo
         Ok(r) => r,
         Err(refusal) => return refusal.into_response(),
     };
-    let app_server_key = match request.application_server_key.as_deref().map(base64url::decode) {
+    let app_server_key = match request.application_server_key.as_deref().map(protocol::decode) {
         None => None,
         Some(Ok(bytes)) => match <[u8; 65]>::try_from(bytes.as_slice()) {
             Ok(key) if p256::PublicKey::from_sec1_bytes(&key).is_ok() => Some(key),
@@ -46,14 +46,14 @@ pub async fn mint(State(service): State<Arc<PushService>>, body: Bytes) -> Respo
         }
     };
     let auth = service.random_bytes::<16>();
-    let p256dh = base64url::encode(secret.public_key().to_encoded_point(false).as_bytes());
+    let p256dh = protocol::encode(secret.public_key().to_encoded_point(false).as_bytes());
     let id = service.random_id();
     let endpoint = service.endpoint(&id);
     service.lock().channels.insert(id, Channel::new(Owner::Minted { secret, auth }, app_server_key));
     let subscription = serde_json::json!({
         "endpoint": endpoint,
         "expirationTime": null,
-        "keys": { "p256dh": p256dh, "auth": base64url::encode(&auth) },
+        "keys": { "p256dh": p256dh, "auth": protocol::encode(&auth) },
     });
     (StatusCode::CREATED, Json(subscription)).into_response()
 }

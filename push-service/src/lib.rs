@@ -1,5 +1,7 @@
-//! `clarion push-service`: a local push service (party 2 of web push) so the whole loop
-//! runs offline, in tests, in demos and in real Firefox.
+//! A local push service (party 2 of web push), run as `clarion push-service`, so the whole
+//! loop runs offline, in tests, in demos and in real Firefox. It is Clarion's judge in
+//! every test, so it is a crate of its own: it shares no code with the sender it judges
+//! (see [`protocol`] for its own limits).
 //!
 //! - `POST /push/{id}` is an RFC 8030 receiver that checks what a strict push service
 //!   checks (TTL, encoding, size, Topic, Urgency, the VAPID JWT and key binding).
@@ -10,6 +12,7 @@
 //! All state is in memory.
 
 mod crypto;
+pub mod protocol;
 mod receiver;
 mod registry;
 mod test_api;
@@ -17,7 +20,6 @@ mod websocket;
 
 pub use crypto::{decrypt, verify_vapid, VapidClaims};
 
-use super::config::PushServiceArgs;
 use anyhow::Context;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
@@ -25,7 +27,8 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use registry::PushService;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -33,6 +36,17 @@ use tokio_rustls::TlsAcceptor;
 /// Why the push service answered as it did; the request log line shows it.
 #[derive(Clone, Debug)]
 pub(crate) struct Reason(pub String);
+
+/// How to run a push service.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to listen on; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// Accept every well-formed push with 201 without decrypting or storing it.
+    pub sink: bool,
+    /// Serve HTTPS with this PEM certificate chain and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
 
 /// A bound push service, not yet serving.
 pub struct PushServiceServer {
@@ -45,11 +59,11 @@ pub struct PushServiceServer {
 impl PushServiceServer {
     /// Binds the address (port 0 picks one); the origin in `aud` checks and endpoints
     /// follows the bound address.
-    pub async fn bind(args: &PushServiceArgs) -> anyhow::Result<Self> {
+    pub async fn bind(args: &Options) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(args.addr).await?;
-        let tls = match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
-            _ => None,
+        let tls = match &args.tls {
+            Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+            None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let origin = format!("{scheme}://{}", listener.local_addr()?);
@@ -114,8 +128,8 @@ async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router)
     }
 }
 
-/// `clarion push-service`.
-pub async fn run(args: PushServiceArgs) -> anyhow::Result<()> {
+/// Binds and serves until the process ends (`clarion push-service`).
+pub async fn run(args: Options) -> anyhow::Result<()> {
     let server = PushServiceServer::bind(&args).await?;
     tracing::info!(origin = %server.origin(), websocket = %server.origin().replacen("http", "ws", 1), sink = args.sink, "push service listening");
     server.run().await

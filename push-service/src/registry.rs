@@ -2,7 +2,7 @@
 //! their undelivered messages, configured faults, and what minted subscriptions received.
 
 use super::crypto::VapidClaims;
-use crate::domain::base64url;
+use crate::protocol;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -111,7 +111,7 @@ impl PushService {
     pub fn random_id(&self) -> String {
         let mut bytes = [0u8; 16];
         self.rng.fill(&mut bytes).expect("random");
-        base64url::encode(&bytes)
+        protocol::encode(&bytes)
     }
 
     pub fn random_bytes<const N: usize>(&self) -> [u8; N] {

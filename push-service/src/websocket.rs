@@ -3,7 +3,7 @@
 //! `notification` frames to the browser. Undelivered pushes wait for the next `hello`.
 
 use super::registry::{notification_frame, Channel, Owner, PushService};
-use crate::domain::base64url;
+use crate::protocol;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -91,7 +91,7 @@ fn handle(service: &PushService, frame: &Value, tx: &mpsc::UnboundedSender<Strin
             let (Some(browser), Some(channel_id)) = (uaid.clone(), str_field("channelID")) else {
                 return reply(json!({ "messageType": "register", "status": 401, "error": "hello first, and name a channelID" }));
             };
-            let app_server_key = match str_field("key").map(|k| base64url::decode(&k)) {
+            let app_server_key = match str_field("key").map(|k| protocol::decode(&k)) {
                 None => None,
                 Some(Ok(bytes)) => match <[u8; 65]>::try_from(bytes.as_slice()) {
                     Ok(key) => Some(key),
