@@ -19,7 +19,7 @@ function freePort(): string {
 process.env.CLARION_E2E_PORT ??= freePort();
 process.env.CLARION_E2E_PUSH_PORT ??= freePort();
 process.env.CLARION_E2E_DATA_DIR ??= mkdtempSync(path.join(tmpdir(), 'clarion-e2e-'));
-process.env.CLARION_E2E_ADMIN_TOKEN ??= 'e2e-admin-token';
+process.env.CLARION_E2E_ADMIN_TOKEN ??= 'e2e-admin-token-0123456789abcdefghij';
 
 const root = path.resolve(__dirname, '..');
 // The newest of the release and debug builds: `./setup.sh test` and

@@ -7,14 +7,20 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
 started=$(date +%s)
 
+step "lint (cargo fmt --check; cargo clippy -D warnings for ssr and hydrate)"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --features ssr -- -D warnings
+cargo clippy --all-targets --no-default-features --features hydrate -- -D warnings
+cargo clippy --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
 step "service worker unit tests (node --test sw/)"
 node --test sw/
 
 step "release build (cargo leptos build --release)"
 cargo leptos build --release
 
-step "Rust unit and integration tests (cargo test --release --features ssr)"
-cargo test --release --features ssr
+step "Rust unit and integration tests (cargo test --release --workspace --features ssr)"
+cargo test --release --workspace --features ssr
 
 step "Playwright end-to-end (Chromium and Firefox ESR)"
 (cd end2end && npx playwright test)

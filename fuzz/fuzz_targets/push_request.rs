@@ -1,7 +1,7 @@
 //! What `clarion push-service` parses from a push: the VAPID `Authorization` header and
 //! the aes128gcm body.
 #![no_main]
-use clarion::server::push_service::{decrypt, verify_vapid};
+use clarion_push_service::{decrypt, verify_vapid};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Bounds on what one client may hold.
@@ -30,14 +31,18 @@ pub struct ConnectionLimits {
 }
 
 /// Serves `router` on `listener` until `stop` fires, then stops accepting and waits for the
-/// open connections to finish their requests (the caller bounds that wait).
+/// open connections to finish their requests (the caller bounds that wait). Connections
+/// are tasks of this future: dropping it aborts them, so none outlives its server.
 pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimits, stop: CancellationToken) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
     loop {
+        // Forget the connections that have ended.
+        while connections.try_join_next().is_some() {}
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             _ = stop.cancelled() => break,
@@ -62,11 +67,12 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service)).into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _ = connection.await;
             drop(permit);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+    while connections.join_next().await.is_some() {}
 }

@@ -162,6 +162,9 @@ async fn a_broadcast_survives_kill_9_and_resumes_after_a_restart() {
         ("CLARION_VAPID_SUBJECT", SUBJECT),
         ("CLARION_SUBSCRIBE_RATE_LIMIT", "0"),
         ("CLARION_MAX_SUBSCRIPTIONS_PER_IP", "0"),
+        // Pushes take 40 ms here; a short push timeout makes the lease (2 + 2 + 10 s)
+        // lapse sooner after the kill.
+        ("CLARION_PUSH_TIMEOUT", "2"),
     ];
     let server = ServerProcess::start(&data, &env);
     let client = reqwest::Client::new();
