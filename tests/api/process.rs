@@ -348,6 +348,7 @@ async fn sigterm_mid_broadcast_hands_the_lease_back_and_a_restart_resumes_at_onc
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (exit, took, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    eprintln!("SIGTERM mid-broadcast: exited {exit:?} after {took:?}");
     assert!(exit.success(), "exit {exit:?}:\n{log}");
     assert!(took < Duration::from_secs(15), "took {took:?} to stop");
     assert!(log.contains("handed the lease back"), "{log}");
@@ -399,6 +400,8 @@ async fn send_beside_serve_sends_each_push_once_when_the_push_service_is_slow() 
     // Give the server's worker time to (wrongly) take the broadcast over, had the lease lapsed.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log = server.kill();
+    let requests = push.requests(&endpoints[0]).await;
+    eprintln!("clarion send exited with {:?}; the push service got {requests} request(s)", output.status.code());
     assert!(output.status.success(), "clarion send failed:\n{}\nserver:\n{log}", String::from_utf8_lossy(&output.stderr));
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["delivered"], 1);
