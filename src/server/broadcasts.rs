@@ -363,15 +363,21 @@ fn spawn_batch(
         .collect()
 }
 
-/// Waits for a batch and sorts its outcomes into one commit.
+/// Waits for a whole batch, then sorts its outcomes into one commit. Refusals are judged
+/// only once every push of the batch has settled, so the gate knows whether the same push
+/// service accepted any of them.
 async fn collect_batch(sending: Vec<Sending>, gate: &OriginGate) -> Progress {
-    let mut progress = Progress::default();
+    let mut outcomes = Vec::with_capacity(sending.len());
     for (id, attempts_before, task) in sending {
         // A bug in one push must not stop the broadcast: it counts as failed.
         let (settled, sent) = task.await.unwrap_or_else(|e| {
             tracing::error!(id, error = %e, "a delivery task failed");
             (Settled::Failed("internal_error"), false)
         });
+        outcomes.push((id, attempts_before, settled, sent));
+    }
+    let mut progress = Progress::default();
+    for (id, attempts_before, settled, sent) in outcomes {
         if sent && attempts_before > 0 {
             progress.retried += 1;
         }
