@@ -92,23 +92,27 @@ impl Limits {
         limiter.check_key(key).map_err(|not_until| self.limited(what, not_until.wait_time_from(self.clock.now())))
     }
 
+    /// [`Limits::check`] for a limit that may be off.
+    fn check_if_on<K: Clone + std::hash::Hash + Eq>(
+        &self,
+        limiter: &Option<DefaultKeyedRateLimiter<K>>,
+        key: &K,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        limiter.as_ref().map_or(Ok(()), |limiter| self.check(limiter, key, what))
+    }
+
     fn limited(&self, what: &str, wait: Duration) -> ApiError {
         ApiError::RateLimited { what: what.to_string(), retry_after: wait.max(Duration::from_secs(1)) }
     }
 
     /// A new subscription from this client.
     pub fn new_subscription(&self, ip: IpAddr) -> Result<(), ApiError> {
-        match &self.subscribe {
-            Some(limiter) => self.check(limiter, &ClientKey::of(ip), "new subscriptions from this address"),
-            None => Ok(()),
-        }
+        self.check_if_on(&self.subscribe, &ClientKey::of(ip), "new subscriptions from this address")
     }
 
     pub fn write(&self, ip: IpAddr) -> Result<(), ApiError> {
-        match &self.writes {
-            Some(limiter) => self.check(limiter, &ClientKey::of(ip), "requests from this address"),
-            None => Ok(()),
-        }
+        self.check_if_on(&self.writes, &ClientKey::of(ip), "requests from this address")
     }
 
     /// Called before an admin credential is checked: errs while this client is locked out
@@ -140,19 +144,13 @@ impl Limits {
 
     /// A test push from this client, before anything else is looked at.
     pub fn test_push_from(&self, ip: IpAddr) -> Result<(), ApiError> {
-        match &self.test_push_ip {
-            Some(limiter) => self.check(limiter, &ClientKey::of(ip), "test notifications from this address"),
-            None => Ok(()),
-        }
+        self.check_if_on(&self.test_push_ip, &ClientKey::of(ip), "test notifications from this address")
     }
 
     /// A test push to this stored subscription, charged only once its owner proved it:
     /// a stranger cannot use up the owner's quota.
     pub fn test_push_to(&self, subscription_id: i64) -> Result<(), ApiError> {
-        match &self.test_push_subscription {
-            Some(limiter) => self.check(limiter, &subscription_id, "test notifications to this subscription"),
-            None => Ok(()),
-        }
+        self.check_if_on(&self.test_push_subscription, &subscription_id, "test notifications to this subscription")
     }
 
     /// Forgets the state of every key whose quota has refilled, and frees the memory.

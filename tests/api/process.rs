@@ -149,78 +149,78 @@ async fn send_broadcasts_from_the_command_line() {
     assert_eq!(payload["notification"]["data"]["notification_id"], summary["id"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broadcast_survives_kill_9_and_resumes_after_a_restart() {
-    let push = spawn_push_service().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let host = push.host();
-    let env = [
-        ("CLARION_PUSH_HOSTS", host.as_str()),
-        ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN),
-        ("CLARION_SEND_CONCURRENCY", "2"),
-        ("CLARION_VAPID_SUBJECT", SUBJECT),
-        ("CLARION_SUBSCRIBE_RATE_LIMIT", "0"),
-        ("CLARION_MAX_SUBSCRIPTIONS_PER_IP", "0"),
-        // Pushes take 40 ms here; a short push timeout makes the lease (2 + 2 + 10 s)
-        // lapse sooner after the kill.
-        ("CLARION_PUSH_TIMEOUT", "2"),
-    ];
-    let server = ServerProcess::start(&data, &env);
-    let client = reqwest::Client::new();
-    let key: Value = client.get(format!("{}/api/v1/vapid-public-key", server.address)).send().await.unwrap().json().await.unwrap();
-    let mut endpoints = Vec::new();
-    for _ in 0..80 {
-        let subscription = push.mint(key["public_key"].as_str()).await;
-        let stored = client.post(format!("{}/api/v1/subscriptions", server.address)).json(&subscription).send().await.unwrap();
-        assert_eq!(stored.status(), 201);
-        let endpoint = subscription["endpoint"].as_str().unwrap().to_string();
-        // Every push takes 40 ms, so the broadcast takes seconds: time to kill it midway.
-        push.fault(&json!({ "endpoint": endpoint, "mode": "delay", "delay_ms": 40 })).await;
-        endpoints.push(endpoint);
-    }
-    let queued = client
-        .post(format!("{}/api/v1/notifications", server.address))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "title": "Survives a crash", "body": "" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(queued.status(), 202);
-    let id = queued.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-    let status_url = |address: &str| format!("{address}/api/v1/notifications/{id}");
+/// The settings of the interrupted-broadcast tests: two pushes in flight, so pages are
+/// small and a broadcast to slow subscribers takes seconds.
+fn interrupted_broadcast_env(host: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLARION_PUSH_HOSTS", host.to_string()),
+        ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ("CLARION_SEND_CONCURRENCY", "2".to_string()),
+        ("CLARION_VAPID_SUBJECT", SUBJECT.to_string()),
+        ("CLARION_SUBSCRIBE_RATE_LIMIT", "0".to_string()),
+        ("CLARION_MAX_SUBSCRIPTIONS_PER_IP", "0".to_string()),
+    ]
+}
+
+/// Waits until at least `delivered` pushes of the broadcast are committed, and checks it is
+/// still sending (so what follows interrupts it midway).
+async fn wait_until_delivered(address: &str, id: i64, delivered: i64) {
     loop {
-        let status: Value = client.get(status_url(&server.address)).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
-        if status["delivered"].as_i64().unwrap() >= 16 {
-            // At least one page is committed; later ones are in flight.
-            assert_eq!(status["status"], "sending", "killed midway, not after the end");
-            break;
+        let status = status_over_http(address, id).await;
+        if status["delivered"].as_i64().unwrap() >= delivered {
+            assert_eq!(status["status"], "sending", "interrupted midway, not after the end");
+            return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    server.kill();
+}
 
-    let restarted = ServerProcess::start(&data, &env);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        let status: Value = client.get(status_url(&restarted.address)).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
+/// Waits for the broadcast to be done, at most `within`.
+async fn wait_until_done(address: &str, id: i64, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = status_over_http(address, id).await;
         if status["status"] == "done" {
-            break status;
+            return status;
         }
-        assert!(Instant::now() < deadline, "the restarted server did not finish the broadcast: {status}");
+        assert!(Instant::now() < deadline, "the restarted server did not finish the broadcast in {within:?}: {status}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    restarted.kill();
-    assert_eq!(status["total"], 80);
-    assert_eq!(status["delivered"], 80);
+    }
+}
+
+/// Every subscriber got the message, and the repeats stay within the pages in flight.
+async fn assert_delivered_with_bounded_repeats(push: &PushService, endpoints: &[String]) {
     let mut received = 0;
-    for endpoint in &endpoints {
+    for endpoint in endpoints {
         let count = push.messages(endpoint).await.len();
         assert!(count >= 1, "{endpoint} never got the message");
         received += count;
     }
     let bound = clarion::server::broadcasts::max_repeats(2) as usize;
     assert!(received - endpoints.len() <= bound, "{} repeats, more than the pages in flight ({bound})", received - endpoints.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_survives_kill_9_and_resumes_after_a_restart() {
+    let push = spawn_push_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut env = interrupted_broadcast_env(&push.host());
+    // Pushes take 40 ms here; a short push timeout makes the lease (2 + 2 + 10 s) lapse
+    // sooner after the kill.
+    env.push(("CLARION_PUSH_TIMEOUT", "2".to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (server, endpoints) = server_with_slow_subscribers(&push, &data, &env, 80, 40).await;
+    let id = queue_over_http(&server.address, "Survives a crash").await;
+    wait_until_delivered(&server.address, id, 16).await;
+    server.kill();
+
+    let restarted = ServerProcess::start(&data, &env);
+    let status = wait_until_done(&restarted.address, id, Duration::from_secs(60)).await;
+    restarted.kill();
+    assert_eq!(status["total"], 80);
+    assert_eq!(status["delivered"], 80);
+    assert_delivered_with_bounded_repeats(&push, &endpoints).await;
 }
 
 #[tokio::test]
@@ -328,25 +328,11 @@ async fn sigterm_mid_broadcast_hands_the_lease_back_and_a_restart_resumes_at_onc
     let push = spawn_push_service().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let host = push.host();
-    let env = [
-        ("CLARION_PUSH_HOSTS", host.as_str()),
-        ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN),
-        ("CLARION_SEND_CONCURRENCY", "2"),
-        ("CLARION_VAPID_SUBJECT", SUBJECT),
-        ("CLARION_SUBSCRIBE_RATE_LIMIT", "0"),
-        ("CLARION_MAX_SUBSCRIPTIONS_PER_IP", "0"),
-    ];
+    let env = interrupted_broadcast_env(&push.host());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (server, endpoints) = server_with_slow_subscribers(&push, &data, &env, 60, 100).await;
     let id = queue_over_http(&server.address, "Survives SIGTERM").await;
-    loop {
-        let status = status_over_http(&server.address, id).await;
-        if status["delivered"].as_i64().unwrap() >= 8 {
-            assert_eq!(status["status"], "sending", "stopped midway, not after the end");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_delivered(&server.address, id, 8).await;
     let (exit, took, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
     eprintln!("SIGTERM mid-broadcast: exited {exit:?} after {took:?}");
     assert!(exit.success(), "exit {exit:?}:\n{log}");
@@ -355,25 +341,10 @@ async fn sigterm_mid_broadcast_hands_the_lease_back_and_a_restart_resumes_at_onc
 
     // The lease (50 s by default) was handed back, so the restart resumes at once.
     let restarted = ServerProcess::start(&data, &env);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let status = status_over_http(&restarted.address, id).await;
-        if status["status"] == "done" {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the restarted server did not resume at once: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = wait_until_done(&restarted.address, id, Duration::from_secs(20)).await;
     restarted.kill();
     assert_eq!(status["delivered"], 60, "{status}");
-    let mut received = 0;
-    for endpoint in &endpoints {
-        let count = push.messages(endpoint).await.len();
-        assert!(count >= 1, "{endpoint} never got the message");
-        received += count;
-    }
-    let bound = clarion::server::broadcasts::max_repeats(2) as usize;
-    assert!(received - endpoints.len() <= bound, "{} repeats, more than the pages in flight ({bound})", received - endpoints.len());
+    assert_delivered_with_bounded_repeats(&push, &endpoints).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

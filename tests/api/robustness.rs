@@ -162,17 +162,20 @@ async fn a_known_endpoint_with_other_keys_is_refused_with_409_and_keeps_its_keys
 
 // ---- 4. Leases and storage faults -------------------------------------------------------
 
+/// A store in a fresh database file with one queued broadcast: (dir guard, store, URL, id).
+async fn store_with_a_broadcast(lease: Duration) -> (tempfile::TempDir, clarion::server::store::Store, String, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("clarion.db").display());
+    let store = clarion::server::store::Store::connect(&url, lease).await.unwrap();
+    let request = clarion::domain::NotificationRequest { title: "T".into(), ..Default::default() };
+    let notification = clarion::domain::notification::Notification::build(request, Default::default()).unwrap();
+    let id = store.create_broadcast(&notification, None).await.unwrap();
+    (dir, store, url, id)
+}
+
 #[tokio::test]
 async fn a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("lease.db").display());
-    let store = clarion::server::store::Store::connect(&url, Duration::from_secs(1)).await.unwrap();
-    let notification = clarion::domain::notification::Notification::build(
-        clarion::domain::NotificationRequest { title: "T".into(), ..Default::default() },
-        Default::default(),
-    )
-    .unwrap();
-    let id = store.create_broadcast(&notification, None).await.unwrap();
+    let (_dir, store, _, id) = store_with_a_broadcast(Duration::from_secs(1)).await;
     let first = store.claim_broadcast("worker-a", None).await.unwrap().unwrap();
     assert!(store.claim_broadcast("worker-b", None).await.unwrap().is_none(), "the lease holds");
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -380,15 +383,7 @@ async fn a_server_function_body_over_the_limit_gets_413_json() {
 
 #[tokio::test]
 async fn reading_due_retries_costs_the_same_however_many_retry_rows_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("retries.db").display());
-    let store = clarion::server::store::Store::connect(&url, Duration::from_secs(60)).await.unwrap();
-    let notification = clarion::domain::notification::Notification::build(
-        clarion::domain::NotificationRequest { title: "T".into(), ..Default::default() },
-        Default::default(),
-    )
-    .unwrap();
-    let id = store.create_broadcast(&notification, None).await.unwrap();
+    let (_dir, store, url, id) = store_with_a_broadcast(Duration::from_secs(60)).await;
     // 100,000 subscriptions, each with a retry row that is due, written in bulk.
     let db = sqlx::SqlitePool::connect(&url).await.unwrap();
     sqlx::query(
