@@ -65,7 +65,7 @@ pub async fn sign_in(state: &AppState, ip: std::net::IpAddr, OverTls(tls): OverT
     SystemRandom::new().fill(&mut bytes).map_err(|_| CoreError::Internal(anyhow::anyhow!("the OS random source failed")))?;
     let value = base64url::encode(&bytes);
     let expires_at = chrono::Utc::now().timestamp() + SESSION_SECONDS;
-    state.core.store.create_session(&token_hash(&value), &state.admin.session_tag(), expires_at).await.map_err(CoreError::Internal)?;
+    state.core.store.create_session(&token_hash(&value), state.admin.session_tag(), expires_at).await.map_err(CoreError::Internal)?;
     tracing::info!("admin signed in");
     Ok(cookie(&value, SESSION_SECONDS, tls))
 }
@@ -81,7 +81,7 @@ pub async fn sign_out(state: &AppState, headers: &HeaderMap, OverTls(tls): OverT
 /// True when the request carries a live session cookie opened with the current token.
 pub async fn has_session(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiError> {
     let Some(value) = session_cookie(headers) else { return Ok(false) };
-    Ok(state.core.store.session_is_live(&token_hash(value), &state.admin.session_tag()).await.map_err(CoreError::Internal)?)
+    Ok(state.core.store.session_is_live(&token_hash(value), state.admin.session_tag()).await.map_err(CoreError::Internal)?)
 }
 
 /// Proof of admin rights: `Authorization: Bearer <admin token>` (servers, the CLI's

@@ -250,8 +250,10 @@ fn now_ms() -> i64 {
 /// are committed) before it abandons them to be sent again on resume.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The longest pause between attempts to commit while storage is failing.
-const MAX_STORAGE_BACKOFF: Duration = Duration::from_secs(30);
+/// The pause between attempts while storage is failing: 1 s, doubling up to 30 s, with
+/// jitter. It never gives up (`max_attempts` is not consulted).
+const STORAGE_BACKOFF: RetryPolicy =
+    RetryPolicy { max_attempts: u32::MAX, base_delay: Duration::from_secs(1), max_delay: Duration::from_secs(30) };
 
 /// Storage faults of the broadcasts this process is carrying out, for their status: the
 /// ledger itself cannot record that it cannot be written.
@@ -456,8 +458,7 @@ where
             }
             Err(e) => {
                 attempts += 1;
-                let wait =
-                    RetryPolicy { base_delay: Duration::from_secs(1), max_delay: MAX_STORAGE_BACKOFF, ..core.retry }.backoff(attempts);
+                let wait = STORAGE_BACKOFF.backoff(attempts);
                 tracing::error!(id = job_id, error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "could not {what}; the broadcast is paused");
                 core.faults.set(job_id, format!("paused: could not {what} ({e:#}); trying again in {} s", wait.as_secs().max(1)));
                 tokio::select! {

@@ -89,6 +89,8 @@ pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 #[derive(Clone)]
 pub struct AdminToken {
     digest: [u8; 32],
+    /// See [`AdminToken::session_tag`]; fixed with the token, so derived once.
+    session_tag: String,
 }
 
 impl std::fmt::Debug for AdminToken {
@@ -99,16 +101,17 @@ impl std::fmt::Debug for AdminToken {
 
 impl AdminToken {
     pub fn new(token: &str) -> Self {
-        Self { digest: Sha256::digest(token.as_bytes()).into() }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut hasher = Sha256::new();
+        hasher.update(b"clarion admin session tag\0");
+        hasher.update(digest);
+        Self { digest, session_tag: base64url::encode(&hasher.finalize()[..16]) }
     }
 
     /// Identifies this token to the sessions opened with it, without revealing it: a
     /// digest of its digest, under a label of its own.
-    pub fn session_tag(&self) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(b"clarion admin session tag\0");
-        hasher.update(self.digest);
-        base64url::encode(&hasher.finalize()[..16])
+    pub fn session_tag(&self) -> &str {
+        &self.session_tag
     }
 
     /// Constant-time check of a presented token (digests have equal length whatever the input).

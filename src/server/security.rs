@@ -54,12 +54,9 @@ pub struct ClientKey(IpAddr);
 
 impl ClientKey {
     pub fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self(ip),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(IpAddr::V4(v4)),
-                None => Self(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)))),
-            },
+        match canonical(ip) {
+            IpAddr::V6(v6) => Self(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)))),
+            v4 => Self(v4),
         }
     }
 }
@@ -136,8 +133,9 @@ impl Limits {
     pub fn bad_token(&self, ip: IpAddr) -> Result<(), ApiError> {
         let key = ClientKey::of(ip);
         self.bad_tokens.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            self.locked_out.lock().expect("lock-out lock").insert(key, self.clock.now() + wait.into());
+            let now = self.clock.now();
+            let wait = not_until.wait_time_from(now);
+            self.locked_out.lock().expect("lock-out lock").insert(key, now + wait.into());
             self.limited("wrong admin tokens from this address", wait)
         })
     }
@@ -153,9 +151,14 @@ impl Limits {
         self.check_if_on(&self.test_push_subscription, &subscription_id, "test notifications to this subscription")
     }
 
+    /// The limiters keyed by client, those that are on.
+    fn client_limiters(&self) -> impl Iterator<Item = &DefaultKeyedRateLimiter<ClientKey>> {
+        [&self.subscribe, &self.writes, &self.test_push_ip].into_iter().flatten().chain([&self.bad_tokens])
+    }
+
     /// Forgets the state of every key whose quota has refilled, and frees the memory.
     pub fn sweep(&self) {
-        for limiter in [&self.subscribe, &self.writes, &self.test_push_ip].into_iter().flatten().chain([&self.bad_tokens]) {
+        for limiter in self.client_limiters() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -171,12 +174,7 @@ impl Limits {
 
     /// Keys held across all limiters (for tests and diagnostics).
     pub fn tracked_keys(&self) -> usize {
-        let keyed = [&self.subscribe, &self.writes, &self.test_push_ip]
-            .into_iter()
-            .flatten()
-            .chain([&self.bad_tokens])
-            .map(|l| l.len())
-            .sum::<usize>();
+        let keyed = self.client_limiters().map(|l| l.len()).sum::<usize>();
         keyed + self.test_push_subscription.as_ref().map_or(0, |l| l.len()) + self.locked_out.lock().expect("lock-out lock").len()
     }
 }

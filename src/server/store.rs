@@ -565,10 +565,13 @@ impl Store {
             subscription: StoredSubscription,
             attempts: i64,
         }
-        let rows: Vec<DueRetry> = sqlx::query_as(
-            "SELECT s.id, s.endpoint, s.p256dh, s.auth, s.vapid_key_fingerprint, s.vapid_refusals, r.attempts FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
-             WHERE r.broadcast_id = ? AND r.not_before <= ? ORDER BY r.not_before LIMIT ?",
-        )
+        // The two tables share no column name, so the subscription columns need no prefix.
+        let rows: Vec<DueRetry> = sqlx::query_as(concat!(
+            "SELECT ",
+            subscription_columns!(),
+            ", r.attempts FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
+             WHERE r.broadcast_id = ? AND r.not_before <= ? ORDER BY r.not_before LIMIT ?"
+        ))
         .bind(job_id)
         .bind(now_ms)
         .bind(limit)
