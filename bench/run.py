@@ -127,9 +127,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000, help="subscriptions (10k by default; 100k and 1M as options)")
     parser.add_argument("--no-peers", action="store_true", help="measure Clarion only (for the memory runs at 1M)")
     parser.add_argument("--perf", metavar="FILE", help="record Clarion's https send with `perf record -e cpu-clock -g` into FILE")
+    parser.add_argument("--subscribe", action="store_true", help="measure subscribe latency as the audience grows (bench/subscribe.py)")
+    parser.add_argument("--stored", default="0,100000,1000000", help="with --subscribe: stored counts, comma-separated")
+    parser.add_argument("--requests", type=int, default=2000, help="with --subscribe: subscribes measured at each count")
     args = parser.parse_args()
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: run ./setup.sh bench")
+    if args.subscribe:
+        import subscribe
+
+        subscribe.run(BIN, [int(n) for n in args.stored.split(",")], args.requests, free_port, wait_for_port)
+        return
     work = Path(tempfile.mkdtemp(prefix="clarion-bench-"))
     ca, crt, key = make_certificates(work)
     tls_port, http_port = free_port(), free_port()

@@ -627,6 +627,7 @@ pub async fn run_worker(core: Clarion, owner: String, stop: CancellationToken) {
     while !stop.is_cancelled() {
         let pause = match core.store.claim_broadcast(&owner, None).await {
             Ok(Some(job)) => {
+                core.metrics.broadcast_claimed();
                 let id = job.id;
                 match drive_broadcast(&core, &owner, job, &stop, |_| {}).await {
                     Ok(_) => continue,

@@ -114,8 +114,9 @@ pub struct ServeArgs {
     /// API from a browser (CORS). Empty: same origin only.
     #[arg(long, env = "CLARION_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
-    /// The most subscriptions stored at once; 0 is no limit.
-    #[arg(long, env = "CLARION_MAX_SUBSCRIPTIONS", default_value_t = 1_000_000)]
+    /// The most subscriptions stored at once; 0 (the default) is no limit. Floods are
+    /// stopped by the per-client limits; this is a ceiling an operator may add.
+    #[arg(long, env = "CLARION_MAX_SUBSCRIPTIONS", default_value_t = 0)]
     pub max_subscriptions: u64,
     /// Proxies (comma-separated addresses or CIDRs, e.g. `10.0.0.0/8,2001:db8::/32`) whose
     /// `X-Forwarded-For`/`Forwarded` headers are believed: the client is the rightmost
@@ -131,6 +132,10 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's body; then the request fails.
     #[arg(long, env = "CLARION_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_timeout: u64,
+    /// Also serve `/metrics` here, without the admin token (for a Prometheus scraper on an
+    /// internal network). On the main address `/metrics` needs the admin token.
+    #[arg(long, env = "CLARION_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// The most stored subscriptions one client IP may have created; 0 is no limit.
     #[arg(long, env = "CLARION_MAX_SUBSCRIPTIONS_PER_IP", default_value_t = 500)]
     pub max_subscriptions_per_ip: u64,

@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod encryption;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod resolver;
 pub mod rest;
 pub mod secrets;

@@ -5,6 +5,7 @@
 //! push service offers it, no redirects, connect and request timeouts).
 
 use super::encryption;
+use super::metrics::Metrics;
 use super::resolver::PublicOnlyResolver;
 use super::vapid::VapidKeys;
 use crate::domain::subscription::PushHostPolicy;
@@ -15,7 +16,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, C
 use reqwest::StatusCode;
 use ring::rand::SystemRandom;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Delivery options of one message.
 #[derive(Debug, Clone)]
@@ -163,6 +164,8 @@ pub struct PushSender {
     client: reqwest::Client,
     vapid: Arc<VapidKeys>,
     rng: SystemRandom,
+    /// Every push's outcome and latency are counted here.
+    metrics: Arc<Metrics>,
 }
 
 impl PushSender {
@@ -175,6 +178,7 @@ impl PushSender {
         extra_ca_file: Option<&std::path::Path>,
         policy: Arc<PushHostPolicy>,
         timeouts: PushTimeouts,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let mut builder = reqwest::Client::builder().no_proxy().dns_resolver(Arc::new(PublicOnlyResolver::new(policy)));
         if let Some(path) = extra_ca_file {
@@ -190,7 +194,7 @@ impl PushSender {
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, vapid, rng: SystemRandom::new() })
+        Ok(Self { client, vapid, rng: SystemRandom::new(), metrics })
     }
 
     pub fn vapid(&self) -> &VapidKeys {
@@ -206,10 +210,12 @@ impl PushSender {
         };
         let origin = target.endpoint.origin().ascii_serialization();
         let authorization = self.vapid.authorization(&origin);
+        let started = Instant::now();
         let outcome = match build_request(&self.client, &target.endpoint, &authorization, body, message).send().await {
             Ok(response) => DeliveryOutcome::from_response(response.status(), response.headers()),
             Err(e) => DeliveryOutcome::Transport { reason: transport_reason(&e) },
         };
+        self.metrics.push_settled(&origin, &outcome, started.elapsed());
         match &outcome {
             DeliveryOutcome::Delivered { .. } => tracing::debug!(outcome = outcome.reason(), "push sent"),
             other => tracing::warn!(outcome = other.reason(), detail = %other.describe(), "push not delivered"),

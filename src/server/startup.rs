@@ -4,6 +4,7 @@
 use super::config::{ServeArgs, SiteArgs};
 use super::delivery::RetryPolicy;
 use super::http::{self, ConnectionLimits};
+use super::metrics::{self, Metrics};
 use super::secrets::{self, AdminToken};
 use super::security::{self, AllowedOrigins, ClientIpPolicy, Limits};
 use super::sender::{PushSender, PushTimeouts};
@@ -49,9 +50,10 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     let keys = Arc::new(vapid::VapidKeys::new(&material, &site.vapid_subject)?);
     tracing::info!(public_key = %keys.public_key_b64(), fingerprint = %keys.fingerprint(), "VAPID key loaded");
     let policy = Arc::new(PushHostPolicy::from_list(&site.push_hosts).map_err(|e| anyhow::anyhow!("CLARION_PUSH_HOSTS: {e}"))?);
+    let metrics = Arc::new(Metrics::new(store.backend()));
     Ok(Clarion {
         store,
-        sender: PushSender::new(keys, site.extra_ca_file.as_deref(), policy.clone(), timeouts)?,
+        sender: PushSender::new(keys, site.extra_ca_file.as_deref(), policy.clone(), timeouts, metrics.clone())?,
         policy,
         broadcast_queued: Arc::default(),
         send_concurrency: site.send_concurrency,
@@ -63,6 +65,7 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
         },
         lease: timeouts.lease(),
         faults: Arc::default(),
+        metrics,
     })
 }
 
@@ -73,6 +76,8 @@ pub struct Application {
     core: Clarion,
     limits: Arc<Limits>,
     connection_limits: ConnectionLimits,
+    /// `CLARION_METRICS_ADDR`'s listener, when set.
+    metrics_listener: Option<TcpListener>,
 }
 
 fn env_or(key: &str, default: &str) -> String {
@@ -111,11 +116,20 @@ impl Application {
         let connection_limits =
             ConnectionLimits { max_connections: args.max_connections, header_timeout: Duration::from_secs(args.header_timeout) };
         let body_timeout = Duration::from_secs(args.body_timeout);
-        Ok(Self { listener, router: router(state, leptos_options, body_timeout), core, limits, connection_limits })
+        let metrics_listener = match args.metrics_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("Failed to listen on CLARION_METRICS_ADDR {addr}"))?),
+            None => None,
+        };
+        Ok(Self { listener, router: router(state, leptos_options, body_timeout), core, limits, connection_limits, metrics_listener })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served without a token, if `CLARION_METRICS_ADDR` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     /// Serves until Ctrl-C or SIGTERM.
@@ -135,6 +149,10 @@ impl Application {
         tasks.spawn(broadcasts::run_worker(self.core.clone(), broadcasts::worker_name("serve"), stop.clone()));
         tasks.spawn(security::sweep_limits(self.limits.clone(), stop.clone()));
         tracing::info!(addr = %self.local_addr(), "listening");
+        if let Some(listener) = self.metrics_listener {
+            tracing::info!(addr = %listener.local_addr()?, "serving /metrics without a token");
+            tasks.spawn(http::serve(listener, metrics::open_router(self.core.clone()), self.connection_limits, stop.clone()));
+        }
         let mut server = std::pin::pin!(http::serve(self.listener, self.router, self.connection_limits, stop.clone()));
         tokio::select! {
             _ = &mut server => {}
@@ -182,6 +200,8 @@ fn router(state: AppState, leptos_options: LeptosOptions, body_timeout: Duration
             // The path only: query strings are not logged.
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))
+        // Outermost, so answers from every layer above (429, 413, 431) are counted too.
+        .layer(middleware::from_fn_with_state(state.core.metrics.clone(), metrics::count_requests))
         .with_state(state)
 }
 

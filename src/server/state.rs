@@ -29,6 +29,8 @@ pub struct Clarion {
     pub lease: std::time::Duration,
     /// Storage faults pausing this process's broadcasts, shown in their status.
     pub faults: Arc<super::broadcasts::BroadcastFaults>,
+    /// This process's Prometheus metrics.
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 /// The axum state: the core plus what only the web server needs.

@@ -192,6 +192,11 @@ impl Store {
         Ok(Self { pool, lease })
     }
 
+    /// The backend's name, for `clarion_build_info`.
+    pub fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     fn lease_until(&self) -> i64 {
         unix_now() + self.lease.as_secs().max(1) as i64
     }
@@ -321,8 +326,10 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions WHERE client_hash = ?").bind(client_hash).fetch_one(&self.pool).await?)
     }
 
+    /// The number of stored subscriptions, kept by triggers (migration 0006): one row
+    /// read, however large the audience.
     pub async fn count_subscriptions(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT stored FROM subscription_count WHERE id = 1").fetch_one(&self.pool).await?)
     }
 
     /// One page of the admin listing, in id order after `after`.
@@ -448,7 +455,12 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?
             }
-            None => sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions").fetch_one(&mut *tx).await?,
+            // Inside the write transaction the kept count is exact: no scan at 1M either.
+            None => {
+                sqlx::query_as("SELECT (SELECT COALESCE(MAX(id), 0) FROM subscriptions), stored FROM subscription_count WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
         };
         let started = sqlx::query(
             "UPDATE broadcasts SET status = 'sending', last_id = ?, total = ?, started_at = ? WHERE id = ? AND status = 'queued' AND lease_epoch = ?",

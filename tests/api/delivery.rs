@@ -5,17 +5,6 @@ use crate::helpers::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-async fn subscribe_minted(app: &TestApp, push: &PushService, n: usize) -> Vec<String> {
-    let key = app.vapid_public_key().await;
-    let mut endpoints = Vec::new();
-    for _ in 0..n {
-        let subscription = push.mint(Some(&key)).await;
-        assert_eq!(app.subscribe(&subscription).await.status(), 201);
-        endpoints.push(subscription["endpoint"].as_str().unwrap().to_string());
-    }
-    endpoints
-}
-
 /// Two push services (two origins) that the app trusts.
 async fn two_origins(tweak: impl FnOnce(&mut clarion::server::config::ServeArgs)) -> (TestApp, PushService, PushService) {
     let (a, b) = (spawn_push_service().await, spawn_push_service().await);

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
     pub push_hosts: String,
+    /// `http://` + `CLARION_METRICS_ADDR`'s bound address, when the test set one.
+    pub metrics_address: Option<String>,
     server: JoinHandle<()>,
     /// Stops the server the way SIGTERM does.
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -80,6 +82,7 @@ pub fn serve_args(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option
         cors_origins: String::new(),
         max_subscriptions: 0,
         max_subscriptions_per_ip: 0,
+        metrics_addr: None,
         site: SiteArgs {
             data_dir: data_dir.clone(),
             database_url: None,
@@ -106,6 +109,7 @@ pub async fn start_app_with(
     tweak(&mut args);
     let app = Application::build(args).await.expect("application builds");
     let address = format!("http://{}", app.local_addr());
+    let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async move {
@@ -119,6 +123,7 @@ pub async fn start_app_with(
         client: reqwest::Client::new(),
         data_dir,
         push_hosts: push_hosts.into(),
+        metrics_address,
         server,
         shutdown: Some(shutdown),
         _dir: None,
@@ -268,6 +273,22 @@ impl PushService {
 }
 
 /// A subscription JSON with a real key pair but an endpoint of our choosing.
+/// Subscribes `n` endpoints minted by `push` for the app's key; answers their endpoints.
+pub async fn subscribe_minted(app: &TestApp, push: &PushService, n: usize) -> Vec<String> {
+    subscribe_minted_with_key(app, push, &app.vapid_public_key().await, n).await
+}
+
+/// Subscribes `n` endpoints minted by `push` for `key` (maybe not the app's).
+pub async fn subscribe_minted_with_key(app: &TestApp, push: &PushService, key: &str, n: usize) -> Vec<String> {
+    let mut endpoints = Vec::new();
+    for _ in 0..n {
+        let subscription = push.mint(Some(key)).await;
+        assert_eq!(app.subscribe(&subscription).await.status(), 201);
+        endpoints.push(subscription["endpoint"].as_str().unwrap().to_string());
+    }
+    endpoints
+}
+
 pub fn subscription_with_endpoint(endpoint: &str) -> Value {
     json!({
         "endpoint": endpoint,

@@ -4,6 +4,7 @@
 mod console;
 mod delivery;
 mod helpers;
+mod metrics;
 mod notifications;
 mod process;
 mod push_service;

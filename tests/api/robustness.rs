@@ -8,16 +8,6 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
-async fn subscribe_minted(app: &TestApp, push: &PushService, key: &str, n: usize) -> Vec<String> {
-    let mut endpoints = Vec::new();
-    for _ in 0..n {
-        let subscription = push.mint(Some(key)).await;
-        assert_eq!(app.subscribe(&subscription).await.status(), 201);
-        endpoints.push(subscription["endpoint"].as_str().unwrap().to_string());
-    }
-    endpoints
-}
-
 fn other_key() -> String {
     clarion::domain::base64url::encode(&clarion::server::vapid::VapidKeyMaterial::generate().public_key())
 }
@@ -61,7 +51,7 @@ async fn no_task_of_a_stopped_server_keeps_working_on_its_database() {
     for abort in [false, true] {
         let app = spawn_app(&push.host()).await;
         let key = app.vapid_public_key().await;
-        let endpoints = subscribe_minted(&app, &push, &key, 1).await;
+        let endpoints = subscribe_minted_with_key(&app, &push, &key, 1).await;
         let (data_dir, host) = (app.data_dir.clone(), app.push_hosts.clone());
         let _guard = if abort { app.abort().await } else { app.stop().await };
         let (core, id) = queue_without_a_worker(&data_dir, &host).await;
@@ -81,8 +71,8 @@ async fn one_refused_subscription_among_300_does_not_silence_its_push_service() 
     let app = spawn_app_with(&push.host(), |args| args.write_rate_limit = 0).await;
     let key = app.vapid_public_key().await;
     // The stranger's subscription comes first, so it is refused before anything else.
-    let refused = subscribe_minted(&app, &push, &other_key(), 1).await.remove(0);
-    let good = subscribe_minted(&app, &push, &key, 299).await;
+    let refused = subscribe_minted_with_key(&app, &push, &other_key(), 1).await.remove(0);
+    let good = subscribe_minted_with_key(&app, &push, &key, 299).await;
     for round in 1..=MAX_VAPID_REFUSALS {
         let status = app.broadcast(&json!({ "title": format!("Round {round}"), "body": "" })).await;
         assert_eq!(status["delivered"], 299, "round {round}: {status}");
@@ -109,8 +99,8 @@ async fn a_push_service_that_refuses_our_key_is_stopped_after_a_bounded_number_o
     let key = app.vapid_public_key().await;
     // Every subscription at this push service was made with another key: to the server,
     // that looks exactly like its own key being refused.
-    let refused = subscribe_minted(&app, &rejecting, &other_key(), 25).await;
-    let fine = subscribe_minted(&app, &healthy, &key, 2).await;
+    let refused = subscribe_minted_with_key(&app, &rejecting, &other_key(), 25).await;
+    let fine = subscribe_minted_with_key(&app, &healthy, &key, 2).await;
     for round in 0..MAX_VAPID_REFUSALS {
         let status = app.broadcast(&json!({ "title": "T", "body": "" })).await;
         assert_eq!(status["delivered"], 2, "round {round}");
@@ -198,7 +188,7 @@ async fn a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over() {
 async fn failing_storage_pauses_a_broadcast_without_sending_anything_twice() {
     let push = spawn_push_service().await;
     let app = spawn_app(&push.host()).await;
-    let endpoints = subscribe_minted(&app, &push, &app.vapid_public_key().await, 48).await;
+    let endpoints = subscribe_minted_with_key(&app, &push, &app.vapid_public_key().await, 48).await;
     // Every commit of progress fails, as on a full disk, until the trigger is dropped.
     let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.data_dir.join("clarion.db").display())).await.unwrap();
     sqlx::query(
@@ -327,7 +317,7 @@ async fn half_sent_requests_are_closed_while_others_are_served() {
 async fn a_stored_endpoint_is_checked_against_todays_push_hosts() {
     let push = spawn_push_service().await;
     let app = spawn_app(&push.host()).await;
-    let endpoints = subscribe_minted(&app, &push, &app.vapid_public_key().await, 2).await;
+    let endpoints = subscribe_minted_with_key(&app, &push, &app.vapid_public_key().await, 2).await;
     let (data_dir, guard) = (app.data_dir.clone(), app.stop().await);
     // The operator removes the host from CLARION_PUSH_HOSTS.
     let mut app = start_app(data_dir, "", None).await;

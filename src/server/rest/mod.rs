@@ -35,7 +35,13 @@ pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
                 .max_age(std::time::Duration::from_secs(3600)),
         );
     }
-    Router::new().nest("/api/v1", api).route("/healthz", get(healthz)).route("/sw.js", get(service_worker))
+    Router::new().nest("/api/v1", api).route("/healthz", get(healthz)).route("/sw.js", get(service_worker)).route("/metrics", get(metrics))
+}
+
+/// `GET /metrics` on the main address: Prometheus text, for admins only (it shows the
+/// audience's size and the push services in use).
+async fn metrics(_: Admin, State(state): State<AppState>) -> Result<axum::response::Response, error::ApiError> {
+    Ok(crate::server::metrics::scrape(&state.core).await?)
 }
 
 async fn healthz() -> impl IntoResponse {

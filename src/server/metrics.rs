@@ -1,0 +1,139 @@
+//! Prometheus metrics (`GET /metrics`, text format): pushes by outcome, push latency per
+//! push-service origin, broadcasts claimed, HTTP requests by route and status, the stored
+//! subscriptions and the build.
+//!
+//! Every series is this process's own (a counter restarts at zero with it), except
+//! `clarion_subscriptions_stored`, which is read from the database at scrape time. Label
+//! values come from closed sets (outcomes, route patterns, status codes) or from the
+//! push-service origins that `CLARION_PUSH_HOSTS` allows, never from endpoints or
+//! anything a client chooses, so the number of series stays bounded.
+
+use super::error::CoreError;
+use super::sender::DeliveryOutcome;
+use super::state::Clarion;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PushLabels {
+    /// [`DeliveryOutcome::reason`]: `delivered`, `gone`, `rate_limited`, ...
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginLabels {
+    /// The push service, e.g. `https://fcm.googleapis.com`.
+    origin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// The route pattern (`/api/v1/subscriptions`), or `other` for what no route matched.
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    database: &'static str,
+}
+
+/// The process's metrics; shared by the sender, the worker and the HTTP layer.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pushes: Family<PushLabels, Counter>,
+    push_latency: Family<OriginLabels, Histogram>,
+    broadcasts_claimed: Counter,
+    http_requests: Family<RequestLabels, Counter>,
+    subscriptions_stored: Gauge,
+}
+
+/// Push latency buckets: 5 ms to about 20 s (the push timeout's order).
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 13))
+}
+
+impl Metrics {
+    /// `database` names the backend in `clarion_build_info`.
+    pub fn new(database: &'static str) -> Self {
+        let mut registry = Registry::with_prefix("clarion");
+        let pushes = Family::<PushLabels, Counter>::default();
+        registry.register("pushes", "Pushes sent to push services, by outcome", pushes.clone());
+        let push_latency = Family::<OriginLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "push_duration",
+            "Time from sending a push to the push service's answer, by push-service origin",
+            Unit::Seconds,
+            push_latency.clone(),
+        );
+        let broadcasts_claimed = Counter::default();
+        registry.register("broadcasts_claimed", "Broadcasts this instance claimed to work on", broadcasts_claimed.clone());
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered, by route and status", http_requests.clone());
+        let subscriptions_stored = Gauge::default();
+        registry.register("subscriptions_stored", "Subscriptions stored in the database", subscriptions_stored.clone());
+        let build = Family::<BuildLabels, Gauge>::default();
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION"), database }).set(1);
+        registry.register("build_info", "The version of this Clarion and its database backend (always 1)", build);
+        Self { registry, pushes, push_latency, broadcasts_claimed, http_requests, subscriptions_stored }
+    }
+
+    /// One push's answer, and how long the push service took to give it.
+    pub fn push_settled(&self, origin: &str, outcome: &DeliveryOutcome, took: Duration) {
+        self.pushes.get_or_create(&PushLabels { outcome: outcome.reason() }).inc();
+        self.push_latency.get_or_create(&OriginLabels { origin: origin.to_string() }).observe(took.as_secs_f64());
+    }
+
+    pub fn broadcast_claimed(&self) {
+        self.broadcasts_claimed.inc();
+    }
+
+    /// The text exposition, with the stored-subscription count read just before.
+    pub fn render(&self, subscriptions_stored: i64) -> String {
+        self.subscriptions_stored.set(subscriptions_stored);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// The metrics as a scraper reads them; the stored count is one row read (it is kept by
+/// the database, not counted).
+pub async fn scrape(core: &Clarion) -> Result<Response, CoreError> {
+    let stored = core.store.count_subscriptions().await?;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], core.metrics.render(stored)).into_response())
+}
+
+/// The router of `CLARION_METRICS_ADDR`: `/metrics` without a token, for an internal
+/// scraper on an address the public cannot reach.
+pub fn open_router(core: Clarion) -> Router {
+    async fn open_metrics(State(core): State<Clarion>) -> Result<Response, super::rest::error::ApiError> {
+        Ok(scrape(&core).await?)
+    }
+    Router::new().route("/metrics", get(open_metrics)).with_state(core)
+}
+
+/// Middleware: counts each answered request by its route pattern and status.
+pub async fn count_requests(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "other".to_string(), |path| path.as_str().to_string());
+    let response = next.run(request).await;
+    metrics.http_requests.get_or_create(&RequestLabels { route, status: response.status().as_u16() }).inc();
+    response
+}
