@@ -14,12 +14,34 @@ pub struct BroadcastQueued {
     pub warning: Option<String>,
 }
 
+/// Where a broadcast is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(rename_all = "lowercase"))]
+pub enum BroadcastState {
+    /// Recorded; no worker has started it.
+    Queued,
+    /// Its scope is fixed and pushes are going out.
+    Sending,
+    /// Every subscription in scope settled.
+    Done,
+}
+
+impl BroadcastState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BroadcastState::Queued => "queued",
+            BroadcastState::Sending => "sending",
+            BroadcastState::Done => "done",
+        }
+    }
+}
+
 /// Progress and outcome of a broadcast.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BroadcastStatus {
     pub id: i64,
-    /// `queued`, `sending` or `done`.
-    pub status: String,
+    pub status: BroadcastState,
     /// Subscriptions in scope, fixed when sending starts.
     pub total: i64,
     pub delivered: i64,
@@ -51,7 +73,7 @@ pub struct BroadcastStatus {
 
 impl BroadcastStatus {
     pub fn is_done(&self) -> bool {
-        self.status == "done"
+        self.status == BroadcastState::Done
     }
 
     /// Settled pushes so far, of `total`.
@@ -84,7 +106,7 @@ pub struct BroadcastDetail {
     pub status: BroadcastStatus,
     pub payload: String,
     pub ttl: i64,
-    pub urgency: Option<String>,
+    pub urgency: Option<crate::domain::Urgency>,
     pub topic: Option<String>,
 }
 

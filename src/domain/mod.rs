@@ -12,6 +12,6 @@ pub mod subscription;
 #[cfg(all(test, feature = "ssr"))]
 mod properties;
 
-pub use ledger::{BroadcastDetail, BroadcastQueued, BroadcastStatus, SubscriptionPage, SubscriptionSummary};
+pub use ledger::{BroadcastDetail, BroadcastQueued, BroadcastState, BroadcastStatus, SubscriptionPage, SubscriptionSummary};
 pub use notification::{NotificationAction, NotificationRequest, PayloadFormat, TestPushResult, Urgency};
 pub use subscription::{SubscriptionJson, SubscriptionKeysJson};

@@ -17,7 +17,8 @@ use super::state::Clarion;
 use super::store::{BroadcastDetailRecord, BroadcastJob, BroadcastRecord, LeaseStatus, Progress, StoredSubscription};
 use crate::domain::notification::{Notification, NotificationRequest};
 use crate::domain::subscription::{AuthSecret, P256dhKey, PushHostPolicy};
-use crate::domain::{base64url, BroadcastDetail, BroadcastQueued, BroadcastStatus, TestPushResult, Urgency};
+use crate::domain::{base64url, BroadcastDetail, BroadcastQueued, BroadcastState, BroadcastStatus, TestPushResult, Urgency};
+use sqlx::types::Json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,8 +45,7 @@ pub fn max_repeats(send_concurrency: usize) -> i64 {
 
 impl From<BroadcastRecord> for BroadcastStatus {
     fn from(r: BroadcastRecord) -> Self {
-        let failures = r.failures_by_reason();
-        let stopped_origins = r.stopped_origins();
+        let (Json(failures), Json(stopped_origins)) = (r.failures, r.stopped_origins);
         let instant = |t: &Option<String>| t.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
         let duration_ms = match (instant(&r.started_at), instant(&r.finished_at)) {
             (Some(start), Some(end)) => Some((end - start).num_milliseconds()),
@@ -237,7 +237,7 @@ fn push_message(job: &BroadcastJob) -> PushMessage {
     PushMessage {
         payload: job.payload.clone().into_bytes(),
         ttl: job.ttl.clamp(0, u32::MAX as i64) as u32,
-        urgency: job.urgency.as_deref().and_then(Urgency::parse),
+        urgency: job.urgency,
         topic: job.topic.clone(),
     }
 }
@@ -401,7 +401,7 @@ async fn collect_batch(sending: Vec<Sending>, gate: &OriginGate) -> Progress {
             Settled::Retry { attempts, not_before } => progress.retry.push((id, attempts, not_before)),
         }
     }
-    progress.stopped_origins = serde_json::to_string(&gate.stopped()).expect("a map of strings serializes");
+    progress.stopped_origins = gate.stopped().into_iter().collect();
     progress
 }
 
@@ -504,18 +504,17 @@ async fn drive(
     halt: &CancellationToken,
     on_progress: &mut impl FnMut(&BroadcastStatus),
 ) -> anyhow::Result<DriveEnd> {
-    if job.status == "queued" {
+    if job.status == BroadcastState::Queued {
         let (lease, last_id) = with_storage(core, job.id, halt, "start the broadcast", || core.store.start_broadcast(job)).await?;
         if lease == LeaseStatus::Lost {
             return Ok(DriveEnd::LeaseLost);
         }
-        job.status = "sending".into();
+        job.status = BroadcastState::Sending;
         job.last_id = Some(last_id);
     }
     let job = &*job;
     let message = Arc::new(push_message(job));
-    let stopped: HashMap<String, String> = serde_json::from_str(&job.stopped_origins).unwrap_or_default();
-    let gate = Arc::new(OriginGate::with_stopped(stopped));
+    let gate = Arc::new(OriginGate::with_stopped(job.stopped_origins.0.clone().into_iter().collect()));
     let page_size = page_size(core.send_concurrency);
     let commit = |progress: Progress| async move {
         with_storage(core, job.id, halt, "commit the broadcast's progress", || core.store.record_progress(job, owner, &progress)).await

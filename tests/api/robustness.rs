@@ -58,7 +58,11 @@ async fn no_task_of_a_stopped_server_keeps_working_on_its_database() {
         // A live worker polls every 2 s; give a leftover one time to claim and send.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let status = clarion::server::broadcasts::broadcast_status(&core, id).await.unwrap();
-        assert_eq!(status.status, "queued", "a worker of the stopped server took the broadcast (abort: {abort})");
+        assert_eq!(
+            status.status,
+            clarion::domain::BroadcastState::Queued,
+            "a worker of the stopped server took the broadcast (abort: {abort})"
+        );
         assert_eq!(push.requests(&endpoints[0]).await, 0, "nothing was sent (abort: {abort})");
     }
 }
@@ -173,7 +177,7 @@ async fn a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over() {
     assert_eq!(second.id, id);
     assert!(second.lease_epoch > first.lease_epoch);
     use clarion::server::store::{LeaseStatus, Progress};
-    let progress = Progress { stopped_origins: "{}".into(), ..Default::default() };
+    let progress = Progress::default();
     assert_eq!(store.record_progress(&first, "worker-a", &progress).await.unwrap(), LeaseStatus::Lost);
     assert_eq!(store.renew_lease(&first, "worker-a").await.unwrap(), LeaseStatus::Lost);
     assert_eq!(store.finish_broadcast(&first, "worker-a").await.unwrap(), LeaseStatus::Lost);

@@ -392,7 +392,7 @@ fn Progress(sending: Sending) -> impl IntoView {
                 let done = s.is_done();
                 let failures = s.failures.clone();
                 let summary_text = summary(&s);
-                let (id, status) = (s.id, s.status.clone());
+                let (id, status) = (s.id, s.status.as_str());
                 view! {
                     <div class="progress" role="status" aria-live="polite" data-testid="progress" data-status=status data-id=id>
                         <h3>{if done { format!("Notification #{} sent", s.id) } else { format!("Sending notification #{}…", s.id) }}</h3>

@@ -66,12 +66,12 @@ fn HistoryItem(broadcast: BroadcastDetail) -> impl IntoView {
     let stopped = s.stopped_origins.clone();
     let scope = if s.targeted { "one subscriber" } else { "everyone" };
     view! {
-        <li class="history-item" data-testid="history-item" data-id=s.id data-status=s.status.clone()>
+        <li class="history-item" data-testid="history-item" data-id=s.id data-status=s.status.as_str()>
             <details>
                 <summary>
                     <span class="h-id">{format!("#{}", s.id)}</span>
                     <span class="h-title" data-testid="history-title">{title}</span>
-                    <span class="state-badge" data-state=s.status.clone()>{s.status.clone()}</span>
+                    <span class="state-badge" data-state=s.status.as_str()>{s.status.as_str()}</span>
                     <span class="h-counts" data-testid="history-counts">
                         {format!("{} of {} delivered · {} failed · ", s.delivered, s.total, s.failed)}
                         <span data-testid="history-clicks">{format!("{} clicks", s.clicks)}</span>
@@ -85,7 +85,7 @@ fn HistoryItem(broadcast: BroadcastDetail) -> impl IntoView {
                         <div><dt>"Retried"</dt><dd>{s.retried}</dd></div>
                         <div><dt>"Took"</dt><dd>{duration.unwrap_or_else(|| "–".into())}</dd></div>
                         <div><dt>"TTL"</dt><dd>{format!("{} s", broadcast.ttl)}</dd></div>
-                        <div><dt>"Urgency"</dt><dd>{broadcast.urgency.unwrap_or_else(|| "normal".into())}</dd></div>
+                        <div><dt>"Urgency"</dt><dd>{broadcast.urgency.unwrap_or(crate::domain::Urgency::Normal).as_str()}</dd></div>
                         <div><dt>"Topic"</dt><dd>{broadcast.topic.unwrap_or_else(|| "–".into())}</dd></div>
                     </dl>
                     {(!failures.is_empty()).then(|| view! {

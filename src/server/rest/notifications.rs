@@ -78,7 +78,7 @@ async fn events(_: Admin, State(state): State<AppState>, Path(id): Path<String>)
     let stream = futures::stream::unfold((Some(first), None::<BroadcastStatus>), move |(pending, last)| {
         let core = core.clone();
         async move {
-            if last.as_ref().is_some_and(|l| l.status == "done") {
+            if last.as_ref().is_some_and(|l| l.is_done()) {
                 return None;
             }
             let mut current = pending;
@@ -96,7 +96,7 @@ async fn events(_: Admin, State(state): State<AppState>, Path(id): Path<String>)
                 if last.as_ref() == Some(&status) {
                     continue;
                 }
-                let name = if status.status == "done" { "done" } else { "progress" };
+                let name = if status.is_done() { "done" } else { "progress" };
                 let event = Event::default().event(name).json_data(&status).expect("status serializes");
                 return Some((Ok::<_, Infallible>(event), (None, Some(status))));
             }

@@ -1,88 +1,19 @@
-//! The SQLite store: subscriptions and the broadcast ledger.
-//!
-//! SQLite runs in WAL mode with `synchronous=NORMAL`, so a committed write survives a
-//! process crash. Migrations are embedded in the binary and run at start.
+//! The broadcast ledger: queued broadcasts, their leases (with a fencing epoch), the
+//! committed progress of each batch, the durable retries, and clicks.
 
+use super::{now_rfc3339, unix_now, LeaseStatus, Store, StoredSubscription};
 use crate::domain::notification::Notification;
-use crate::domain::subscription::{NewSubscription, PushEndpoint};
-use crate::domain::SubscriptionSummary;
-use anyhow::Context;
+use crate::domain::{BroadcastState, Urgency};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::types::Json;
+use sqlx::FromRow;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
-
-/// Handle to the database; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Store {
-    pool: SqlitePool,
-    /// How long a claim on a broadcast lasts without renewal.
-    lease: Duration,
-}
-
-/// Whether a worker still holds the lease it claimed (its epoch is current).
-#[must_use]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseStatus {
-    Held,
-    /// Another worker claimed the broadcast since; nothing was written.
-    Lost,
-}
-
-impl LeaseStatus {
-    fn of(rows_affected: u64) -> Self {
-        if rows_affected > 0 {
-            LeaseStatus::Held
-        } else {
-            LeaseStatus::Lost
-        }
-    }
-}
-
-/// The columns of a [`StoredSubscription`].
-macro_rules! subscription_columns {
-    () => {
-        "id, endpoint, p256dh, auth, vapid_key_fingerprint, vapid_refusals"
-    };
-}
-
-/// What storing a subscription did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upserted {
-    Created(i64),
-    /// The endpoint was known with the same keys; its metadata was refreshed.
-    Refreshed(i64),
-    /// The endpoint is known with other keys; nothing was changed.
-    KeysDiffer,
-}
-
-/// A stored subscription as the sender needs it.
-#[derive(Clone, FromRow)]
-pub struct StoredSubscription {
-    pub id: i64,
-    pub endpoint: String,
-    pub p256dh: Vec<u8>,
-    pub auth: Vec<u8>,
-    /// The server's VAPID key when the browser subscribed (or last re-subscribed).
-    pub vapid_key_fingerprint: String,
-    /// Counted 401/403 refusals under the current key since the last delivery.
-    pub vapid_refusals: i64,
-}
-
-impl std::fmt::Debug for StoredSubscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredSubscription").field("id", &self.id).field("endpoint", &self.endpoint).finish_non_exhaustive()
-    }
-}
 
 /// Status of a broadcast.
 #[derive(Clone, Debug, Serialize, FromRow)]
 pub struct BroadcastRecord {
     pub id: i64,
-    pub status: String,
+    pub status: BroadcastState,
     pub total: i64,
     pub delivered: i64,
     pub failed: i64,
@@ -91,12 +22,10 @@ pub struct BroadcastRecord {
     pub clicks: i64,
     /// True when it went to one subscription.
     pub targeted: bool,
-    /// JSON object of failure reason → count.
-    #[serde(skip)]
-    pub failures: String,
-    /// JSON object of origin → why sending to it stopped.
-    #[serde(skip)]
-    pub stopped_origins: String,
+    /// Failure reason → count.
+    pub failures: Json<BTreeMap<String, i64>>,
+    /// Origin → why sending to it stopped.
+    pub stopped_origins: Json<BTreeMap<String, String>>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -118,18 +47,8 @@ pub struct BroadcastDetailRecord {
     pub record: BroadcastRecord,
     pub payload: String,
     pub ttl: i64,
-    pub urgency: Option<String>,
+    pub urgency: Option<Urgency>,
     pub topic: Option<String>,
-}
-
-impl BroadcastRecord {
-    pub fn failures_by_reason(&self) -> BTreeMap<String, i64> {
-        serde_json::from_str(&self.failures).unwrap_or_default()
-    }
-
-    pub fn stopped_origins(&self) -> BTreeMap<String, String> {
-        serde_json::from_str(&self.stopped_origins).unwrap_or_default()
-    }
 }
 
 /// A broadcast as the worker needs it.
@@ -138,13 +57,13 @@ pub struct BroadcastJob {
     pub id: i64,
     pub payload: String,
     pub ttl: i64,
-    pub urgency: Option<String>,
+    pub urgency: Option<Urgency>,
     pub topic: Option<String>,
     pub target_endpoint: Option<String>,
-    pub status: String,
+    pub status: BroadcastState,
     pub last_id: Option<i64>,
     pub cursor: i64,
-    pub stopped_origins: String,
+    pub stopped_origins: Json<BTreeMap<String, String>>,
     /// The fencing token of this claim: every write checks it is still current.
     pub lease_epoch: i64,
 }
@@ -164,212 +83,11 @@ pub struct Progress {
     pub retry: Vec<(i64, u32, i64)>,
     /// Sends in this batch that were retries.
     pub retried: i64,
-    /// The broadcast's stopped origins after this batch, as JSON.
-    pub stopped_origins: String,
-}
-
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
+    /// The broadcast's stopped origins after this batch.
+    pub stopped_origins: BTreeMap<String, String>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and runs the embedded migrations. `lease`
-    /// is how long a claim on a broadcast lasts without renewal.
-    pub async fn connect(database_url: &str, lease: Duration) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(database_url)
-            .with_context(|| "Failed to parse the database URL")?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.context("Failed to open the database")?;
-        sqlx::migrate!("./migrations").run(&pool).await.context("Failed to run database migrations")?;
-        Ok(Self { pool, lease })
-    }
-
-    /// The backend's name, for `clarion_build_info`.
-    pub fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-
-    fn lease_until(&self) -> i64 {
-        unix_now() + self.lease.as_secs().max(1) as i64
-    }
-
-    /// A transaction that takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so a
-    /// busy database makes it wait (busy_timeout) instead of failing when a deferred
-    /// transaction tries to upgrade from reading to writing.
-    async fn write_transaction(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    /// The default database's file name inside the data dir.
-    pub const DEFAULT_FILE: &'static str = "clarion.db";
-
-    /// The default database inside a data dir.
-    pub fn default_url(data_dir: &Path) -> String {
-        format!("sqlite://{}", data_dir.join(Self::DEFAULT_FILE).display())
-    }
-
-    /// Inserts a subscription, or refreshes a known endpoint presented with the same keys.
-    /// A known endpoint with other keys is left alone ([`Upserted::KeysDiffer`]): whoever
-    /// knows an endpoint must not be able to re-key it.
-    #[tracing::instrument(skip_all, fields(origin = %sub.endpoint.origin()))]
-    pub async fn upsert_subscription(
-        &self,
-        sub: &NewSubscription,
-        vapid_fingerprint: &str,
-        user_agent: Option<&str>,
-        client_hash: Option<&str>,
-    ) -> anyhow::Result<Upserted> {
-        let now = now_rfc3339();
-        let mut tx = self.write_transaction().await?;
-        let existing: Option<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as("SELECT id, p256dh, auth FROM subscriptions WHERE endpoint = ?")
-            .bind(sub.endpoint.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let result = match existing {
-            Some((_, p256dh, auth)) if p256dh != sub.p256dh.as_bytes() || auth != sub.auth.as_bytes() => Upserted::KeysDiffer,
-            Some((id, ..)) => {
-                sqlx::query(
-                    "UPDATE subscriptions SET expiration_time = ?, vapid_key_fingerprint = ?,
-                     user_agent = COALESCE(?, user_agent), updated_at = ?, failure_count = 0 WHERE id = ?",
-                )
-                .bind(sub.expiration_time)
-                .bind(vapid_fingerprint)
-                .bind(user_agent)
-                .bind(&now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                Upserted::Refreshed(id)
-            }
-            None => {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at, client_hash)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                )
-                .bind(sub.endpoint.as_str())
-                .bind(&sub.p256dh.as_bytes()[..])
-                .bind(&sub.auth.as_bytes()[..])
-                .bind(sub.expiration_time)
-                .bind(vapid_fingerprint)
-                .bind(user_agent)
-                .bind(&now)
-                .bind(&now)
-                .bind(client_hash)
-                .fetch_one(&mut *tx)
-                .await?;
-                Upserted::Created(id)
-            }
-        };
-        tx.commit().await?;
-        Ok(result)
-    }
-
-    /// Stores many checked subscriptions in one transaction (an upsert by endpoint).
-    pub async fn upsert_subscriptions(&self, subscriptions: &[NewSubscription], vapid_fingerprint: &str) -> anyhow::Result<()> {
-        let now = now_rfc3339();
-        let mut tx = self.write_transaction().await?;
-        for sub in subscriptions {
-            sqlx::query(
-                "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (endpoint) DO UPDATE SET p256dh = excluded.p256dh, auth = excluded.auth,
-                   expiration_time = excluded.expiration_time, vapid_key_fingerprint = excluded.vapid_key_fingerprint,
-                   updated_at = excluded.updated_at",
-            )
-            .bind(sub.endpoint.as_str())
-            .bind(&sub.p256dh.as_bytes()[..])
-            .bind(&sub.auth.as_bytes()[..])
-            .bind(sub.expiration_time)
-            .bind(vapid_fingerprint)
-            .bind(&now)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Deletes by endpoint (as the client sent it; see [`PushEndpoint::lookup_key`]); false
-    /// when it was not stored.
-    pub async fn delete_subscription_by_endpoint(&self, endpoint: &str) -> anyhow::Result<bool> {
-        let done = sqlx::query("DELETE FROM subscriptions WHERE endpoint = ?")
-            .bind(PushEndpoint::lookup_key(endpoint))
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub async fn delete_subscription(&self, id: i64) -> anyhow::Result<bool> {
-        let done = sqlx::query("DELETE FROM subscriptions WHERE id = ?").bind(id).execute(&self.pool).await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Finds by endpoint, as the client sent it (see [`PushEndpoint::lookup_key`]).
-    pub async fn find_subscription(&self, endpoint: &str) -> anyhow::Result<Option<StoredSubscription>> {
-        Ok(sqlx::query_as(concat!("SELECT ", subscription_columns!(), " FROM subscriptions WHERE endpoint = ?"))
-            .bind(PushEndpoint::lookup_key(endpoint))
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    /// Subscriptions created from one client address (by its keyed hash).
-    pub async fn count_subscriptions_from(&self, client_hash: &str) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions WHERE client_hash = ?").bind(client_hash).fetch_one(&self.pool).await?)
-    }
-
-    /// The number of stored subscriptions, kept by triggers (migration 0006): one row
-    /// read, however large the audience.
-    pub async fn count_subscriptions(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT stored FROM subscription_count WHERE id = 1").fetch_one(&self.pool).await?)
-    }
-
-    /// One page of the admin listing, in id order after `after`.
-    pub async fn list_subscriptions(&self, limit: i64, after: i64) -> anyhow::Result<Vec<SubscriptionSummary>> {
-        Ok(sqlx::query_as(
-            "SELECT id, endpoint, created_at, updated_at, last_success_at, failure_count, user_agent, vapid_key_fingerprint
-             FROM subscriptions WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// Subscriptions with `after < id <= up_to`, in id order: one page of a broadcast.
-    pub async fn subscriptions_page(&self, after: i64, up_to: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
-        Ok(sqlx::query_as(concat!("SELECT ", subscription_columns!(), " FROM subscriptions WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"))
-            .bind(after)
-            .bind(up_to)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
-    /// Records the outcome of a direct (non-broadcast) send to one subscription.
-    pub async fn record_delivery(&self, id: i64, delivered: bool) -> anyhow::Result<()> {
-        if delivered {
-            sqlx::query("UPDATE subscriptions SET last_success_at = ?, failure_count = 0 WHERE id = ?")
-                .bind(now_rfc3339())
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        } else {
-            sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = ?").bind(id).execute(&self.pool).await?;
-        }
-        Ok(())
-    }
-
-    // ---- broadcasts -------------------------------------------------------------------
-
     /// Records a broadcast; it is durable before this returns. The payload carries the
     /// broadcast's own id (for click reports), so it is written once the id is known, in
     /// the same transaction.
@@ -381,7 +99,7 @@ impl Store {
              VALUES ('', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(n.ttl as i64)
-        .bind(n.urgency.map(|u| u.as_str()))
+        .bind(n.urgency)
         .bind(&n.topic)
         .bind(&n.endpoint)
         .bind(now_rfc3339())
@@ -502,8 +220,8 @@ impl Store {
         let job_id = job.id;
         let now = now_rfc3339();
         let mut tx = self.write_transaction().await?;
-        let failures: String = sqlx::query_scalar("SELECT failures FROM broadcasts WHERE id = ?").bind(job_id).fetch_one(&mut *tx).await?;
-        let mut by_reason: BTreeMap<String, i64> = serde_json::from_str(&failures).unwrap_or_default();
+        let Json(mut by_reason): Json<BTreeMap<String, i64>> =
+            sqlx::query_scalar("SELECT failures FROM broadcasts WHERE id = ?").bind(job_id).fetch_one(&mut *tx).await?;
         for (_, reason) in &batch.failed {
             *by_reason.entry((*reason).to_string()).or_default() += 1;
         }
@@ -516,8 +234,8 @@ impl Store {
         .bind(batch.failed.len() as i64)
         .bind(batch.removed.len() as i64)
         .bind(batch.retried)
-        .bind(serde_json::to_string(&by_reason)?)
-        .bind(&batch.stopped_origins)
+        .bind(Json(&by_reason))
+        .bind(Json(&batch.stopped_origins))
         .bind(self.lease_until())
         .bind(job_id)
         .bind(owner)
@@ -632,43 +350,6 @@ impl Store {
     pub async fn record_click(&self, id: i64) -> anyhow::Result<bool> {
         let done = sqlx::query("UPDATE broadcasts SET clicks = clicks + 1 WHERE id = ?").bind(id).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    // ---- admin sessions ---------------------------------------------------------------
-
-    /// Stores a new session, tied to the admin token by `admin_tag`, and sweeps expired ones
-    /// and those of earlier tokens.
-    pub async fn create_session(&self, token_hash: &str, admin_tag: &str, expires_at: i64) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= ? OR admin_tag IS NOT ?")
-            .bind(unix_now())
-            .bind(admin_tag)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query("INSERT INTO admin_sessions (token_hash, admin_tag, created_at, expires_at) VALUES (?, ?, ?, ?)")
-            .bind(token_hash)
-            .bind(admin_tag)
-            .bind(now_rfc3339())
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// True when the session exists, has not expired, and was opened with the current token.
-    pub async fn session_is_live(&self, token_hash: &str, admin_tag: &str) -> anyhow::Result<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM admin_sessions WHERE token_hash = ? AND admin_tag = ? AND expires_at > ?")
-                .bind(token_hash)
-                .bind(admin_tag)
-                .bind(unix_now())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(found.is_some())
-    }
-
-    pub async fn delete_session(&self, token_hash: &str) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ?").bind(token_hash).execute(&self.pool).await?;
-        Ok(())
     }
 
     /// Marks a broadcast done (if the lease is still ours) and drops its leftover retry rows.
