@@ -17,7 +17,7 @@ pub struct BroadcastQueued {
 /// Where a broadcast is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(rename_all = "lowercase"))]
+#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(type_name = "text", rename_all = "lowercase"))]
 pub enum BroadcastState {
     /// Recorded; no worker has started it.
     Queued,

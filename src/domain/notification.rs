@@ -43,7 +43,7 @@ pub const DEFAULT_NAVIGATE: &str = "/";
 /// RFC 8030 message urgency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(rename_all = "kebab-case"))]
+#[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(type_name = "text", rename_all = "kebab-case"))]
 pub enum Urgency {
     VeryLow,
     Low,

@@ -108,6 +108,15 @@ impl AdminToken {
         Self { digest, session_tag: base64url::encode(&hasher.finalize()[..16]) }
     }
 
+    /// Identifies this token among instances sharing a database, without revealing it: a
+    /// digest of its digest under a label of its own (not the session tag's).
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(b"clarion admin token fingerprint\0");
+        hasher.update(self.digest);
+        base64url::encode(&hasher.finalize()[..12])
+    }
+
     /// Identifies this token to the sessions opened with it, without revealing it: a
     /// digest of its digest, under a label of its own.
     pub fn session_tag(&self) -> &str {

@@ -9,7 +9,7 @@ use super::secrets::{self, AdminToken};
 use super::security::{self, AllowedOrigins, ClientIpPolicy, Limits};
 use super::sender::{PushSender, PushTimeouts};
 use super::state::{AppState, Clarion};
-use super::store::Store;
+use super::store::{DeploymentKey, Store};
 use super::{broadcasts, rest, vapid};
 use crate::app::{shell, App};
 use crate::domain::subscription::PushHostPolicy;
@@ -49,6 +49,8 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     }
     let keys = Arc::new(vapid::VapidKeys::new(&material, &site.vapid_subject)?);
     tracing::info!(public_key = %keys.public_key_b64(), fingerprint = %keys.fingerprint(), "VAPID key loaded");
+    // Every instance on a shared database must send with the same key.
+    store.agree_on_key(DeploymentKey::Vapid, keys.fingerprint()).await?;
     let policy = Arc::new(PushHostPolicy::from_list(&site.push_hosts).map_err(|e| anyhow::anyhow!("CLARION_PUSH_HOSTS: {e}"))?);
     let metrics = Arc::new(Metrics::new(store.backend()));
     Ok(Clarion {
@@ -88,6 +90,7 @@ impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
         let core = build_core(&args.site).await?;
         let admin = AdminToken::load_or_create(args.admin_token.as_deref(), &args.site.data_dir)?;
+        core.store.agree_on_key(DeploymentKey::AdminToken, &admin.fingerprint()).await?;
         let listener = TcpListener::bind(args.addr).await.with_context(|| format!("Failed to listen on {}", args.addr))?;
         let addr = listener.local_addr()?;
         let leptos_options = LeptosOptions::builder()

@@ -238,6 +238,7 @@ async fn after_a_key_rotation_old_subscriptions_are_removed_without_stopping_the
     let app = {
         let rotated = clarion::server::vapid::VapidKeyMaterial::generate();
         let guard = app.stop().await;
+        forget_deployment_key(&data_dir, "vapid_key").await;
         let mut again = start_app(data_dir, &host, Some(rotated.private_raw_base64url())).await;
         again.keep(guard);
         again

@@ -26,6 +26,99 @@ pub struct TestApp {
     _dir: Option<TempDir>,
 }
 
+/// The backend the test servers use: `CLARION_TEST_BACKEND=postgres` runs the suite on
+/// PostgreSQL (the cluster that `CLARION_TEST_DATABASE_URL` names; `scripts/test-all.sh`
+/// starts one), anything else on SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("CLARION_TEST_BACKEND").is_ok_and(|v| v == "postgres")
+}
+
+/// The test cluster's URL; the PostgreSQL tests cannot run without one.
+pub fn postgres_admin_url() -> String {
+    std::env::var("CLARION_TEST_DATABASE_URL").expect(
+        "CLARION_TEST_DATABASE_URL is not set: run the tests with scripts/test-all.sh, or start a cluster with \
+         `source scripts/pg-cluster.sh && pg_cluster_start`",
+    )
+}
+
+/// A database of its own on the test cluster, named `name` (created if missing); answers
+/// its URL.
+pub async fn postgres_database(name: &str) -> String {
+    let admin_url = postgres_admin_url();
+    let admin = sqlx::PgPool::connect(&admin_url).await.expect("the test cluster answers");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)").bind(name).fetch_one(&admin).await.unwrap();
+    if !exists {
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await.expect("CREATE DATABASE");
+    }
+    admin.close().await;
+    let (base, _) = admin_url.rsplit_once('/').expect("the URL names a database");
+    format!("{base}/{name}")
+}
+
+/// On the PostgreSQL run, the database of the server with this data dir: named after the
+/// directory, so a server restarted on it finds its data again. `None` (the data dir's
+/// SQLite file) otherwise.
+pub async fn test_database_url(data_dir: &std::path::Path) -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut hasher);
+    Some(postgres_database(&format!("clarion_{:016x}", hasher.finish())).await)
+}
+
+/// Replacing a shared key on purpose, as the README says: on PostgreSQL, with every
+/// instance stopped, the recorded fingerprint is deleted (a new key is refused otherwise).
+/// Nothing is recorded on SQLite.
+pub async fn forget_deployment_key(data_dir: &std::path::Path, name: &str) {
+    if let Some(url) = test_database_url(data_dir).await {
+        let db = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query("DELETE FROM deployment_keys WHERE name = $1").bind(name).execute(&db).await.unwrap();
+        db.close().await;
+    }
+}
+
+/// Runs raw SQL (`;`-separated statements) on a test server's database, whichever the
+/// backend: for tests that inject faults or look at what is stored.
+pub async fn execute_sql(app: &TestApp, sql: &str) {
+    match test_database_url(&app.data_dir).await {
+        Some(url) => {
+            let db = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&db).await.unwrap();
+            db.close().await;
+        }
+        None => {
+            let db = sqlx::SqlitePool::connect(&sqlite_url(app)).await.unwrap();
+            sqlx::raw_sql(sql).execute(&db).await.unwrap();
+            db.close().await;
+        }
+    }
+}
+
+/// One BIGINT from a query on a test server's database, whichever the backend.
+pub async fn query_i64(app: &TestApp, sql: &str) -> i64 {
+    match test_database_url(&app.data_dir).await {
+        Some(url) => {
+            let db = sqlx::PgPool::connect(&url).await.unwrap();
+            let value = sqlx::query_scalar(sql).fetch_one(&db).await.unwrap();
+            db.close().await;
+            value
+        }
+        None => {
+            let db = sqlx::SqlitePool::connect(&sqlite_url(app)).await.unwrap();
+            let value = sqlx::query_scalar(sql).fetch_one(&db).await.unwrap();
+            db.close().await;
+            value
+        }
+    }
+}
+
+fn sqlite_url(app: &TestApp) -> String {
+    format!("sqlite://{}", app.data_dir.join("clarion.db").display())
+}
+
 pub struct PushService {
     pub origin: String,
     pub client: reqwest::Client,
@@ -106,6 +199,7 @@ pub async fn start_app_with(
     tweak: impl FnOnce(&mut ServeArgs),
 ) -> TestApp {
     let mut args = serve_args(data_dir.clone(), push_hosts, vapid_private_key);
+    args.site.database_url = test_database_url(&data_dir).await;
     tweak(&mut args);
     let app = Application::build(args).await.expect("application builds");
     let address = format!("http://{}", app.local_addr());

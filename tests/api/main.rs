@@ -10,4 +10,5 @@ mod process;
 mod push_service;
 mod robustness;
 mod security;
+mod store;
 mod subscriptions;

@@ -40,7 +40,11 @@ async fn metrics_count_pushes_requests_claims_and_the_audience() {
     assert_eq!(sample(&text, r#"clarion_http_requests_total{route="/api/v1/subscriptions",status="201"}"#), Some(4.0));
     assert_eq!(sample(&text, r#"clarion_http_requests_total{route="/api/v1/notifications",status="202"}"#), Some(1.0));
     assert_eq!(sample(&text, r#"clarion_http_requests_total{route="other",status="404"}"#), Some(1.0), "unmatched paths share one series");
-    assert_eq!(sample(&text, &format!(r#"clarion_build_info{{version="{}",database="sqlite"}}"#, env!("CARGO_PKG_VERSION"))), Some(1.0));
+    let database = if on_postgres() { "postgres" } else { "sqlite" };
+    assert_eq!(
+        sample(&text, &format!(r#"clarion_build_info{{version="{}",database="{database}"}}"#, env!("CARGO_PKG_VERSION"))),
+        Some(1.0)
+    );
     assert!(!text.contains("/push/"), "no endpoint appears in the metrics");
 }
 

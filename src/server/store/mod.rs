@@ -1,13 +1,19 @@
-//! The SQLite store, split by what it stores: [`subscriptions`], the broadcast ledger
-//! ([`broadcasts`]) and the console's [`sessions`]. This module opens the database and
-//! holds what they share.
+//! Storage: one interface, two backends. SQLite is the embedded default for one machine;
+//! PostgreSQL lets any number of instances share one database.
+//!
+//! [`Store`] is the handle the rest of the server holds. Its methods are split by what
+//! they store: `subscriptions`, the broadcast ledger (`broadcasts`), the console's
+//! `sessions`, and the `deployment` keys that instances sharing a database must agree
+//! on. Where the two backends need different SQL, both versions sit side by side in the
+//! same method, so a query and its PostgreSQL twin are read together.
 //!
 //! SQLite runs in WAL mode with `synchronous=NORMAL`, so a committed write survives a
-//! process crash. Migrations are embedded in the binary and run at start.
+//! process crash. Each backend has its own embedded migrations (`migrations/sqlite`,
+//! `migrations/postgres`), run at start.
 
 use anyhow::Context;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,18 +26,68 @@ macro_rules! subscription_columns {
 }
 
 mod broadcasts;
+mod deployment;
 mod sessions;
 mod subscriptions;
 
 pub use broadcasts::{BroadcastDetailRecord, BroadcastJob, BroadcastRecord, Progress};
+pub use deployment::{DeploymentKey, KeyMismatch};
 pub use subscriptions::{StoredSubscription, Upserted};
 
-/// Handle to the database; cheap to clone.
+/// Handle to the database; cheap to clone. Every operation is a method here, written
+/// once where both backends take the same SQL ([`on_pool!`]) and once per backend where
+/// they differ.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
     /// How long a claim on a broadcast lasts without renewal.
     lease: Duration,
+}
+
+/// The two backends.
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever the backend: for the
+/// queries whose SQL is the same on both (`$1`-style parameters work on both). The body
+/// is compiled once per backend, so each arm is type-checked against its own driver.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::server::store::Db::Sqlite($pool) => $body,
+            $crate::server::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+use on_pool;
+
+/// A transaction for writing, as each backend wants it.
+trait WritePool {
+    type Database: sqlx::Database;
+    async fn begin_write(&self) -> anyhow::Result<sqlx::Transaction<'static, Self::Database>>;
+}
+
+impl WritePool for SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    /// Takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so a busy database makes it
+    /// wait (busy_timeout) instead of failing when a deferred transaction tries to upgrade
+    /// from reading to writing.
+    async fn begin_write(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+impl WritePool for PgPool {
+    type Database = sqlx::Postgres;
+
+    /// Read committed; the queries that need more lock their rows (`FOR UPDATE`).
+    async fn begin_write(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(self.begin().await?)
+    }
 }
 
 /// Whether a worker still holds the lease it claimed (its epoch is current).
@@ -61,36 +117,53 @@ fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// Connections per instance to PostgreSQL. Each instance needs about one per page being
+/// committed and a few for requests; the README explains how to size the server's
+/// `max_connections` for N instances.
+pub const POSTGRES_POOL: u32 = 16;
+
 impl Store {
-    /// Opens (creating if needed) the database and runs the embedded migrations. `lease`
-    /// is how long a claim on a broadcast lasts without renewal.
+    /// Opens the database that `database_url` names (`sqlite://…` or `postgres://…`),
+    /// creating a SQLite file if needed, and runs the backend's embedded migrations.
+    /// `lease` is how long a claim on a broadcast lasts without renewal.
     pub async fn connect(database_url: &str, lease: Duration) -> anyhow::Result<Self> {
+        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(database_url).context("Failed to parse the PostgreSQL URL")?;
+            let pool = PgPoolOptions::new()
+                .max_connections(POSTGRES_POOL)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .context("Failed to connect to PostgreSQL")?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await.context("Failed to run database migrations")?;
+            return Ok(Self { db: Db::Postgres(pool), lease });
+        }
+        if !database_url.starts_with("sqlite:") {
+            anyhow::bail!("CLARION_DATABASE_URL must start with sqlite:// or postgres://");
+        }
         let options = SqliteConnectOptions::from_str(database_url)
-            .with_context(|| "Failed to parse the database URL")?
+            .context("Failed to parse the database URL")?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.context("Failed to open the database")?;
-        sqlx::migrate!("./migrations").run(&pool).await.context("Failed to run database migrations")?;
-        Ok(Self { pool, lease })
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("Failed to run database migrations")?;
+        Ok(Self { db: Db::Sqlite(pool), lease })
     }
 
     /// The backend's name, for `clarion_build_info`.
     pub fn backend(&self) -> &'static str {
-        "sqlite"
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
     }
 
+    /// When a lease taken now lapses (unix seconds).
     fn lease_until(&self) -> i64 {
         unix_now() + self.lease.as_secs().max(1) as i64
-    }
-
-    /// A transaction that takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so a
-    /// busy database makes it wait (busy_timeout) instead of failing when a deferred
-    /// transaction tries to upgrade from reading to writing.
-    async fn write_transaction(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// The default database's file name inside the data dir.
