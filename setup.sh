@@ -4,7 +4,7 @@
 #   ./setup.sh serve   install the build toolchain, build the release site, run `clarion serve`
 #   ./setup.sh test    install the toolchain and the browsers, then run every test suite
 #   ./setup.sh tools   install the toolchain only
-#   ./setup.sh bench [--n N] [--no-peers] [--subscribe]
+#   ./setup.sh bench [--n N] [--no-peers] [--subscribe [--db sqlite,postgres]]
 #                      the send benchmark against Node web-push and pywebpush (bench/run.py)
 #
 # Every install step checks what is already there and skips it when the version is right,
@@ -100,7 +100,9 @@ npm_ci() {
 
 install_test_tools() {
   install_tools
-  apt_packages chromium firefox-esr
+  # postgresql: the server binaries for the tests' throw-away cluster (scripts/pg-cluster.sh);
+  # the system's own cluster is left as the package sets it up.
+  apt_packages chromium firefox-esr postgresql
   install_pywebpush
   npm_ci end2end
 }
@@ -120,8 +122,13 @@ case "${1:-}" in
     install_tools
     install_pywebpush
     npm_ci bench
+    apt_packages postgresql
     cargo build --release --features ssr --bin clarion
-    exec end2end/.venv/bin/python bench/run.py "${@:2}"
+    # A throw-away PostgreSQL for `--db postgres`, stopped when the benchmark ends.
+    source scripts/pg-cluster.sh
+    trap pg_cluster_stop EXIT
+    pg_cluster_start
+    end2end/.venv/bin/python bench/run.py "${@:2}"
     ;;
   *) echo "usage: $0 serve|test|tools|bench" >&2; exit 2 ;;
 esac

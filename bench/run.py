@@ -130,13 +130,14 @@ def main() -> None:
     parser.add_argument("--subscribe", action="store_true", help="measure subscribe latency as the audience grows (bench/subscribe.py)")
     parser.add_argument("--stored", default="0,100000,1000000", help="with --subscribe: stored counts, comma-separated")
     parser.add_argument("--requests", type=int, default=2000, help="with --subscribe: subscribes measured at each count")
+    parser.add_argument("--db", default="sqlite", help="with --subscribe: backends, comma-separated (sqlite, postgres)")
     args = parser.parse_args()
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: run ./setup.sh bench")
     if args.subscribe:
         import subscribe
 
-        subscribe.run(BIN, [int(n) for n in args.stored.split(",")], args.requests, free_port, wait_for_port)
+        subscribe.run(BIN, args.db.split(","), [int(n) for n in args.stored.split(",")], args.requests, free_port, wait_for_port)
         return
     work = Path(tempfile.mkdtemp(prefix="clarion-bench-"))
     ca, crt, key = make_certificates(work)

@@ -1,9 +1,11 @@
 """Subscribe latency as the audience grows: p50 and p99 of `POST /api/v1/subscriptions`
 with 0, 100k and 1M subscriptions already stored.
 
-Run it with `./setup.sh bench --subscribe [--stored 0,100000,1000000] [--requests N]`.
+Run it with `./setup.sh bench --subscribe [--db sqlite,postgres] [--stored 0,100000,1000000]
+[--requests N]`. With `postgres`, `./setup.sh bench` starts a throw-away cluster
+(`scripts/pg-cluster.sh`) and each measurement gets a database of its own on it.
 
-For each stored count:
+For each backend and stored count:
 1. `clarion import` stores that many subscriptions into a fresh database (one P-256 key
    for all of them: the store does not care, and generating a million keys would take
    longer than the measurement).
@@ -60,9 +62,21 @@ def seed(binary: Path, data: Path, stored: int, p256dh: str, auth: str, env: dic
     return time.perf_counter() - started
 
 
-def measure(binary: Path, stored: int, requests: int, free_port, wait_for_port) -> dict:
+def fresh_database(backend: str, name: str) -> dict:
+    """The environment that points Clarion at a fresh database of `backend`."""
+    if backend == "sqlite":
+        return {}
+    admin = os.environ.get("CLARION_TEST_DATABASE_URL")
+    if not admin:
+        raise SystemExit("--db postgres needs the cluster that ./setup.sh bench starts (CLARION_TEST_DATABASE_URL)")
+    subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{name}"'], check=True)
+    return {"CLARION_DATABASE_URL": admin.rsplit("/", 1)[0] + "/" + name}
+
+
+def measure(binary: Path, backend: str, stored: int, requests: int, free_port, wait_for_port) -> dict:
     data = Path(tempfile.mkdtemp(prefix=f"clarion-subscribe-{stored}-"))
-    env = {**os.environ, "CLARION_PUSH_HOSTS": PUSH_HOST, "RUST_LOG": "warn"}
+    database = fresh_database(backend, f"bench_{os.getpid()}_{backend}_{stored}")
+    env = {**os.environ, "CLARION_PUSH_HOSTS": PUSH_HOST, "RUST_LOG": "warn", **database}
     key = ec.generate_private_key(ec.SECP256R1())
     p256dh = b64(key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
     auth = b64(os.urandom(16))
@@ -91,18 +105,21 @@ def measure(binary: Path, stored: int, requests: int, free_port, wait_for_port) 
         server.terminate()
         server.wait()
     latencies.sort()
-    return {"stored": stored, "requests": requests, "refused": refused, "seed_s": seconds,
+    return {"db": backend, "stored": stored, "requests": requests, "refused": refused, "seed_s": seconds,
             "p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
 
 
-def run(binary: Path, stored_counts: list[int], requests: int, free_port, wait_for_port) -> list[dict]:
-    results = [measure(binary, stored, requests, free_port, wait_for_port) for stored in stored_counts]
-    print(f"\nsubscribe latency, {requests} sequential requests over one connection, SQLite\n")
-    print(f"{'stored':>10}{'p50 ms':>10}{'p99 ms':>10}{'seeded in s':>14}  not 201")
+def run(binary: Path, backends: list[str], stored_counts: list[int], requests: int, free_port, wait_for_port) -> list[dict]:
+    results = [measure(binary, backend, stored, requests, free_port, wait_for_port) for backend in backends for stored in stored_counts]
+    print(f"\nsubscribe latency, {requests} sequential requests over one connection\n")
+    print(f"{'db':<10}{'stored':>10}{'p50 ms':>10}{'p99 ms':>10}{'seeded in s':>14}  not 201")
     for r in results:
-        print(f"{r['stored']:>10}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}{r['seed_s']:>14.1f}  {r['refused'] or '-'}")
-    base = results[0]["p50_ms"]
+        print(f"{r['db']:<10}{r['stored']:>10}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}{r['seed_s']:>14.1f}  {r['refused'] or '-'}")
+    ratios = {}
+    for backend in backends:
+        mine = [r for r in results if r["db"] == backend]
+        ratios[backend] = round(mine[-1]["p50_ms"] / mine[0]["p50_ms"], 2)
     print()
     print(json.dumps({"subscribe": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in results],
-                      "p50_ratio_largest_vs_first": round(results[-1]["p50_ms"] / base, 2)}))
+                      "p50_ratio_largest_vs_first": ratios}))
     return results

@@ -19,8 +19,17 @@ node --test sw/
 step "release build (cargo leptos build --release)"
 cargo leptos build --release
 
-step "Rust unit and integration tests (cargo test --release --workspace --features ssr)"
+step "PostgreSQL for the tests: a throw-away cluster (scripts/pg-cluster.sh)"
+source scripts/pg-cluster.sh
+trap pg_cluster_stop EXIT
+pg_cluster_start
+
+step "Rust unit and integration tests on SQLite, the store suite on both backends (cargo test --release --workspace --features ssr)"
 cargo test --release --workspace --features ssr
+
+step "the API suite again on PostgreSQL (CLARION_TEST_BACKEND=postgres)"
+# The store suite already ran on both; the process tests pick their database themselves.
+CLARION_TEST_BACKEND=postgres cargo test --release --features ssr --test api -- --skip store:: --skip process::
 
 step "Playwright end-to-end (Chromium and Firefox ESR)"
 (cd end2end && npx playwright test)

@@ -490,3 +490,67 @@ async fn memory_stays_flat_under_100_000_distinct_clients() {
     eprintln!("RSS after 10,000 clients: {} MiB; after 100,000 more: {} MiB", warm / 1024, after / 1024);
     assert!(grown_mib < 24, "RSS grew by {grown_mib} MiB under 100,000 distinct clients");
 }
+
+/// Runs `clarion serve` expecting it to refuse to start: answers its log once it exits
+/// with an error (it must, within 30 s).
+fn refused_start(data: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env_remove("CLARION_ADMIN_TOKEN")
+        .env_remove("CLARION_VAPID_PRIVATE_KEY")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the instance started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(!status.success(), "it exited with success: {log}");
+    log
+}
+
+#[tokio::test]
+async fn an_instance_with_another_vapid_key_or_admin_token_refuses_to_start_on_a_shared_database() {
+    let database = postgres_database(&format!("shared_keys_{}", std::process::id())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (first_data, second_data) = (dir.path().join("first"), dir.path().join("second"));
+    let env = [("CLARION_DATABASE_URL", database.as_str()), ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN)];
+    let first = ServerProcess::start(&first_data, &env);
+    let first_key = std::fs::read_to_string(first_data.join("vapid_private.pem")).unwrap();
+
+    // Another data dir generates another VAPID key: refused, naming both fingerprints.
+    let log = refused_start(&second_data, &env);
+    let fingerprint_of = |log: &str| log.split("fingerprint=").nth(1).map(|rest| rest.split_whitespace().next().unwrap().to_string());
+    let first_fingerprint = fingerprint_of(&first.seen.join("\n")).expect("the first instance logs its key's fingerprint");
+    let second_fingerprint = fingerprint_of(&log).expect("the refused instance logs its key's fingerprint");
+    assert_ne!(first_fingerprint, second_fingerprint);
+    assert!(log.contains(&first_fingerprint) && log.contains("CLARION_VAPID_PRIVATE_KEY"), "{log}");
+    assert!(log.matches(&second_fingerprint).count() >= 2, "the error names this instance's fingerprint too: {log}");
+
+    // The same key with another admin token: refused too, without the token in the log.
+    let other_token = "another-admin-token-0123456789abcdef";
+    let same_key = [("CLARION_DATABASE_URL", database.as_str()), ("CLARION_VAPID_PRIVATE_KEY", first_key.as_str())];
+    let log = refused_start(&second_data, &[same_key[0], same_key[1], ("CLARION_ADMIN_TOKEN", other_token)]);
+    assert!(log.contains("CLARION_ADMIN_TOKEN") && log.contains("fingerprint"), "{log}");
+    assert!(!log.contains(other_token) && !log.contains(ADMIN_TOKEN), "a token was logged: {log}");
+
+    // The same key and token: a second instance joins.
+    let second = ServerProcess::start(&second_data, &[same_key[0], same_key[1], ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let health = reqwest::get(format!("{}/healthz", second.address)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    second.kill();
+    first.kill();
+}
