@@ -554,3 +554,57 @@ async fn an_instance_with_another_vapid_key_or_admin_token_refuses_to_start_on_a
     second.kill();
     first.kill();
 }
+
+/// `clarion_pushes_total{outcome="delivered"}` of one instance.
+async fn delivered_by(address: &str) -> f64 {
+    let text =
+        reqwest::Client::new().get(format!("{address}/metrics")).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(r#"clarion_pushes_total{outcome="delivered"} "#))
+        .map_or(0.0, |value| value.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_postgres_take_over_a_broadcast_from_one_killed_with_kill_9() {
+    let push = spawn_push_service().await;
+    let database = postgres_database(&format!("takeover_{}", std::process::id())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = interrupted_broadcast_env(&push.host());
+    env.push(("CLARION_DATABASE_URL", database.clone()));
+    // A short push timeout makes the lease (2 + 2 + 10 s) lapse sooner after the kill.
+    env.push(("CLARION_PUSH_TIMEOUT", "2".to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (first, endpoints) = server_with_slow_subscribers(&push, &dir.path().join("0"), &env, 120, 40).await;
+    let key = std::fs::read_to_string(dir.path().join("0").join("vapid_private.pem")).unwrap();
+    let mut shared = env.clone();
+    shared.push(("CLARION_VAPID_PRIVATE_KEY", key.as_str()));
+    let mut instances =
+        vec![first, ServerProcess::start(&dir.path().join("1"), &shared), ServerProcess::start(&dir.path().join("2"), &shared)];
+
+    let id = queue_over_http(&instances[1].address, "Shared").await;
+    wait_until_delivered(&instances[2].address, id, 16).await;
+    // The instance holding the broadcast's lease is named by its pid.
+    let db = sqlx::PgPool::connect(&database).await.unwrap();
+    let holder: String = sqlx::query_scalar("SELECT lease_owner FROM broadcasts WHERE id = $1").bind(id).fetch_one(&db).await.unwrap();
+    let victim = instances.iter().position(|s| holder.starts_with(&format!("serve-{}-", s.pid()))).expect("one of the three holds it");
+    let victim = instances.remove(victim);
+    let sent_by_victim = delivered_by(&victim.address).await;
+    assert!(sent_by_victim >= 1.0, "the victim was sending");
+    victim.kill();
+
+    let status = wait_until_done(&instances[0].address, id, Duration::from_secs(60)).await;
+    assert_eq!((status["total"].as_i64(), status["delivered"].as_i64()), (Some(120), Some(120)), "{status}");
+    assert_delivered_with_bounded_repeats(&push, &endpoints).await;
+    let mut sent_by_survivors = 0.0;
+    for instance in &instances {
+        sent_by_survivors += delivered_by(&instance.address).await;
+    }
+    eprintln!("delivered by the killed instance: {sent_by_victim}, by the survivors: {sent_by_survivors}");
+    assert!(sent_by_survivors >= 1.0, "a survivor finished it");
+    let holder_after: Option<String> =
+        sqlx::query_scalar("SELECT lease_owner FROM broadcasts WHERE id = $1").bind(id).fetch_one(&db).await.unwrap();
+    assert_eq!(holder_after, None, "finished and released");
+    for instance in instances {
+        instance.kill();
+    }
+}
