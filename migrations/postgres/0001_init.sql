@@ -1,4 +1,4 @@
--- The PostgreSQL schema: the same tables as SQLite's migrations 0001 to 0006 at their
+-- The PostgreSQL schema: the same tables as SQLite's migrations 0001 to 0007 at their
 -- latest, in PostgreSQL's types. Never edit a migration after it lands; add a new one.
 -- Integers are BIGINT throughout (the code reads them as i64); times are RFC 3339 text,
 -- like SQLite's, except the lease and retry clocks, which are unix numbers.
@@ -78,15 +78,39 @@ CREATE TABLE broadcasts (
 
 CREATE INDEX broadcasts_unfinished ON broadcasts (id) WHERE status <> 'done';
 
+-- A broadcast is split into ranges of subscription ids when it starts; any instance
+-- claims a range (FOR UPDATE SKIP LOCKED) under a lease with a fencing epoch.
+CREATE TABLE broadcast_ranges (
+    broadcast_id BIGINT  NOT NULL REFERENCES broadcasts (id) ON DELETE CASCADE,
+    range_no     BIGINT  NOT NULL,
+    after_id     BIGINT  NOT NULL,            -- the range holds ids in (after_id, last_id]
+    last_id      BIGINT  NOT NULL,
+    cursor       BIGINT  NOT NULL,            -- highest id whose outcome is committed
+    done         BOOLEAN NOT NULL DEFAULT FALSE,
+    lease_owner  TEXT,
+    lease_until  BIGINT,                      -- unix seconds
+    lease_epoch  BIGINT  NOT NULL DEFAULT 0,
+    PRIMARY KEY (broadcast_id, range_no)
+);
+
+CREATE INDEX broadcast_ranges_open ON broadcast_ranges (broadcast_id, range_no) WHERE NOT done;
+
 CREATE TABLE broadcast_retries (
     broadcast_id    BIGINT NOT NULL REFERENCES broadcasts (id) ON DELETE CASCADE,
     subscription_id BIGINT NOT NULL,
     attempts        BIGINT NOT NULL,   -- sends made so far
     not_before      BIGINT NOT NULL,   -- unix milliseconds
+    range_no        BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (broadcast_id, subscription_id)
 );
 
-CREATE INDEX broadcast_retries_due ON broadcast_retries (broadcast_id, not_before);
+CREATE INDEX broadcast_retries_range_due ON broadcast_retries (broadcast_id, range_no, not_before);
+
+-- A push service's Retry-After, shared: every instance waits it out, in every broadcast.
+CREATE TABLE origin_holds (
+    origin   TEXT   PRIMARY KEY,
+    until_ms BIGINT NOT NULL     -- unix milliseconds
+);
 
 CREATE TABLE admin_sessions (
     token_hash  TEXT   PRIMARY KEY,

@@ -72,6 +72,8 @@ impl PushServiceServer {
             .route("/", get(websocket::upgrade))
             .route("/push/{id}", post(receiver::push))
             .route("/_test/subscriptions", post(test_api::mint).delete(test_api::expire))
+            .route("/_test/subscriptions/batch", post(test_api::mint_many))
+            .route("/_test/summary", get(test_api::summary))
             .route("/_test/messages", get(test_api::messages))
             .route("/_test/faults", post(test_api::fault))
             .route("/_test/state", delete(test_api::reset))

@@ -125,7 +125,9 @@ pub async fn push(State(service): State<Arc<PushService>>, Path(id): Path<String
         if channel.app_server_key.is_some_and(|k| k != vapid.public_key) {
             return answer(StatusCode::FORBIDDEN, "VAPID key k does not match the applicationServerKey of this subscription");
         }
-        let endpoint = service.endpoint(&id);
+        // A fault for this endpoint, else one for every endpoint (`*`).
+        let own = service.endpoint(&id);
+        let endpoint = if registry.faults.contains_key(&own) { own } else { "*".to_string() };
         match registry.faults.get_mut(&endpoint) {
             Some(fault) => {
                 let applied = fault.clone();

@@ -19,6 +19,15 @@ pub struct MintRequest {
     application_server_key: Option<String>,
 }
 
+#[derive(Deserialize)]
+pub struct MintManyRequest {
+    application_server_key: Option<String>,
+    count: usize,
+}
+
+/// The most subscriptions one `/_test/subscriptions/batch` mints.
+const MAX_BATCH: usize = 100_000;
+
 fn parse_body<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, Refusal> {
     if body.is_empty() {
         return Ok(T::default());
@@ -32,14 +41,44 @@ pub async fn mint(State(service): State<Arc<PushService>>, body: Bytes) -> Respo
         Ok(r) => r,
         Err(refusal) => return refusal.into_response(),
     };
-    let app_server_key = match request.application_server_key.as_deref().map(protocol::decode) {
-        None => None,
-        Some(Ok(bytes)) => match <[u8; 65]>::try_from(bytes.as_slice()) {
-            Ok(key) if p256::PublicKey::from_sec1_bytes(&key).is_ok() => Some(key),
-            _ => return answer(StatusCode::BAD_REQUEST, "application_server_key must be a 65-byte P-256 point"),
-        },
-        Some(Err(e)) => return answer(StatusCode::BAD_REQUEST, format!("application_server_key: {e}")),
+    let app_server_key = match parse_app_server_key(request.application_server_key.as_deref()) {
+        Ok(key) => key,
+        Err(refusal) => return refusal.into_response(),
     };
+    (StatusCode::CREATED, Json(mint_one(&service, app_server_key))).into_response()
+}
+
+/// `POST /_test/subscriptions/batch {"application_server_key"?, "count"}` → 201 and an
+/// array of `count` PushSubscriptions: for tests with a large audience.
+pub async fn mint_many(State(service): State<Arc<PushService>>, body: Bytes) -> Response {
+    let request: MintManyRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return answer(StatusCode::BAD_REQUEST, format!("body: {e}")),
+    };
+    if !(1..=MAX_BATCH).contains(&request.count) {
+        return answer(StatusCode::BAD_REQUEST, format!("count must be between 1 and {MAX_BATCH}"));
+    }
+    let app_server_key = match parse_app_server_key(request.application_server_key.as_deref()) {
+        Ok(key) => key,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let minted: Vec<serde_json::Value> = (0..request.count).map(|_| mint_one(&service, app_server_key)).collect();
+    (StatusCode::CREATED, Json(minted)).into_response()
+}
+
+fn parse_app_server_key(key: Option<&str>) -> Result<Option<[u8; 65]>, Refusal> {
+    match key.map(protocol::decode) {
+        None => Ok(None),
+        Some(Ok(bytes)) => match <[u8; 65]>::try_from(bytes.as_slice()) {
+            Ok(key) if p256::PublicKey::from_sec1_bytes(&key).is_ok() => Ok(Some(key)),
+            _ => Err(Refusal::new(StatusCode::BAD_REQUEST, "application_server_key must be a 65-byte P-256 point")),
+        },
+        Some(Err(e)) => Err(Refusal::new(StatusCode::BAD_REQUEST, format!("application_server_key: {e}"))),
+    }
+}
+
+/// A new subscription the service can decrypt, as the browser's `PushSubscription` JSON.
+fn mint_one(service: &PushService, app_server_key: Option<[u8; 65]>) -> serde_json::Value {
     let secret = loop {
         if let Ok(secret) = p256::SecretKey::from_slice(&service.random_bytes::<32>()) {
             break secret;
@@ -50,12 +89,27 @@ pub async fn mint(State(service): State<Arc<PushService>>, body: Bytes) -> Respo
     let id = service.random_id();
     let endpoint = service.endpoint(&id);
     service.lock().channels.insert(id, Channel::new(Owner::Minted { secret, auth }, app_server_key));
-    let subscription = serde_json::json!({
+    serde_json::json!({
         "endpoint": endpoint,
         "expirationTime": null,
         "keys": { "p256dh": p256dh, "auth": protocol::encode(&auth) },
-    });
-    (StatusCode::CREATED, Json(subscription)).into_response()
+    })
+}
+
+/// `GET /_test/summary` → `{"subscriptions", "messages", "by_messages": {"0": n, "1": n,
+/// …}}`: how many minted subscriptions received how many messages, in one answer.
+pub async fn summary(State(service): State<Arc<PushService>>) -> Response {
+    let registry = service.lock();
+    let mut by_messages = std::collections::BTreeMap::<usize, u64>::new();
+    let mut messages = 0;
+    let mut subscriptions = 0;
+    for channel in registry.channels.values().filter(|c| matches!(c.owner, Owner::Minted { .. })) {
+        subscriptions += 1;
+        messages += channel.messages.len();
+        *by_messages.entry(channel.messages.len()).or_default() += 1;
+    }
+    let by_messages: serde_json::Map<String, serde_json::Value> = by_messages.into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+    Json(serde_json::json!({ "subscriptions": subscriptions, "messages": messages, "by_messages": by_messages })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -112,7 +166,8 @@ pub struct FaultRequest {
     mode: Option<String>,
 }
 
-/// `POST /_test/faults`: the next `count` pushes (default: all) to `endpoint` fail.
+/// `POST /_test/faults`: the next `count` pushes (default: all) to `endpoint` fail;
+/// `"endpoint": "*"` applies to every endpoint without a fault of its own.
 pub async fn fault(State(service): State<Arc<PushService>>, body: Bytes) -> Response {
     let request: FaultRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,

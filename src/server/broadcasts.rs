@@ -1,23 +1,26 @@
 //! Core operations on notifications: queue a broadcast, report on it, push a test to the
 //! caller's own subscription, and the worker that carries broadcasts out.
 //!
-//! A broadcast is a row in the ledger before the API answers. The worker holds a lease on
-//! it, walks the subscriptions that existed when it started in id order, a page at a
-//! time, and commits each page's outcomes together with the cursor. Pushes that must be
-//! tried again (429/503, 5xx, timeouts) become durable retry rows, so one slow or
-//! throttled push service never holds up the others; a second pass sends them when due.
-//! After a crash the lease lapses and the next worker resumes after the cursor and from
-//! the retry rows: every subscriber gets the message at least once, and repeats are
-//! bounded by one page.
+//! A broadcast is a row in the ledger before the API answers. A worker claims it to start
+//! it: the subscriptions that exist then are its scope, split into ranges of ids. Then any
+//! worker of any instance claims a range under a lease (with a fencing epoch), walks it
+//! in id order a page at a time, and commits each page's outcomes together with the
+//! range's cursor; the last range to finish marks the broadcast done. Pushes that must be
+//! tried again (429/503, 5xx, timeouts) become durable retry rows of their range, so one
+//! slow or throttled push service never holds up the others; a second pass sends them
+//! when due, and a push service's `Retry-After` is shared through the database. After a
+//! crash a range's lease lapses and the next worker resumes after its cursor and from its
+//! retry rows: every subscriber gets the message at least once, and repeats are bounded
+//! by the pages in flight of each range the dead worker held (one per instance).
 
 use super::delivery::{Decision, GateCheck, OriginGate, RetryPolicy, MAX_VAPID_REFUSALS};
 use super::error::CoreError;
 use super::sender::{DeliveryOutcome, PushMessage, PushTarget};
 use super::state::Clarion;
-use super::store::{BroadcastDetailRecord, BroadcastJob, BroadcastRecord, LeaseStatus, Progress, StoredSubscription};
+use super::store::{BroadcastDetailRecord, BroadcastRecord, BroadcastStart, LeaseStatus, Progress, RangeJob, StoredSubscription};
 use crate::domain::notification::{Notification, NotificationRequest};
 use crate::domain::subscription::{AuthSecret, P256dhKey, PushHostPolicy};
-use crate::domain::{base64url, BroadcastDetail, BroadcastQueued, BroadcastState, BroadcastStatus, TestPushResult, Urgency};
+use crate::domain::{base64url, BroadcastDetail, BroadcastQueued, BroadcastStatus, TestPushResult, Urgency};
 use sqlx::types::Json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -233,7 +236,7 @@ fn push_target(row: &StoredSubscription, policy: &PushHostPolicy) -> Result<Push
     Ok(PushTarget { endpoint, p256dh, auth })
 }
 
-fn push_message(job: &BroadcastJob) -> PushMessage {
+fn push_message(job: &RangeJob) -> PushMessage {
     PushMessage {
         payload: job.payload.clone().into_bytes(),
         ttl: job.ttl.clamp(0, u32::MAX as i64) as u32,
@@ -402,24 +405,26 @@ async fn collect_batch(sending: Vec<Sending>, gate: &OriginGate) -> Progress {
         }
     }
     progress.stopped_origins = gate.stopped().into_iter().collect();
+    progress.holds = gate.holds();
     progress
 }
 
-/// How a drive of a broadcast ended.
+/// How a drive of a range ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriveEnd {
-    /// Every subscription in scope settled; the broadcast is `done`.
+    /// Every subscription of the range settled; the range is done (and the broadcast too,
+    /// when it was the last).
     Done,
-    /// The worker was asked to stop; the lease was handed back and the broadcast resumes
-    /// from its last commit wherever a worker claims it next.
+    /// The worker was asked to stop; the lease was handed back and the range resumes from
+    /// its last commit wherever a worker claims it next.
     Stopped,
-    /// Another worker claimed the broadcast (our lease lapsed); we stopped sending.
+    /// Another worker claimed the range (our lease lapsed); we stopped sending.
     LeaseLost,
 }
 
 /// Renews a drive's lease on its own clock, independent of page commits (one push may
 /// take as long as the push timeout), and halts the drive when the lease is lost.
-fn keep_lease(core: &Clarion, owner: &str, job: &BroadcastJob, halt: CancellationToken, lost: Arc<AtomicBool>) -> AbortOnDropHandle<()> {
+fn keep_lease(core: &Clarion, owner: &str, job: &RangeJob, halt: CancellationToken, lost: Arc<AtomicBool>) -> AbortOnDropHandle<()> {
     let (core, owner, job) = (core.clone(), owner.to_string(), job.clone());
     let every = core.lease / 4;
     AbortOnDropHandle::new(tokio::spawn(async move {
@@ -428,12 +433,12 @@ fn keep_lease(core: &Clarion, owner: &str, job: &BroadcastJob, halt: Cancellatio
             match core.store.renew_lease(&job, &owner).await {
                 Ok(LeaseStatus::Held) => {}
                 Ok(LeaseStatus::Lost) => {
-                    tracing::warn!(id = job.id, "another worker took this broadcast over; stopping");
+                    tracing::warn!(id = job.broadcast_id, range = job.range_no, "another worker took this range over; stopping");
                     lost.store(true, Ordering::SeqCst);
                     halt.cancel();
                     return;
                 }
-                Err(e) => tracing::error!(id = job.id, error = ?e, "could not renew the lease"),
+                Err(e) => tracing::error!(id = job.broadcast_id, range = job.range_no, error = ?e, "could not renew the lease"),
             }
         }
     }))
@@ -470,65 +475,77 @@ where
     }
 }
 
-/// Carries out one claimed broadcast: the main pass over the subscriptions in pages, then
-/// the retries as they fall due. `on_progress` sees the running status after each
-/// committed batch (the CLI draws its progress bar from it). When `stop` fires, no more
-/// pushes start; those in flight get [`SHUTDOWN_GRACE`] to settle and be committed, and
-/// the lease is handed back.
-pub async fn drive_broadcast(
+/// Starts a claimed broadcast: fixes its scope and splits it into ranges for any worker
+/// of any instance to claim. False when another worker took it over meanwhile.
+pub async fn start_broadcast(core: &Clarion, owner: &str, start: &BroadcastStart, stop: &CancellationToken) -> anyhow::Result<bool> {
+    let lease = with_storage(core, start.id, stop, "start the broadcast", || core.store.start_broadcast(start, owner)).await?;
+    if lease == LeaseStatus::Held {
+        tracing::info!(id = start.id, "broadcast started");
+    }
+    Ok(lease == LeaseStatus::Held)
+}
+
+/// Carries out one claimed range of a broadcast: the main pass over its subscriptions in
+/// pages, then its retries as they fall due. `on_progress` sees the broadcast's running
+/// status after each committed batch (the CLI draws its progress bar from it). When
+/// `stop` fires, no more pushes start; those in flight get [`SHUTDOWN_GRACE`] to settle
+/// and be committed, and the lease is handed back.
+pub async fn drive_range(
     core: &Clarion,
     owner: &str,
-    mut job: BroadcastJob,
+    range: RangeJob,
     stop: &CancellationToken,
     mut on_progress: impl FnMut(&BroadcastStatus),
 ) -> anyhow::Result<DriveEnd> {
     let halt = stop.child_token();
     let lost = Arc::new(AtomicBool::new(false));
-    let _lease = keep_lease(core, owner, &job, halt.clone(), lost.clone());
-    let end = drive(core, owner, &mut job, &halt, &mut on_progress).await;
+    let _lease = keep_lease(core, owner, &range, halt.clone(), lost.clone());
+    let end = drive(core, owner, &range, &halt, &mut on_progress).await;
     if lost.load(Ordering::SeqCst) {
         return Ok(DriveEnd::LeaseLost);
     }
     let end = end?;
     if end == DriveEnd::Stopped {
-        core.store.release_lease(&job, owner).await?;
-        tracing::info!(id = job.id, "stopped mid-broadcast; handed the lease back");
+        core.store.release_lease(&range, owner).await?;
+        tracing::info!(id = range.broadcast_id, range = range.range_no, "stopped mid-range; handed the lease back");
     }
     Ok(end)
+}
+
+/// Lets the gate know which origins asked any instance to wait (a shared `Retry-After`).
+async fn share_holds(core: &Clarion, range: &RangeJob, halt: &CancellationToken, gate: &OriginGate) -> anyhow::Result<()> {
+    let holds = with_storage(core, range.broadcast_id, halt, "read the push services' holds", || core.store.origin_holds(now_ms())).await?;
+    for (origin, until) in holds {
+        gate.hold(&origin, until);
+    }
+    Ok(())
 }
 
 async fn drive(
     core: &Clarion,
     owner: &str,
-    job: &mut BroadcastJob,
+    range: &RangeJob,
     halt: &CancellationToken,
     on_progress: &mut impl FnMut(&BroadcastStatus),
 ) -> anyhow::Result<DriveEnd> {
-    if job.status == BroadcastState::Queued {
-        let (lease, last_id) = with_storage(core, job.id, halt, "start the broadcast", || core.store.start_broadcast(job)).await?;
-        if lease == LeaseStatus::Lost {
-            return Ok(DriveEnd::LeaseLost);
-        }
-        job.status = BroadcastState::Sending;
-        job.last_id = Some(last_id);
-    }
-    let job = &*job;
-    let message = Arc::new(push_message(job));
-    let gate = Arc::new(OriginGate::with_stopped(job.stopped_origins.0.clone().into_iter().collect()));
+    let id = range.broadcast_id;
+    let message = Arc::new(push_message(range));
+    let gate = Arc::new(OriginGate::with_stopped(range.stopped_origins.0.clone().into_iter().collect()));
     let page_size = page_size(core.send_concurrency);
     let commit = |progress: Progress| async move {
-        with_storage(core, job.id, halt, "commit the broadcast's progress", || core.store.record_progress(job, owner, &progress)).await
+        with_storage(core, id, halt, "commit the broadcast's progress", || core.store.record_progress(range, owner, &progress)).await
     };
 
     // Main pass: up to PAGES_IN_FLIGHT pages sending at once, committed in order.
     let permits = Arc::new(Semaphore::new(core.send_concurrency.max(1)));
     let mut in_flight: VecDeque<(i64, Vec<Sending>)> = VecDeque::new();
-    let mut fetched_up_to = job.cursor;
+    let mut fetched_up_to = range.cursor;
     let mut exhausted = false;
     loop {
         while !exhausted && !halt.is_cancelled() && in_flight.len() < PAGES_IN_FLIGHT {
+            share_holds(core, range, halt, &gate).await?;
             let page =
-                with_storage(core, job.id, halt, "read the next page", || core.store.broadcast_page(job, fetched_up_to, page_size)).await?;
+                with_storage(core, id, halt, "read the next page", || core.store.broadcast_page(range, fetched_up_to, page_size)).await?;
             match page.last().map(|s| s.id) {
                 None => exhausted = true,
                 Some(last) => {
@@ -547,7 +564,7 @@ async fn drive(
         if commit(progress).await? == LeaseStatus::Lost {
             return Ok(DriveEnd::LeaseLost);
         }
-        report(core, job.id, on_progress).await;
+        report(core, id, on_progress).await;
     }
     if halt.is_cancelled() {
         return Ok(DriveEnd::Stopped);
@@ -556,9 +573,9 @@ async fn drive(
     // Retries, as they fall due.
     loop {
         let now = now_ms();
-        let due = with_storage(core, job.id, halt, "read due retries", || core.store.due_retries(job.id, now, page_size)).await?;
+        let due = with_storage(core, id, halt, "read due retries", || core.store.due_retries(range, now, page_size)).await?;
         if due.is_empty() {
-            let Some(next) = with_storage(core, job.id, halt, "read due retries", || core.store.next_retry_at(job.id)).await? else {
+            let Some(next) = with_storage(core, id, halt, "read due retries", || core.store.next_retry_at(range)).await? else {
                 break;
             };
             let wait = Duration::from_millis((next - now).clamp(10, 1_000) as u64);
@@ -567,34 +584,38 @@ async fn drive(
                 _ = halt.cancelled() => return Ok(DriveEnd::Stopped),
             }
         }
+        share_holds(core, range, halt, &gate).await?;
         let Some(progress) = settle(collect_batch(spawn_batch(core, &message, &gate, &permits, due), &gate), halt).await else {
             return Ok(DriveEnd::Stopped);
         };
         if commit(progress).await? == LeaseStatus::Lost {
             return Ok(DriveEnd::LeaseLost);
         }
-        report(core, job.id, on_progress).await;
+        report(core, id, on_progress).await;
     }
 
-    if with_storage(core, job.id, halt, "finish the broadcast", || core.store.finish_broadcast(job, owner)).await? == LeaseStatus::Lost {
+    let (lease, broadcast_done) = with_storage(core, id, halt, "finish the range", || core.store.finish_range(range, owner)).await?;
+    if lease == LeaseStatus::Lost {
         return Ok(DriveEnd::LeaseLost);
     }
-    if let Ok(status) = broadcast_status(core, job.id).await {
-        tracing::info!(
-            id = job.id,
-            total = status.total,
-            delivered = status.delivered,
-            failed = status.failed,
-            removed = status.removed,
-            retried = status.retried,
-            "broadcast done"
-        );
+    if let Ok(status) = broadcast_status(core, id).await {
+        if broadcast_done {
+            tracing::info!(
+                id,
+                total = status.total,
+                delivered = status.delivered,
+                failed = status.failed,
+                removed = status.removed,
+                retried = status.retried,
+                "broadcast done"
+            );
+        }
         on_progress(&status);
     }
     Ok(DriveEnd::Done)
 }
 
-/// Shows the running status to the caller of [`drive_broadcast`].
+/// Shows the running status to the caller of [`drive_range`].
 async fn report(core: &Clarion, id: i64, on_progress: &mut impl FnMut(&BroadcastStatus)) {
     if let Ok(status) = broadcast_status(core, id).await {
         on_progress(&status);
@@ -619,27 +640,18 @@ pub fn worker_name(kind: &str) -> String {
     format!("{kind}-{}-{}", std::process::id(), base64url::encode(&bytes))
 }
 
-/// The server's background worker: picks up queued (and orphaned) broadcasts until
-/// `stop` fires, then hands back what it holds and returns.
+/// The server's background worker: starts queued broadcasts and works on their ranges
+/// (and on orphaned ones, whose lease lapsed) until `stop` fires, then hands back what it
+/// holds and returns.
 pub async fn run_worker(core: Clarion, owner: String, stop: CancellationToken) {
     tracing::info!(owner = %owner, "broadcast worker started");
     while !stop.is_cancelled() {
-        let pause = match core.store.claim_broadcast(&owner, None).await {
-            Ok(Some(job)) => {
-                core.metrics.broadcast_claimed();
-                let id = job.id;
-                match drive_broadcast(&core, &owner, job, &stop, |_| {}).await {
-                    Ok(_) => continue,
-                    Err(e) => {
-                        tracing::error!(id, error = ?e, "broadcast interrupted; it will be resumed");
-                        Duration::from_secs(1)
-                    }
-                }
-            }
+        let pause = match work_once(&core, &owner, &stop, None).await {
+            Ok(true) => continue,
             // Poll now and then too: another process's lease may lapse.
-            Ok(None) => Duration::from_secs(2),
+            Ok(false) => Duration::from_secs(2),
             Err(e) => {
-                tracing::error!(error = ?e, "could not claim a broadcast");
+                tracing::error!(error = ?e, "broadcast work interrupted; it will be resumed");
                 Duration::from_secs(1)
             }
         };
@@ -650,4 +662,32 @@ pub async fn run_worker(core: Clarion, owner: String, stop: CancellationToken) {
         }
     }
     tracing::info!("broadcast worker stopped");
+}
+
+/// One step of work: start a queued broadcast, or else carry out one open range (of
+/// broadcast `only`, if given). False when there was nothing to do.
+pub async fn work_once(core: &Clarion, owner: &str, stop: &CancellationToken, only: Option<i64>) -> anyhow::Result<bool> {
+    work_once_with(core, owner, stop, only, |_| {}).await
+}
+
+/// [`work_once`], showing the broadcast's running status to `on_progress`.
+pub async fn work_once_with(
+    core: &Clarion,
+    owner: &str,
+    stop: &CancellationToken,
+    only: Option<i64>,
+    on_progress: impl FnMut(&BroadcastStatus),
+) -> anyhow::Result<bool> {
+    if let Some(start) = core.store.claim_broadcast(owner, only).await? {
+        core.metrics.broadcast_claimed();
+        start_broadcast(core, owner, &start, stop).await?;
+        core.broadcast_queued.notify_one(); // its ranges are there to claim
+        return Ok(true);
+    }
+    let Some(range) = core.store.claim_range(owner, only).await? else { return Ok(false) };
+    core.metrics.range_claimed();
+    let (id, range_no) = (range.broadcast_id, range.range_no);
+    tracing::debug!(id, range = range_no, "range claimed");
+    drive_range(core, owner, range, stop, on_progress).await?;
+    Ok(true)
 }

@@ -1,6 +1,6 @@
 //! The commands besides `serve`: `keys generate` and `send`.
 
-use super::broadcasts::{self, DriveEnd};
+use super::broadcasts;
 use super::config::{ImportArgs, SendArgs};
 use super::startup::build_core;
 use super::startup::shutdown_signal;
@@ -31,11 +31,6 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
     if let Some(warning) = &queued.warning {
         eprintln!("warning: {warning}");
     }
-    let job = core
-        .store
-        .claim_broadcast(&owner, Some(queued.id))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("broadcast {} was taken by another worker", queued.id))?;
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
@@ -49,24 +44,30 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         interrupt.cancel();
     });
-    let mut last: Option<BroadcastStatus> = None;
-    let end = broadcasts::drive_broadcast(&core, &owner, job, &stop, |status| {
+    let show = |status: &BroadcastStatus| {
         bar.set_length(status.total.max(0) as u64);
-        bar.set_position((status.delivered + status.failed + status.removed).max(0) as u64);
+        bar.set_position(status.settled().max(0) as u64);
         bar.set_message(format!("delivered {} failed {} removed {}", status.delivered, status.failed, status.removed));
-        last = Some(status.clone());
-    })
-    .await?;
-    bar.finish_and_clear();
-    match end {
-        DriveEnd::Done => {}
-        DriveEnd::Stopped => anyhow::bail!("interrupted: notification {} is handed back; a running `clarion serve` resumes it", queued.id),
-        DriveEnd::LeaseLost => anyhow::bail!("another worker took notification {} over; it finishes it", queued.id),
-    }
-    let status = match last {
-        Some(s) => s,
-        None => broadcasts::broadcast_status(&core, queued.id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?,
     };
+    // Start it, then send its ranges until none is left to claim; instances of
+    // `clarion serve` on the same database may send some of them meanwhile.
+    let status = loop {
+        if stop.is_cancelled() {
+            bar.finish_and_clear();
+            anyhow::bail!("interrupted: notification {} is handed back; a running `clarion serve` resumes it", queued.id);
+        }
+        let worked = broadcasts::work_once_with(&core, &owner, &stop, Some(queued.id), show).await?;
+        let status = broadcasts::broadcast_status(&core, queued.id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+        show(&status);
+        if status.is_done() {
+            break status;
+        }
+        if !worked {
+            // The ranges left are held by other instances: wait for them to finish.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string(&status)?);
     } else {

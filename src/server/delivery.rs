@@ -171,6 +171,12 @@ impl OriginGate {
         *entry = (*entry).max(until_ms);
     }
 
+    /// The origins held now and until when (unix ms), to share with other instances.
+    pub fn holds(&self) -> Vec<(String, i64)> {
+        let state = self.inner.lock().expect("gate lock");
+        state.held_until.iter().map(|(origin, until)| (origin.clone(), *until)).collect()
+    }
+
     pub fn stopped(&self) -> HashMap<String, String> {
         self.inner.lock().expect("gate lock").stopped.clone()
     }

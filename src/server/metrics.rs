@@ -61,6 +61,7 @@ pub struct Metrics {
     pushes: Family<PushLabels, Counter>,
     push_latency: Family<OriginLabels, Histogram>,
     broadcasts_claimed: Counter,
+    ranges_claimed: Counter,
     http_requests: Family<RequestLabels, Counter>,
     subscriptions_stored: Gauge,
 }
@@ -84,7 +85,13 @@ impl Metrics {
             push_latency.clone(),
         );
         let broadcasts_claimed = Counter::default();
-        registry.register("broadcasts_claimed", "Broadcasts this instance claimed to work on", broadcasts_claimed.clone());
+        registry.register(
+            "broadcasts_claimed",
+            "Broadcasts this instance started (fixed their scope and split them into ranges)",
+            broadcasts_claimed.clone(),
+        );
+        let ranges_claimed = Counter::default();
+        registry.register("ranges_claimed", "Ranges of broadcasts this instance claimed to send", ranges_claimed.clone());
         let http_requests = Family::<RequestLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests answered, by route and status", http_requests.clone());
         let subscriptions_stored = Gauge::default();
@@ -92,7 +99,7 @@ impl Metrics {
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION"), database }).set(1);
         registry.register("build_info", "The version of this Clarion and its database backend (always 1)", build);
-        Self { registry, pushes, push_latency, broadcasts_claimed, http_requests, subscriptions_stored }
+        Self { registry, pushes, push_latency, broadcasts_claimed, ranges_claimed, http_requests, subscriptions_stored }
     }
 
     /// One push's answer, and how long the push service took to give it.
@@ -103,6 +110,10 @@ impl Metrics {
 
     pub fn broadcast_claimed(&self) {
         self.broadcasts_claimed.inc();
+    }
+
+    pub fn range_claimed(&self) {
+        self.ranges_claimed.inc();
     }
 
     /// The text exposition, with the stored-subscription count read just before.

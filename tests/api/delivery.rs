@@ -256,3 +256,21 @@ async fn after_a_key_rotation_old_subscriptions_are_removed_without_stopping_the
         app.list_json().await["subscriptions"].as_array().unwrap().iter().map(|s| s["endpoint"].as_str().unwrap().to_string()).collect();
     assert_eq!(listed, fresh, "the unusable ones are gone: {stale:?}");
 }
+
+#[tokio::test]
+async fn a_retry_after_that_another_instance_recorded_is_honoured() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let endpoints = subscribe_minted(&app, &push, 2).await;
+    // Another instance got `429 Retry-After: 2` from this push service a moment ago and
+    // shared it through the database.
+    let until = chrono::Utc::now().timestamp_millis() + 2_000;
+    let origin = push.origin.trim_end_matches('/');
+    execute_sql(&app, &format!("INSERT INTO origin_holds (origin, until_ms) VALUES ('{origin}', {until})")).await;
+    let status = app.broadcast(&json!({ "title": "T", "body": "" })).await;
+    assert_eq!(status["delivered"], 2, "{status}");
+    assert!(chrono::Utc::now().timestamp_millis() >= until, "sent only once the hold ended");
+    for endpoint in &endpoints {
+        assert_eq!(push.requests(endpoint).await, 1, "nothing was sent to it while it was held");
+    }
+}

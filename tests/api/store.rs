@@ -82,7 +82,7 @@ on_both_backends! {
     racing_upserts_of_one_new_endpoint_store_it_once(lease MINUTE),
     an_import_counts_each_endpoint_once(lease MINUTE),
     a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over(lease Duration::from_secs(1)),
-    racing_workers_never_claim_the_same_broadcast(lease MINUTE),
+    racing_workers_never_claim_the_same_broadcast_or_range(lease MINUTE),
     progress_adds_up_over_batches_and_retries_fall_due_in_order(lease MINUTE),
     sessions_live_until_they_expire_or_the_token_changes(lease MINUTE),
     instances_must_share_one_vapid_key_and_one_admin_token(lease MINUTE),
@@ -152,40 +152,123 @@ async fn an_import_counts_each_endpoint_once(db: TestStore) {
 
 async fn a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over(db: TestStore) {
     let store = &db.store;
+    store.upsert_subscription(&subscription(&format!("{FCM}lease"), 0), "k", None, None).await.unwrap();
     let id = db.queue().await;
-    let first = store.claim_broadcast("worker-a", None).await.unwrap().unwrap();
-    assert!(store.claim_broadcast("worker-b", None).await.unwrap().is_none(), "the lease holds");
+    // Starting: a starter whose lease lapsed cannot start it over the one that took over.
+    let slow = store.claim_broadcast("starter-a", None).await.unwrap().unwrap();
+    assert!(store.claim_broadcast("starter-b", None).await.unwrap().is_none(), "the lease holds");
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let second = store.claim_broadcast("worker-b", None).await.unwrap().expect("a lapsed lease is claimed again");
-    assert_eq!(second.id, id);
+    let start = store.claim_broadcast("starter-b", None).await.unwrap().expect("a lapsed lease is claimed again");
+    assert_eq!(store.start_broadcast(&slow, "starter-a").await.unwrap(), LeaseStatus::Lost);
+    assert_eq!(store.start_broadcast(&start, "starter-b").await.unwrap(), LeaseStatus::Held);
+    assert!(store.claim_broadcast("starter-c", None).await.unwrap().is_none(), "a started broadcast is not started again");
+
+    // Sending a range: the same, with the range's own lease.
+    let first = store.claim_range("worker-a", None).await.unwrap().unwrap();
+    assert_eq!((first.broadcast_id, first.range_no), (id, 0));
+    assert!(store.claim_range("worker-b", None).await.unwrap().is_none(), "the lease holds");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let second = store.claim_range("worker-b", None).await.unwrap().expect("a lapsed lease is claimed again");
     assert!(second.lease_epoch > first.lease_epoch);
     let progress = Progress::default();
     assert_eq!(store.record_progress(&first, "worker-a", &progress).await.unwrap(), LeaseStatus::Lost);
     assert_eq!(store.renew_lease(&first, "worker-a").await.unwrap(), LeaseStatus::Lost);
-    assert_eq!(store.finish_broadcast(&first, "worker-a").await.unwrap(), LeaseStatus::Lost);
+    assert_eq!(store.finish_range(&first, "worker-a").await.unwrap(), (LeaseStatus::Lost, false));
     // Even the same owner name is fenced by the epoch.
-    let again = store.claim_broadcast("worker-b", None).await.unwrap().unwrap();
+    let again = store.claim_range("worker-b", None).await.unwrap().unwrap();
     assert_eq!(store.record_progress(&second, "worker-b", &progress).await.unwrap(), LeaseStatus::Lost);
     assert_eq!(store.record_progress(&again, "worker-b", &progress).await.unwrap(), LeaseStatus::Held);
-    assert_eq!(store.finish_broadcast(&again, "worker-b").await.unwrap(), LeaseStatus::Held);
+    assert_eq!(store.finish_range(&again, "worker-b").await.unwrap(), (LeaseStatus::Held, true));
     assert_eq!(store.broadcast(id).await.unwrap().unwrap().status, clarion::domain::BroadcastState::Done);
 }
 
-async fn racing_workers_never_claim_the_same_broadcast(db: TestStore) {
+/// Stores `n` subscriptions in one statement (ids 1..=n on a fresh database).
+async fn bulk_subscriptions(db: &TestStore, n: i64) {
+    let bulk = if db.postgres {
+        format!(
+            "INSERT INTO subscriptions (endpoint, p256dh, auth, vapid_key_fingerprint, created_at, updated_at)
+             SELECT 'https://fcm.googleapis.com/fcm/send/r' || i, decode(repeat('00', 65), 'hex'), decode(repeat('00', 16), 'hex'), 'k', '', ''
+             FROM generate_series(1, {n}) AS i"
+        )
+    } else {
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+             INSERT INTO subscriptions (endpoint, p256dh, auth, vapid_key_fingerprint, created_at, updated_at)
+             SELECT 'https://fcm.googleapis.com/fcm/send/r' || i, zeroblob(65), zeroblob(16), 'k', '', '' FROM n"
+        )
+    };
+    db.execute(&bulk).await;
+}
+
+async fn racing_workers_never_claim_the_same_broadcast_or_range(db: TestStore) {
+    bulk_subscriptions(&db, 4_500).await;
     let mut queued: Vec<i64> = futures::future::join_all((0..6).map(|_| db.queue())).await;
     queued.sort();
-    let tasks: Vec<_> = (0..12)
-        .map(|worker| {
+    // 12 workers race to start the queued broadcasts.
+    let mut started: Vec<i64> =
+        race(&db.store, 12, |store, owner| async move { store.claim_broadcast(&owner, None).await.unwrap().map(|start| start.id) }).await;
+    started.sort();
+    assert_eq!(started, queued, "each broadcast claimed by exactly one of 12 racing workers");
+
+    // Broadcast 1: 4,500 subscriptions in ranges of 1,000 ids, each claimed once.
+    db.execute("UPDATE broadcasts SET lease_owner = NULL, lease_until = NULL").await;
+    let start = db.store.claim_broadcast("starter", Some(queued[0])).await.unwrap().unwrap();
+    assert_eq!(db.store.start_broadcast(&start, "starter").await.unwrap(), LeaseStatus::Held);
+    let claimed =
+        race(&db.store, 12, |store, owner| async move { store.claim_range(&owner, Some(1)).await.unwrap().map(|range| (owner, range)) })
+            .await;
+    let mut ranges: Vec<i64> = claimed.iter().map(|(_, range)| range.range_no).collect();
+    ranges.sort();
+    assert_eq!(ranges, [0, 1, 2, 3, 4], "each range claimed by exactly one of 12 racing workers");
+    assert_eq!(claimed.iter().map(|(_, r)| r.last_id).max(), Some(4_500));
+    // Finishing at once: exactly one is the last, and it marks the broadcast done.
+    let finishing: Vec<_> = claimed
+        .into_iter()
+        .map(|(owner, range)| {
             let store = db.store.clone();
-            tokio::spawn(async move { store.claim_broadcast(&format!("worker-{worker}"), None).await.unwrap().map(|job| job.id) })
+            tokio::spawn(async move { store.finish_range(&range, &owner).await.unwrap() })
         })
         .collect();
+    let mut last = 0;
+    for task in finishing {
+        let (lease, broadcast_done) = task.await.unwrap();
+        assert_eq!(lease, LeaseStatus::Held);
+        last += usize::from(broadcast_done);
+    }
+    assert_eq!(last, 1, "one range finished the broadcast");
+    assert_eq!(db.store.broadcast(queued[0]).await.unwrap().unwrap().status, clarion::domain::BroadcastState::Done);
+}
+
+/// Runs `claim` in `n` tasks at once, as workers `worker-0`.. on the same store; answers
+/// what they claimed.
+async fn race<T, F, Fut>(store: &Store, n: usize, claim: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Store, String) -> Fut,
+    Fut: std::future::Future<Output = Option<T>> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|worker| tokio::spawn(claim(store.clone(), format!("worker-{worker}")))).collect();
     let mut claimed = Vec::new();
     for task in tasks {
         claimed.extend(task.await.unwrap());
     }
-    claimed.sort();
-    assert_eq!(claimed, queued, "each broadcast claimed by exactly one of 12 racing workers");
+    claimed
+}
+
+fn dummy_range() -> clarion::server::store::RangeJob {
+    clarion::server::store::RangeJob {
+        broadcast_id: 0,
+        range_no: 0,
+        last_id: 0,
+        cursor: 0,
+        lease_epoch: 0,
+        payload: String::new(),
+        ttl: 0,
+        urgency: None,
+        topic: None,
+        target_endpoint: None,
+        stopped_origins: Default::default(),
+    }
 }
 
 async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestStore) {
@@ -194,11 +277,10 @@ async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestSto
         store.upsert_subscription(&subscription(&format!("{FCM}p{i}"), 0), "k", None, None).await.unwrap();
     }
     let id = db.queue().await;
-    let mut job = store.claim_broadcast("w", None).await.unwrap().unwrap();
-    let (lease, last_id) = store.start_broadcast(&job).await.unwrap();
-    assert_eq!(lease, LeaseStatus::Held);
-    job.last_id = Some(last_id);
-    let page = store.broadcast_page(&job, 0, 100).await.unwrap();
+    let start = store.claim_broadcast("w", None).await.unwrap().unwrap();
+    assert_eq!(store.start_broadcast(&start, "w").await.unwrap(), LeaseStatus::Held);
+    let range = store.claim_range("w", None).await.unwrap().unwrap();
+    let page = store.broadcast_page(&range, 0, 100).await.unwrap();
     let ids: Vec<i64> = page.iter().map(|s| s.id).collect();
     assert_eq!(ids.len(), 5);
     let first = Progress {
@@ -208,7 +290,8 @@ async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestSto
         retry: vec![(ids[2], 1, 2_000)],
         ..Default::default()
     };
-    assert_eq!(store.record_progress(&job, "w", &first).await.unwrap(), LeaseStatus::Held);
+    assert_eq!(store.record_progress(&range, "w", &first).await.unwrap(), LeaseStatus::Held);
+    let later = chrono::Utc::now().timestamp_millis() + 60_000;
     let second = Progress {
         cursor: Some(ids[4]),
         failed: vec![(ids[3], "rejected")],
@@ -216,20 +299,28 @@ async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestSto
         retry: vec![(ids[2], 2, 1_000)],
         retried: 1,
         stopped_origins: [("https://a.example".to_string(), "refused".to_string())].into(),
+        holds: vec![("https://b.example".to_string(), later), ("https://c.example".to_string(), later)],
         ..Default::default()
     };
-    assert_eq!(store.record_progress(&job, "w", &second).await.unwrap(), LeaseStatus::Held);
+    assert_eq!(store.record_progress(&range, "w", &second).await.unwrap(), LeaseStatus::Held);
     let record = store.broadcast(id).await.unwrap().unwrap();
     assert_eq!((record.total, record.delivered, record.failed, record.removed, record.retried), (5, 1, 2, 1, 1));
     assert_eq!(record.failures.0.get("rejected"), Some(&2), "reasons add up across batches");
     assert_eq!(record.stopped_origins.0.get("https://a.example").map(String::as_str), Some("refused"));
     assert_eq!(store.count_subscriptions().await.unwrap(), 4, "the removed one is deleted");
-    assert_eq!(store.next_retry_at(id).await.unwrap(), Some(1_000), "the retry was rescheduled, not duplicated");
-    assert!(store.due_retries(id, 999, 10).await.unwrap().is_empty());
-    let due = store.due_retries(id, 1_000, 10).await.unwrap();
+    // A hold is shared, and the later of two wins.
+    let earlier = Progress { holds: vec![("https://b.example".to_string(), later - 30_000)], ..Default::default() };
+    assert_eq!(store.record_progress(&range, "w", &earlier).await.unwrap(), LeaseStatus::Held);
+    let mut holds = store.origin_holds(later - 1).await.unwrap();
+    holds.sort();
+    assert_eq!(holds, [("https://b.example".to_string(), later), ("https://c.example".to_string(), later)]);
+    assert!(store.origin_holds(later).await.unwrap().is_empty(), "a hold ends");
+    assert_eq!(store.next_retry_at(&range).await.unwrap(), Some(1_000), "the retry was rescheduled, not duplicated");
+    assert!(store.due_retries(&range, 999, 10).await.unwrap().is_empty());
+    let due = store.due_retries(&range, 1_000, 10).await.unwrap();
     assert_eq!(due.iter().map(|(s, attempts)| (s.id, *attempts)).collect::<Vec<_>>(), [(ids[2], 2)]);
-    assert_eq!(store.finish_broadcast(&job, "w").await.unwrap(), LeaseStatus::Held);
-    assert_eq!(store.next_retry_at(id).await.unwrap(), None, "finishing drops leftover retries");
+    assert_eq!(store.finish_range(&range, "w").await.unwrap(), (LeaseStatus::Held, true));
+    assert_eq!(store.next_retry_at(&range).await.unwrap(), None, "finishing drops leftover retries");
     assert!(store.record_click(id).await.unwrap());
     assert!(!store.record_click(id + 1000).await.unwrap());
     assert_eq!(store.broadcast(id).await.unwrap().unwrap().clicks, 1);
@@ -274,16 +365,7 @@ async fn instances_must_share_one_vapid_key_and_one_admin_token(db: TestStore) {
 async fn reading_due_retries_costs_the_same_however_many_retry_rows_wait(db: TestStore) {
     let id = db.queue().await;
     // 100,000 subscriptions, each with a retry row that is due, written in bulk.
-    let bulk = if db.postgres {
-        "INSERT INTO subscriptions (endpoint, p256dh, auth, vapid_key_fingerprint, created_at, updated_at)
-         SELECT 'https://fcm.googleapis.com/fcm/send/r' || i, decode(repeat('00', 65), 'hex'), decode(repeat('00', 16), 'hex'), 'k', '', ''
-         FROM generate_series(1, 100000) AS i"
-    } else {
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
-         INSERT INTO subscriptions (endpoint, p256dh, auth, vapid_key_fingerprint, created_at, updated_at)
-         SELECT 'https://fcm.googleapis.com/fcm/send/r' || i, zeroblob(65), zeroblob(16), 'k', '', '' FROM n"
-    };
-    db.execute(bulk).await;
+    bulk_subscriptions(&db, 100_000).await;
     db.execute(&format!(
         "INSERT INTO broadcast_retries (broadcast_id, subscription_id, attempts, not_before) SELECT {id}, id, 1, id FROM subscriptions"
     ))
@@ -292,14 +374,15 @@ async fn reading_due_retries_costs_the_same_however_many_retry_rows_wait(db: Tes
         db.execute("ANALYZE").await;
     }
     assert_eq!(db.store.count_subscriptions().await.unwrap(), 100_000, "the kept count follows bulk inserts too");
+    let range = clarion::server::store::RangeJob { broadcast_id: id, ..dummy_range() };
     // A retry pass reads a page of due retries per batch. Each read must cost about the
     // page, not the number of rows waiting: before, each read also swept all 100,000
     // (400 reads took 4.8 s on SQLite; now about 0.1 s).
     let started = Instant::now();
     for _ in 0..400 {
-        let due = db.store.due_retries(id, i64::MAX, 16).await.unwrap();
+        let due = db.store.due_retries(&range, i64::MAX, 16).await.unwrap();
         assert_eq!(due.len(), 16);
-        assert!(db.store.next_retry_at(id).await.unwrap().is_some());
+        assert!(db.store.next_retry_at(&range).await.unwrap().is_some());
     }
     let took = started.elapsed();
     eprintln!("{}: 400 reads of 16 due retries among 100,000: {took:?}", db.store.backend());

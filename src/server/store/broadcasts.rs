@@ -1,5 +1,12 @@
-//! The broadcast ledger: queued broadcasts, their leases (with a fencing epoch), the
-//! committed progress of each batch, the durable retries, and clicks.
+//! The broadcast ledger: queued broadcasts, their ranges, the leases on them (with a
+//! fencing epoch), the committed progress of each batch, the durable retries, the shared
+//! `Retry-After` holds, and clicks.
+//!
+//! A queued broadcast is claimed once, to start it: its scope is fixed (the subscriptions
+//! stored then) and split into ranges of subscription ids. Then any worker of any
+//! instance claims a range at a time, so several instances send one broadcast together.
+//! Each range commits its own cursor and adds its outcomes to the broadcast's counts;
+//! the last range to finish marks the broadcast done.
 
 use super::{now_rfc3339, on_pool, unix_now, Db, LeaseStatus, Store, StoredSubscription, WritePool};
 use crate::domain::notification::Notification;
@@ -39,53 +46,53 @@ macro_rules! broadcast_status_columns {
     };
 }
 
-/// Claims a broadcast: takes the oldest unfinished one whose lease is free, lapsed or
+/// Claims a queued broadcast to start it: the oldest whose lease is free, lapsed or
 /// already ours (`$4` narrows it to one id), and bumps its fencing epoch. The subquery's
 /// closing parenthesis comes after the backend's locking clause.
 macro_rules! claim_broadcast_sql {
     () => {
         "UPDATE broadcasts SET lease_owner = $1, lease_until = $2, lease_epoch = lease_epoch + 1
-         WHERE id = (SELECT id FROM broadcasts WHERE status != 'done'
+         WHERE id = (SELECT id FROM broadcasts WHERE status = 'queued'
                        AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $3)
                        AND (CAST($4 AS BIGINT) IS NULL OR id = $4)
                      ORDER BY id LIMIT 1"
     };
 }
 
-/// What a claim answers: a [`BroadcastJob`].
+/// What a claim answers: a [`BroadcastStart`].
 macro_rules! claim_broadcast_returning {
     () => {
-        " RETURNING id, payload, ttl, urgency, topic, target_endpoint, status, last_id, cursor, stopped_origins, lease_epoch"
+        " RETURNING id, target_endpoint, lease_epoch"
     };
 }
 
-/// A broadcast's status with what it sends: the console's history. Status reads (the
-/// event stream polls them) leave the payload out.
+/// A queued broadcast claimed to be started.
 #[derive(Clone, Debug, FromRow)]
-pub struct BroadcastDetailRecord {
-    #[sqlx(flatten)]
-    pub record: BroadcastRecord,
-    pub payload: String,
-    pub ttl: i64,
-    pub urgency: Option<Urgency>,
-    pub topic: Option<String>,
+pub struct BroadcastStart {
+    pub id: i64,
+    pub target_endpoint: Option<String>,
+    /// The fencing token of this claim.
+    pub lease_epoch: i64,
 }
 
-/// A broadcast as the worker needs it.
+/// A claimed range of a broadcast, with what the broadcast sends.
 #[derive(Clone, Debug, FromRow)]
-pub struct BroadcastJob {
-    pub id: i64,
+pub struct RangeJob {
+    pub broadcast_id: i64,
+    pub range_no: i64,
+    /// The range holds the subscriptions with ids in `(after_id, last_id]`.
+    pub last_id: i64,
+    /// Highest id whose outcome is committed; the main pass resumes after it.
+    pub cursor: i64,
+    /// The fencing token of this claim: every write checks it is still current.
+    pub lease_epoch: i64,
     pub payload: String,
     pub ttl: i64,
     pub urgency: Option<Urgency>,
     pub topic: Option<String>,
     pub target_endpoint: Option<String>,
-    pub status: BroadcastState,
-    pub last_id: Option<i64>,
-    pub cursor: i64,
+    /// The broadcast's stopped origins when the range was claimed.
     pub stopped_origins: Json<BTreeMap<String, String>>,
-    /// The fencing token of this claim: every write checks it is still current.
-    pub lease_epoch: i64,
 }
 
 /// The settled outcomes of one batch of sends, committed together in one transaction.
@@ -103,8 +110,42 @@ pub struct Progress {
     pub retry: Vec<(i64, u32, i64)>,
     /// Sends in this batch that were retries.
     pub retried: i64,
-    /// The broadcast's stopped origins after this batch.
+    /// Origins this range stopped sending to (added to the broadcast's).
     pub stopped_origins: BTreeMap<String, String>,
+    /// Origins that asked to wait (429 `Retry-After`), until when (unix ms): shared with
+    /// every instance.
+    pub holds: Vec<(String, i64)>,
+}
+
+/// The number of subscription ids per range: about 64 ranges per broadcast, at least
+/// 1,000 ids each, so a few instances share a large broadcast and a small one is one range.
+pub fn range_span(last_id: i64) -> i64 {
+    ((last_id + 63) / 64).max(1_000)
+}
+
+/// Claims a range: the first open one (of the oldest broadcast) whose lease is free,
+/// lapsed or already ours (`$4` narrows it to one broadcast), and bumps its fencing
+/// epoch. The subquery's closing parenthesis comes after the backend's locking clause.
+macro_rules! claim_range_sql {
+    () => {
+        "UPDATE broadcast_ranges SET lease_owner = $1, lease_until = $2, lease_epoch = lease_epoch + 1
+         WHERE (broadcast_id, range_no) = (SELECT broadcast_id, range_no FROM broadcast_ranges WHERE done = FALSE
+                       AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $3)
+                       AND (CAST($4 AS BIGINT) IS NULL OR broadcast_id = $4)
+                     ORDER BY broadcast_id, range_no LIMIT 1"
+    };
+}
+
+/// A broadcast's status with what it sends: the console's history. Status reads (the
+/// event stream polls them) leave the payload out.
+#[derive(Clone, Debug, FromRow)]
+pub struct BroadcastDetailRecord {
+    #[sqlx(flatten)]
+    pub record: BroadcastRecord,
+    pub payload: String,
+    pub ttl: i64,
+    pub urgency: Option<Urgency>,
+    pub topic: Option<String>,
 }
 
 impl Store {
@@ -169,9 +210,9 @@ impl Store {
         })
     }
 
-    /// Takes the oldest unfinished broadcast whose lease is free (or already ours), with a
-    /// new epoch that fences off any earlier holder.
-    pub async fn claim_broadcast(&self, owner: &str, only: Option<i64>) -> anyhow::Result<Option<BroadcastJob>> {
+    /// Takes the oldest queued broadcast whose lease is free (or already ours) to start
+    /// it, with a new epoch that fences off any earlier holder.
+    pub async fn claim_broadcast(&self, owner: &str, only: Option<i64>) -> anyhow::Result<Option<BroadcastStart>> {
         // Instances claiming at once on PostgreSQL skip each other's locked rows instead of
         // queueing behind them; SQLite has one writer at a time anyway.
         let claim = match self.db {
@@ -188,134 +229,213 @@ impl Store {
             .await?))
     }
 
-    /// Fixes the broadcast's scope (the subscriptions that exist now) and marks it sending.
-    /// Answers the highest subscription id in scope.
-    pub async fn start_broadcast(&self, job: &BroadcastJob) -> anyhow::Result<(LeaseStatus, i64)> {
+    /// Starts a claimed broadcast: fixes its scope (the subscriptions that exist now),
+    /// splits it into ranges of [`range_span`] ids, marks it sending and hands its lease
+    /// back. With nobody in scope it is done at once.
+    pub async fn start_broadcast(&self, start: &BroadcastStart, owner: &str) -> anyhow::Result<LeaseStatus> {
+        let now = now_rfc3339();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let (last_id, total): (i64, i64) = match &job.target_endpoint {
+            let (last_id, total): (i64, i64) = match &start.target_endpoint {
                 Some(endpoint) => {
                     sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions WHERE endpoint = $1")
                         .bind(endpoint)
                         .fetch_one(&mut *tx)
                         .await?
                 }
-                // The kept count, read in the same snapshot as the highest id: no scan at 1M
-                // either. Exact on SQLite (one writer). On PostgreSQL a subscribe whose id
-                // was drawn before the snapshot but that commits after it is sent to
+                // The kept count, read in the same snapshot as the highest id: no scan at
+                // 1M either. Exact on SQLite (one writer). On PostgreSQL a subscribe whose
+                // id was drawn before the snapshot but that commits after it is sent to
                 // without being counted in `total`: it subscribed during the start.
                 None => {
-                    sqlx::query_as("SELECT (SELECT COALESCE(MAX(id), 0) FROM subscriptions), (SELECT CAST(SUM(stored) AS BIGINT) FROM subscription_count)")
-                        .fetch_one(&mut *tx)
-                        .await?
+                    sqlx::query_as(
+                        "SELECT (SELECT COALESCE(MAX(id), 0) FROM subscriptions), (SELECT CAST(SUM(stored) AS BIGINT) FROM subscription_count)",
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?
                 }
             };
             let started = sqlx::query(
-                "UPDATE broadcasts SET status = 'sending', last_id = $1, total = $2, started_at = $3 WHERE id = $4 AND status = 'queued' AND lease_epoch = $5",
+                "UPDATE broadcasts SET status = $1, last_id = $2, total = $3, started_at = $4, finished_at = $5,
+                 lease_owner = NULL, lease_until = NULL
+                 WHERE id = $6 AND status = 'queued' AND lease_owner = $7 AND lease_epoch = $8",
             )
+            .bind(if total == 0 { BroadcastState::Done } else { BroadcastState::Sending })
             .bind(last_id)
             .bind(total)
-            .bind(now_rfc3339())
-            .bind(job.id)
-            .bind(job.lease_epoch)
+            .bind(&now)
+            .bind((total == 0).then_some(&now))
+            .bind(start.id)
+            .bind(owner)
+            .bind(start.lease_epoch)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            Ok((LeaseStatus::of(started.rows_affected()), last_id))
-        })
-    }
-
-    /// The page of a broadcast's subscriptions after subscription id `after`.
-    pub async fn broadcast_page(&self, job: &BroadcastJob, after: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
-        on_pool!(self, pool => {
-            let up_to = job.last_id.unwrap_or(0);
-            match &job.target_endpoint {
-                Some(endpoint) => Ok(sqlx::query_as(concat!(
-                    "SELECT ",
-                    subscription_columns!(),
-                    " FROM subscriptions WHERE endpoint = $1 AND id > $2 AND id <= $3 LIMIT $4"
-                ))
-                .bind(endpoint)
-                .bind(after)
-                .bind(up_to)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?),
-                None => self.subscriptions_page(after, up_to, limit).await,
+            if LeaseStatus::of(started.rows_affected()) == LeaseStatus::Lost {
+                return Ok(LeaseStatus::Lost); // the transaction rolls back on drop
             }
+            if total > 0 {
+                let span = if start.target_endpoint.is_some() { last_id } else { range_span(last_id) };
+                let mut after = 0;
+                let mut range_no = 0;
+                while after < last_id {
+                    let up_to = (after + span).min(last_id);
+                    sqlx::query("INSERT INTO broadcast_ranges (broadcast_id, range_no, after_id, last_id, cursor) VALUES ($1, $2, $3, $4, $3)")
+                        .bind(start.id)
+                        .bind(range_no)
+                        .bind(after)
+                        .bind(up_to)
+                        .execute(&mut *tx)
+                        .await?;
+                    after = up_to;
+                    range_no += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok(LeaseStatus::Held)
         })
     }
 
-    /// Commits one batch: counts, failure reasons, retries, removals, the cursor and the
-    /// stopped origins, in one transaction, and renews the lease. Writes nothing when the
-    /// lease was lost (the epoch moved on).
-    pub async fn record_progress(&self, job: &BroadcastJob, owner: &str, batch: &Progress) -> anyhow::Result<LeaseStatus> {
-        let read_failures = match self.db {
-            Db::Sqlite(_) => "SELECT failures FROM broadcasts WHERE id = $1",
-            Db::Postgres(_) => "SELECT failures FROM broadcasts WHERE id = $1 FOR UPDATE",
+    /// Takes an open range whose lease is free or lapsed (of broadcast `only`, if given),
+    /// with a new epoch that fences off any earlier holder.
+    pub async fn claim_range(&self, owner: &str, only: Option<i64>) -> anyhow::Result<Option<RangeJob>> {
+        let claim = match self.db {
+            Db::Sqlite(_) => concat!(claim_range_sql!(), ") RETURNING broadcast_id, range_no"),
+            Db::Postgres(_) => concat!(claim_range_sql!(), " FOR UPDATE SKIP LOCKED) RETURNING broadcast_id, range_no"),
         };
+        let now = unix_now();
         on_pool!(self, pool => {
-            let job_id = job.id;
-            let now = now_rfc3339();
             let mut tx = pool.begin_write().await?;
-            let Json(mut by_reason): Json<BTreeMap<String, i64>> =
-                sqlx::query_scalar(read_failures).bind(job_id).fetch_one(&mut *tx).await?;
+            let claimed: Option<(i64, i64)> =
+                sqlx::query_as(claim).bind(owner).bind(self.lease_until()).bind(now).bind(only).fetch_optional(&mut *tx).await?;
+            let Some((broadcast_id, range_no)) = claimed else { return Ok(None) };
+            let job: RangeJob = sqlx::query_as(
+                "SELECT r.broadcast_id, r.range_no, r.last_id, r.cursor, r.lease_epoch,
+                        b.payload, b.ttl, b.urgency, b.topic, b.target_endpoint, b.stopped_origins
+                 FROM broadcast_ranges r JOIN broadcasts b ON b.id = r.broadcast_id
+                 WHERE r.broadcast_id = $1 AND r.range_no = $2",
+            )
+            .bind(broadcast_id)
+            .bind(range_no)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Some(job))
+        })
+    }
+
+    /// The page of a range's subscriptions after subscription id `after`.
+    pub async fn broadcast_page(&self, range: &RangeJob, after: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
+        match &range.target_endpoint {
+            Some(endpoint) => on_pool!(self, pool => Ok(sqlx::query_as(concat!(
+                "SELECT ",
+                subscription_columns!(),
+                " FROM subscriptions WHERE endpoint = $1 AND id > $2 AND id <= $3 LIMIT $4"
+            ))
+            .bind(endpoint)
+            .bind(after)
+            .bind(range.last_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?)),
+            None => self.subscriptions_page(after, range.last_id, limit).await,
+        }
+    }
+
+    /// Commits one batch of a range: its cursor, and the broadcast's counts, failure
+    /// reasons and stopped origins, the subscriptions' state, retries and removals, and the
+    /// origins' holds, in one transaction; renews the lease. Writes nothing when the
+    /// lease was lost (the epoch moved on).
+    pub async fn record_progress(&self, range: &RangeJob, owner: &str, batch: &Progress) -> anyhow::Result<LeaseStatus> {
+        // Ranges of one broadcast commit concurrently on PostgreSQL: the broadcast's row is
+        // locked while its failure reasons and stopped origins are merged.
+        let read_merged = match self.db {
+            Db::Sqlite(_) => "SELECT failures, stopped_origins FROM broadcasts WHERE id = $1",
+            Db::Postgres(_) => "SELECT failures, stopped_origins FROM broadcasts WHERE id = $1 FOR UPDATE",
+        };
+        let now = now_rfc3339();
+        let id = range.broadcast_id;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let held = sqlx::query(
+                "UPDATE broadcast_ranges SET cursor = COALESCE($1, cursor), lease_until = $2
+                 WHERE broadcast_id = $3 AND range_no = $4 AND lease_owner = $5 AND lease_epoch = $6",
+            )
+            .bind(batch.cursor)
+            .bind(self.lease_until())
+            .bind(id)
+            .bind(range.range_no)
+            .bind(owner)
+            .bind(range.lease_epoch)
+            .execute(&mut *tx)
+            .await?;
+            if LeaseStatus::of(held.rows_affected()) == LeaseStatus::Lost {
+                return Ok(LeaseStatus::Lost);
+            }
+            let (Json(mut by_reason), Json(mut stopped)): (Json<BTreeMap<String, i64>>, Json<BTreeMap<String, String>>) =
+                sqlx::query_as(read_merged).bind(id).fetch_one(&mut *tx).await?;
             for (_, reason) in &batch.failed {
                 *by_reason.entry((*reason).to_string()).or_default() += 1;
             }
-            let updated = sqlx::query(
-                "UPDATE broadcasts SET cursor = COALESCE($1, cursor), delivered = delivered + $2, failed = failed + $3, removed = removed + $4,
-                 retried = retried + $5, failures = $6, stopped_origins = $7, lease_until = $8 WHERE id = $9 AND lease_owner = $10 AND lease_epoch = $11",
+            for (origin, cause) in &batch.stopped_origins {
+                stopped.entry(origin.clone()).or_insert_with(|| cause.clone());
+            }
+            sqlx::query(
+                "UPDATE broadcasts SET delivered = delivered + $1, failed = failed + $2, removed = removed + $3,
+                 retried = retried + $4, failures = $5, stopped_origins = $6 WHERE id = $7",
             )
-            .bind(batch.cursor)
             .bind(batch.delivered.len() as i64)
             .bind(batch.failed.len() as i64)
             .bind(batch.removed.len() as i64)
             .bind(batch.retried)
             .bind(Json(&by_reason))
-            .bind(Json(&batch.stopped_origins))
-            .bind(self.lease_until())
-            .bind(job_id)
-            .bind(owner)
-            .bind(job.lease_epoch)
+            .bind(Json(&stopped))
+            .bind(id)
             .execute(&mut *tx)
             .await?;
-            if updated.rows_affected() == 0 {
-                return Ok(LeaseStatus::Lost);
-            }
-            for id in &batch.delivered {
+            for subscription in &batch.delivered {
                 sqlx::query("UPDATE subscriptions SET last_success_at = $1, failure_count = 0, vapid_refusals = 0 WHERE id = $2")
                     .bind(&now)
-                    .bind(id)
+                    .bind(subscription)
                     .execute(&mut *tx)
                     .await?;
             }
-            for (id, _) in &batch.failed {
-                sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            for (subscription, _) in &batch.failed {
+                sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = $1").bind(subscription).execute(&mut *tx).await?;
             }
-            for id in &batch.refused {
-                sqlx::query("UPDATE subscriptions SET vapid_refusals = vapid_refusals + 1 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            for subscription in &batch.refused {
+                sqlx::query("UPDATE subscriptions SET vapid_refusals = vapid_refusals + 1 WHERE id = $1").bind(subscription).execute(&mut *tx).await?;
             }
-            for id in &batch.removed {
-                sqlx::query("DELETE FROM subscriptions WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            for subscription in &batch.removed {
+                sqlx::query("DELETE FROM subscriptions WHERE id = $1").bind(subscription).execute(&mut *tx).await?;
             }
             let settled = batch.delivered.iter().chain(&batch.removed).chain(batch.failed.iter().map(|(id, _)| id));
-            for id in settled {
+            for subscription in settled {
                 sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = $1 AND subscription_id = $2")
-                    .bind(job_id)
                     .bind(id)
+                    .bind(subscription)
                     .execute(&mut *tx)
                     .await?;
             }
-            for (id, attempts, not_before) in &batch.retry {
+            for (subscription, attempts, not_before) in &batch.retry {
                 sqlx::query(
-                    "INSERT INTO broadcast_retries (broadcast_id, subscription_id, attempts, not_before) VALUES ($1, $2, $3, $4)
+                    "INSERT INTO broadcast_retries (broadcast_id, subscription_id, attempts, not_before, range_no) VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (broadcast_id, subscription_id) DO UPDATE SET attempts = excluded.attempts, not_before = excluded.not_before",
                 )
-                .bind(job_id)
                 .bind(id)
+                .bind(subscription)
                 .bind(*attempts as i64)
                 .bind(not_before)
+                .bind(range.range_no)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (origin, until_ms) in &batch.holds {
+                sqlx::query(
+                    "INSERT INTO origin_holds (origin, until_ms) VALUES ($1, $2) ON CONFLICT (origin) DO UPDATE
+                     SET until_ms = CASE WHEN excluded.until_ms > origin_holds.until_ms THEN excluded.until_ms ELSE origin_holds.until_ms END",
+                )
+                .bind(origin)
+                .bind(until_ms)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -324,72 +444,130 @@ impl Store {
         })
     }
 
-    /// Retries due by `now_ms`, with the sends already made. Retries whose subscription
-    /// was deleted meanwhile are skipped by the join (and dropped when the broadcast
-    /// finishes), so each call reads only what it returns: the pass stays linear.
-    pub async fn due_retries(&self, job_id: i64, now_ms: i64, limit: i64) -> anyhow::Result<Vec<(StoredSubscription, u32)>> {
+    /// The origins that asked every sender to wait, and until when (unix ms), for those
+    /// still waiting at `now_ms`. Holds a day past are swept here.
+    pub async fn origin_holds(&self, now_ms: i64) -> anyhow::Result<Vec<(String, i64)>> {
         on_pool!(self, pool => {
-            #[derive(FromRow)]
-            struct DueRetry {
-                #[sqlx(flatten)]
-                subscription: StoredSubscription,
-                attempts: i64,
-            }
-            // The two tables share no column name, so the subscription columns need no prefix.
-            let rows: Vec<DueRetry> = sqlx::query_as(concat!(
-                "SELECT ",
-                subscription_columns!(),
-                ", r.attempts FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
-                 WHERE r.broadcast_id = $1 AND r.not_before <= $2 ORDER BY r.not_before LIMIT $3"
-            ))
-            .bind(job_id)
-            .bind(now_ms)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(|row| (row.subscription, row.attempts.max(0) as u32)).collect())
+            sqlx::query("DELETE FROM origin_holds WHERE until_ms < $1").bind(now_ms - 86_400_000).execute(pool).await?;
+            Ok(sqlx::query_as("SELECT origin, until_ms FROM origin_holds WHERE until_ms > $1").bind(now_ms).fetch_all(pool).await?)
         })
     }
 
-    /// When the next retry of a broadcast is due (unix ms), if any remain: the first in
+    /// A range's retries due by `now_ms`, with the sends already made. Retries whose
+    /// subscription was deleted meanwhile are skipped by the join (and dropped when the
+    /// range finishes), so each call reads only what it returns: the pass stays linear.
+    pub async fn due_retries(&self, range: &RangeJob, now_ms: i64, limit: i64) -> anyhow::Result<Vec<(StoredSubscription, u32)>> {
+        #[derive(FromRow)]
+        struct DueRetry {
+            #[sqlx(flatten)]
+            subscription: StoredSubscription,
+            attempts: i64,
+        }
+        // The two tables share no column name, so the subscription columns need no prefix.
+        let rows: Vec<DueRetry> = on_pool!(self, pool => sqlx::query_as(concat!(
+            "SELECT ",
+            subscription_columns!(),
+            ", r.attempts FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
+             WHERE r.broadcast_id = $1 AND r.range_no = $2 AND r.not_before <= $3 ORDER BY r.not_before LIMIT $4"
+        ))
+        .bind(range.broadcast_id)
+        .bind(range.range_no)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(|row| (row.subscription, row.attempts.max(0) as u32)).collect())
+    }
+
+    /// When a range's next retry is due (unix ms), if any remain: the first in
     /// `not_before` order whose subscription still exists (an index walk, not a scan).
-    pub async fn next_retry_at(&self, job_id: i64) -> anyhow::Result<Option<i64>> {
-        on_pool!(self, pool => {
-            Ok(sqlx::query_scalar(
-                "SELECT r.not_before FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
-                 WHERE r.broadcast_id = $1 ORDER BY r.not_before LIMIT 1",
-            )
-            .bind(job_id)
-            .fetch_optional(pool)
-            .await?)
-        })
+    pub async fn next_retry_at(&self, range: &RangeJob) -> anyhow::Result<Option<i64>> {
+        on_pool!(self, pool => Ok(sqlx::query_scalar(
+            "SELECT r.not_before FROM broadcast_retries r JOIN subscriptions s ON s.id = r.subscription_id
+             WHERE r.broadcast_id = $1 AND r.range_no = $2 ORDER BY r.not_before LIMIT 1",
+        )
+        .bind(range.broadcast_id)
+        .bind(range.range_no)
+        .fetch_optional(pool)
+        .await?))
     }
 
-    /// Extends our claim on a broadcast, if it is still ours.
-    pub async fn renew_lease(&self, job: &BroadcastJob, owner: &str) -> anyhow::Result<LeaseStatus> {
-        on_pool!(self, pool => {
-            let done = sqlx::query("UPDATE broadcasts SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND lease_epoch = $4")
-                .bind(self.lease_until())
-                .bind(job.id)
-                .bind(owner)
-                .bind(job.lease_epoch)
-                .execute(pool)
-                .await?;
-            Ok(LeaseStatus::of(done.rows_affected()))
-        })
+    /// Extends our claim on a range, if it is still ours.
+    pub async fn renew_lease(&self, range: &RangeJob, owner: &str) -> anyhow::Result<LeaseStatus> {
+        let renewed = on_pool!(self, pool => sqlx::query(
+            "UPDATE broadcast_ranges SET lease_until = $1 WHERE broadcast_id = $2 AND range_no = $3 AND lease_owner = $4 AND lease_epoch = $5",
+        )
+        .bind(self.lease_until())
+        .bind(range.broadcast_id)
+        .bind(range.range_no)
+        .bind(owner)
+        .bind(range.lease_epoch)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(LeaseStatus::of(renewed))
     }
 
     /// Hands a claim back (on shutdown), so another worker resumes at once instead of
     /// waiting for the lease to lapse.
-    pub async fn release_lease(&self, job: &BroadcastJob, owner: &str) -> anyhow::Result<()> {
+    pub async fn release_lease(&self, range: &RangeJob, owner: &str) -> anyhow::Result<()> {
         on_pool!(self, pool => {
-            sqlx::query("UPDATE broadcasts SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3")
-                .bind(job.id)
-                .bind(owner)
-                .bind(job.lease_epoch)
-                .execute(pool)
+            sqlx::query(
+                "UPDATE broadcast_ranges SET lease_owner = NULL, lease_until = NULL
+                 WHERE broadcast_id = $1 AND range_no = $2 AND lease_owner = $3 AND lease_epoch = $4",
+            )
+            .bind(range.broadcast_id)
+            .bind(range.range_no)
+            .bind(owner)
+            .bind(range.lease_epoch)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Marks a range done (if the lease is still ours) and drops its leftover retry rows;
+    /// the last range of a broadcast to finish marks the broadcast done. Answers whether
+    /// the broadcast is done now.
+    pub async fn finish_range(&self, range: &RangeJob, owner: &str) -> anyhow::Result<(LeaseStatus, bool)> {
+        // Ranges finishing at once on PostgreSQL take turns on the broadcast's row, so the
+        // last one sees every other as done.
+        let lock_broadcast = match self.db {
+            Db::Sqlite(_) => "SELECT id FROM broadcasts WHERE id = $1",
+            Db::Postgres(_) => "SELECT id FROM broadcasts WHERE id = $1 FOR UPDATE",
+        };
+        let now = now_rfc3339();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(lock_broadcast).bind(range.broadcast_id).execute(&mut *tx).await?;
+            let finished = sqlx::query(
+                "UPDATE broadcast_ranges SET done = TRUE, lease_owner = NULL, lease_until = NULL
+                 WHERE broadcast_id = $1 AND range_no = $2 AND lease_owner = $3 AND lease_epoch = $4",
+            )
+            .bind(range.broadcast_id)
+            .bind(range.range_no)
+            .bind(owner)
+            .bind(range.lease_epoch)
+            .execute(&mut *tx)
+            .await?;
+            if LeaseStatus::of(finished.rows_affected()) == LeaseStatus::Lost {
+                return Ok((LeaseStatus::Lost, false)); // the transaction rolls back on drop
+            }
+            sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = $1 AND range_no = $2")
+                .bind(range.broadcast_id)
+                .bind(range.range_no)
+                .execute(&mut *tx)
                 .await?;
-            Ok(())
+            let done = sqlx::query(
+                "UPDATE broadcasts SET status = 'done', finished_at = $1 WHERE id = $2 AND status = 'sending'
+                 AND NOT EXISTS (SELECT 1 FROM broadcast_ranges WHERE broadcast_id = $2 AND done = FALSE)",
+            )
+            .bind(&now)
+            .bind(range.broadcast_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok((LeaseStatus::Held, done.rows_affected() > 0))
         })
     }
 
@@ -398,29 +576,6 @@ impl Store {
         on_pool!(self, pool => {
             let done = sqlx::query("UPDATE broadcasts SET clicks = clicks + 1 WHERE id = $1").bind(id).execute(pool).await?;
             Ok(done.rows_affected() == 1)
-        })
-    }
-
-    /// Marks a broadcast done (if the lease is still ours) and drops its leftover retry rows.
-    pub async fn finish_broadcast(&self, job: &BroadcastJob, owner: &str) -> anyhow::Result<LeaseStatus> {
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let done = sqlx::query(
-                "UPDATE broadcasts SET status = 'done', finished_at = $1, lease_owner = NULL, lease_until = NULL
-                 WHERE id = $2 AND lease_owner = $3 AND lease_epoch = $4",
-            )
-            .bind(now_rfc3339())
-            .bind(job.id)
-            .bind(owner)
-            .bind(job.lease_epoch)
-            .execute(&mut *tx)
-            .await?;
-            if LeaseStatus::of(done.rows_affected()) == LeaseStatus::Lost {
-                return Ok(LeaseStatus::Lost); // the transaction rolls back on drop
-            }
-            sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = $1").bind(job.id).execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(LeaseStatus::Held)
         })
     }
 }

@@ -30,7 +30,7 @@ mod deployment;
 mod sessions;
 mod subscriptions;
 
-pub use broadcasts::{BroadcastDetailRecord, BroadcastJob, BroadcastRecord, Progress};
+pub use broadcasts::{range_span, BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Progress, RangeJob};
 pub use deployment::{DeploymentKey, KeyMismatch};
 pub use subscriptions::{StoredSubscription, Upserted};
 
