@@ -16,6 +16,12 @@ use sqlx::types::Json;
 use sqlx::FromRow;
 use std::collections::BTreeMap;
 
+/// Failure reason → count.
+pub type FailureCounts = BTreeMap<String, i64>;
+
+/// Origin → why sending to it stopped.
+pub type StoppedOrigins = BTreeMap<String, String>;
+
 /// Status of a broadcast.
 #[derive(Clone, Debug, Serialize, FromRow)]
 pub struct BroadcastRecord {
@@ -29,10 +35,8 @@ pub struct BroadcastRecord {
     pub clicks: i64,
     /// True when it went to one subscription.
     pub targeted: bool,
-    /// Failure reason → count.
-    pub failures: Json<BTreeMap<String, i64>>,
-    /// Origin → why sending to it stopped.
-    pub stopped_origins: Json<BTreeMap<String, String>>,
+    pub failures: Json<FailureCounts>,
+    pub stopped_origins: Json<StoppedOrigins>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -371,7 +375,7 @@ impl Store {
             if LeaseStatus::of(held.rows_affected()) == LeaseStatus::Lost {
                 return Ok(LeaseStatus::Lost);
             }
-            let (Json(mut by_reason), Json(mut stopped)): (Json<BTreeMap<String, i64>>, Json<BTreeMap<String, String>>) =
+            let (Json(mut by_reason), Json(mut stopped)): (Json<FailureCounts>, Json<StoppedOrigins>) =
                 sqlx::query_as(read_merged).bind(id).fetch_one(&mut *tx).await?;
             for (_, reason) in &batch.failed {
                 *by_reason.entry((*reason).to_string()).or_default() += 1;
