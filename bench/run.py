@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--stored", default="0,100000,1000000", help="with --subscribe: stored counts, comma-separated")
     parser.add_argument("--requests", type=int, default=2000, help="with --subscribe: subscribes measured at each count")
     parser.add_argument("--db", default="sqlite", help="with --subscribe: backends, comma-separated (sqlite, postgres)")
+    parser.add_argument("--scale", action="store_true", help="send through `clarion serve` instances: SQLite x1, PostgreSQL x1 and x N (bench/scale.py)")
+    parser.add_argument("--instances", type=int, default=3, help="with --scale: the instances of the last configuration")
     args = parser.parse_args()
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: run ./setup.sh bench")
@@ -155,6 +157,11 @@ def main() -> None:
         files = write_subscriptions(args.n, {"https": f"https://127.0.0.1:{tls_port}", "http": f"http://127.0.0.1:{http_port}"}, work)
         print(f"generated {args.n} subscriptions with real P-256 keys in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
+        if args.scale:
+            import scale
+
+            scale.run(BIN, args.n, files["https"], f"127.0.0.1:{tls_port}", ca, args.instances, free_port, wait_for_port)
+            return
         prefix = ("perf", "record", "-e", "cpu-clock", "-F", "2000", "-g", "-o", args.perf) if args.perf else ()
         results = [run_clarion(args.n, files["https"], f"127.0.0.1:{tls_port}", ca, work, "https", prefix),
                    run_clarion(args.n, files["http"], f"127.0.0.1:{http_port}", ca, work, "http")]

@@ -396,43 +396,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            for subscription in &batch.delivered {
-                sqlx::query("UPDATE subscriptions SET last_success_at = $1, failure_count = 0, vapid_refusals = 0 WHERE id = $2")
-                    .bind(&now)
-                    .bind(subscription)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for (subscription, _) in &batch.failed {
-                sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = $1").bind(subscription).execute(&mut *tx).await?;
-            }
-            for subscription in &batch.refused {
-                sqlx::query("UPDATE subscriptions SET vapid_refusals = vapid_refusals + 1 WHERE id = $1").bind(subscription).execute(&mut *tx).await?;
-            }
-            for subscription in &batch.removed {
-                sqlx::query("DELETE FROM subscriptions WHERE id = $1").bind(subscription).execute(&mut *tx).await?;
-            }
-            let settled = batch.delivered.iter().chain(&batch.removed).chain(batch.failed.iter().map(|(id, _)| id));
-            for subscription in settled {
-                sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = $1 AND subscription_id = $2")
-                    .bind(id)
-                    .bind(subscription)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for (subscription, attempts, not_before) in &batch.retry {
-                sqlx::query(
-                    "INSERT INTO broadcast_retries (broadcast_id, subscription_id, attempts, not_before, range_no) VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (broadcast_id, subscription_id) DO UPDATE SET attempts = excluded.attempts, not_before = excluded.not_before",
-                )
-                .bind(id)
-                .bind(subscription)
-                .bind(*attempts as i64)
-                .bind(not_before)
-                .bind(range.range_no)
-                .execute(&mut *tx)
-                .await?;
-            }
+            tx.apply_outcomes(id, range.range_no, batch, &now).await?;
             for (origin, until_ms) in &batch.holds {
                 sqlx::query(
                     "INSERT INTO origin_holds (origin, until_ms) VALUES ($1, $2) ON CONFLICT (origin) DO UPDATE
@@ -581,5 +545,115 @@ impl Store {
             let done = sqlx::query("UPDATE broadcasts SET clicks = clicks + 1 WHERE id = $1").bind(id).execute(pool).await?;
             Ok(done.rows_affected() == 1)
         })
+    }
+}
+
+/// Writes a batch's outcomes to the subscriptions and the retry rows, inside the commit's
+/// transaction: a statement per subscription on SQLite (in-process, so each is cheap), a
+/// statement per kind of outcome on PostgreSQL (each is a round trip).
+trait ApplyOutcomes {
+    async fn apply_outcomes(&mut self, broadcast_id: i64, range_no: i64, batch: &Progress, now: &str) -> anyhow::Result<()>;
+}
+
+impl ApplyOutcomes for sqlx::Transaction<'static, sqlx::Sqlite> {
+    async fn apply_outcomes(&mut self, broadcast_id: i64, range_no: i64, batch: &Progress, now: &str) -> anyhow::Result<()> {
+        for subscription in &batch.delivered {
+            sqlx::query("UPDATE subscriptions SET last_success_at = $1, failure_count = 0, vapid_refusals = 0 WHERE id = $2")
+                .bind(now)
+                .bind(subscription)
+                .execute(&mut **self)
+                .await?;
+        }
+        for (subscription, _) in &batch.failed {
+            sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = $1")
+                .bind(subscription)
+                .execute(&mut **self)
+                .await?;
+        }
+        for subscription in &batch.refused {
+            sqlx::query("UPDATE subscriptions SET vapid_refusals = vapid_refusals + 1 WHERE id = $1")
+                .bind(subscription)
+                .execute(&mut **self)
+                .await?;
+        }
+        for subscription in &batch.removed {
+            sqlx::query("DELETE FROM subscriptions WHERE id = $1").bind(subscription).execute(&mut **self).await?;
+        }
+        let settled = batch.delivered.iter().chain(&batch.removed).chain(batch.failed.iter().map(|(id, _)| id));
+        for subscription in settled {
+            sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = $1 AND subscription_id = $2")
+                .bind(broadcast_id)
+                .bind(subscription)
+                .execute(&mut **self)
+                .await?;
+        }
+        for (subscription, attempts, not_before) in &batch.retry {
+            sqlx::query(
+                "INSERT INTO broadcast_retries (broadcast_id, subscription_id, attempts, not_before, range_no) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (broadcast_id, subscription_id) DO UPDATE SET attempts = excluded.attempts, not_before = excluded.not_before",
+            )
+            .bind(broadcast_id)
+            .bind(subscription)
+            .bind(*attempts as i64)
+            .bind(not_before)
+            .bind(range_no)
+            .execute(&mut **self)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl ApplyOutcomes for sqlx::Transaction<'static, sqlx::Postgres> {
+    async fn apply_outcomes(&mut self, broadcast_id: i64, range_no: i64, batch: &Progress, now: &str) -> anyhow::Result<()> {
+        let failed: Vec<i64> = batch.failed.iter().map(|(id, _)| *id).collect();
+        if !batch.delivered.is_empty() {
+            sqlx::query("UPDATE subscriptions SET last_success_at = $1, failure_count = 0, vapid_refusals = 0 WHERE id = ANY($2)")
+                .bind(now)
+                .bind(&batch.delivered)
+                .execute(&mut **self)
+                .await?;
+        }
+        if !failed.is_empty() {
+            sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = ANY($1)")
+                .bind(&failed)
+                .execute(&mut **self)
+                .await?;
+        }
+        if !batch.refused.is_empty() {
+            sqlx::query("UPDATE subscriptions SET vapid_refusals = vapid_refusals + 1 WHERE id = ANY($1)")
+                .bind(&batch.refused)
+                .execute(&mut **self)
+                .await?;
+        }
+        if !batch.removed.is_empty() {
+            sqlx::query("DELETE FROM subscriptions WHERE id = ANY($1)").bind(&batch.removed).execute(&mut **self).await?;
+        }
+        let settled: Vec<i64> = batch.delivered.iter().chain(&batch.removed).chain(&failed).copied().collect();
+        if !settled.is_empty() {
+            sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = $1 AND subscription_id = ANY($2)")
+                .bind(broadcast_id)
+                .bind(&settled)
+                .execute(&mut **self)
+                .await?;
+        }
+        if !batch.retry.is_empty() {
+            let subscriptions: Vec<i64> = batch.retry.iter().map(|(id, ..)| *id).collect();
+            let attempts: Vec<i64> = batch.retry.iter().map(|(_, attempts, _)| i64::from(*attempts)).collect();
+            let not_before: Vec<i64> = batch.retry.iter().map(|(.., at)| *at).collect();
+            sqlx::query(
+                "INSERT INTO broadcast_retries (broadcast_id, subscription_id, attempts, not_before, range_no)
+                 SELECT $1, s, a, n, $5 FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[]) AS t (s, a, n)
+                 ON CONFLICT (broadcast_id, subscription_id) DO UPDATE SET attempts = excluded.attempts, not_before = excluded.not_before",
+            )
+            .bind(broadcast_id)
+            .bind(&subscriptions)
+            .bind(&attempts)
+            .bind(&not_before)
+            .bind(range_no)
+            .execute(&mut **self)
+            .await?;
+        }
+        Ok(())
     }
 }
