@@ -130,16 +130,18 @@ def main() -> None:
     parser.add_argument("--subscribe", action="store_true", help="measure subscribe latency as the audience grows (bench/subscribe.py)")
     parser.add_argument("--stored", default="0,100000,1000000", help="with --subscribe: stored counts, comma-separated")
     parser.add_argument("--requests", type=int, default=2000, help="with --subscribe: subscribes measured at each count")
-    parser.add_argument("--db", default="sqlite", help="with --subscribe: backends, comma-separated (sqlite, postgres)")
-    parser.add_argument("--scale", action="store_true", help="send through `clarion serve` instances: SQLite x1, PostgreSQL x1 and x N (bench/scale.py)")
-    parser.add_argument("--instances", type=int, default=3, help="with --scale: the instances of the last configuration")
+    parser.add_argument("--db", default=None, help="backends, comma-separated (sqlite, postgres): with --subscribe, the ones measured; "
+                        "otherwise, send through `clarion serve` instances on each (bench/scale.py)")
+    parser.add_argument("--instances", type=int, default=None, help="send through N `clarion serve` instances (bench/scale.py)")
+    parser.add_argument("--scale", action="store_true", help="send through `clarion serve` instances: SQLite x1, PostgreSQL x1 and "
+                        "x --instances (3 by default), side by side")
     args = parser.parse_args()
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: run ./setup.sh bench")
     if args.subscribe:
         import subscribe
 
-        subscribe.run(BIN, args.db.split(","), [int(n) for n in args.stored.split(",")], args.requests, free_port, wait_for_port)
+        subscribe.run(BIN, (args.db or "sqlite").split(","), [int(n) for n in args.stored.split(",")], args.requests, free_port, wait_for_port)
         return
     work = Path(tempfile.mkdtemp(prefix="clarion-bench-"))
     ca, crt, key = make_certificates(work)
@@ -157,10 +159,14 @@ def main() -> None:
         files = write_subscriptions(args.n, {"https": f"https://127.0.0.1:{tls_port}", "http": f"http://127.0.0.1:{http_port}"}, work)
         print(f"generated {args.n} subscriptions with real P-256 keys in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
-        if args.scale:
+        if args.scale or args.db or args.instances:
             import scale
 
-            scale.run(BIN, args.n, files["https"], f"127.0.0.1:{tls_port}", ca, args.instances, free_port, wait_for_port)
+            if args.scale:
+                configurations = [("sqlite", 1), ("postgres", 1), ("postgres", args.instances or 3)]
+            else:
+                configurations = [(db, args.instances or 1) for db in (args.db or "sqlite").split(",")]
+            scale.run(BIN, args.n, files["https"], f"127.0.0.1:{tls_port}", ca, configurations, free_port, wait_for_port)
             return
         prefix = ("perf", "record", "-e", "cpu-clock", "-F", "2000", "-g", "-o", args.perf) if args.perf else ()
         results = [run_clarion(args.n, files["https"], f"127.0.0.1:{tls_port}", ca, work, "https", prefix),

@@ -1,8 +1,9 @@
 """Sending through `clarion serve` instances on a database backend: SQLite with one
 instance, PostgreSQL with one and with several, side by side in one run.
 
-Run it with `./setup.sh bench --scale [--n 100000] [--instances 3]`, which starts a
-throw-away PostgreSQL cluster (`scripts/pg-cluster.sh`) for the run.
+Run it with `./setup.sh bench --scale [--n 100000] [--instances 3]` (all three below), or
+one configuration with `./setup.sh bench --db postgres --instances 3`. `./setup.sh bench`
+starts a throw-away PostgreSQL cluster (`scripts/pg-cluster.sh`) for the run.
 
 For each configuration:
 1. A fresh database (a SQLite file, or a database of its own on the cluster), filled by
@@ -97,8 +98,11 @@ def run_instances(binary: Path, n: int, subscriptions: Path, host: str, ca: Path
             "ranges_by_instance": ranges_by}
 
 
-def run(binary: Path, n: int, subscriptions: Path, host: str, ca: Path, instances: int, free_port, wait_for_port) -> list[dict]:
-    configurations = [("sqlite", 1), ("postgres", 1), ("postgres", instances)]
+def run(binary: Path, n: int, subscriptions: Path, host: str, ca: Path, configurations: list[tuple[str, int]], free_port,
+        wait_for_port) -> list[dict]:
+    for db, count in configurations:
+        if db == "sqlite" and count != 1:
+            raise SystemExit("SQLite serves one instance: its database is a file of one machine")
     results = [run_instances(binary, n, subscriptions, host, ca, db, count, free_port, wait_for_port) for db, count in configurations]
     print(f"\nN = {n} subscriptions, HTTPS sink, 64 in flight per instance, {os.cpu_count()} cores shared by all\n")
     print(f"{'db':<10}{'instances':>10}{'ok':>9}{'seconds':>9}{'pushes/s':>10}{'CPU ms/push':>13}  ranges per instance")

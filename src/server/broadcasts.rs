@@ -512,11 +512,17 @@ pub async fn drive_range(
     Ok(end)
 }
 
-/// Lets the gate know which origins asked any instance to wait (a shared `Retry-After`).
-async fn share_holds(core: &Clarion, range: &RangeJob, halt: &CancellationToken, gate: &OriginGate) -> anyhow::Result<()> {
-    let holds = with_storage(core, range.broadcast_id, halt, "read the push services' holds", || core.store.origin_holds(now_ms())).await?;
+/// Lets the gate know what other ranges (maybe on other instances) learned about the push
+/// services: the origins that asked any sender to wait (a shared `Retry-After`), and the
+/// origins this broadcast stopped sending to.
+async fn share_origin_state(core: &Clarion, range: &RangeJob, halt: &CancellationToken, gate: &OriginGate) -> anyhow::Result<()> {
+    let id = range.broadcast_id;
+    let (holds, stopped) = with_storage(core, id, halt, "read the push services' state", || core.store.origin_state(id, now_ms())).await?;
     for (origin, until) in holds {
         gate.hold(&origin, until);
+    }
+    for (origin, cause) in stopped {
+        gate.adopt_stopped(&origin, &cause);
     }
     Ok(())
 }
@@ -543,7 +549,7 @@ async fn drive(
     let mut exhausted = false;
     loop {
         while !exhausted && !halt.is_cancelled() && in_flight.len() < PAGES_IN_FLIGHT {
-            share_holds(core, range, halt, &gate).await?;
+            share_origin_state(core, range, halt, &gate).await?;
             let page =
                 with_storage(core, id, halt, "read the next page", || core.store.broadcast_page(range, fetched_up_to, page_size)).await?;
             match page.last().map(|s| s.id) {
@@ -584,7 +590,7 @@ async fn drive(
                 _ = halt.cancelled() => return Ok(DriveEnd::Stopped),
             }
         }
-        share_holds(core, range, halt, &gate).await?;
+        share_origin_state(core, range, halt, &gate).await?;
         let Some(progress) = settle(collect_batch(spawn_batch(core, &message, &gate, &permits, due), &gate), halt).await else {
             return Ok(DriveEnd::Stopped);
         };

@@ -130,6 +130,12 @@ impl OriginGate {
         Self { inner: Mutex::new(GateState { stopped, ..GateState::default() }) }
     }
 
+    /// Stops an origin that another range (maybe on another instance) stopped.
+    pub fn adopt_stopped(&self, origin: &str, cause: &str) {
+        let mut state = self.inner.lock().expect("gate lock");
+        state.stopped.entry(origin.to_string()).or_insert_with(|| cause.to_string());
+    }
+
     pub fn check(&self, origin: &str, now_ms: i64) -> GateCheck {
         let state = self.inner.lock().expect("gate lock");
         if state.stopped.contains_key(origin) {

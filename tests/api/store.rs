@@ -315,6 +315,9 @@ async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestSto
     holds.sort();
     assert_eq!(holds, [("https://b.example".to_string(), later), ("https://c.example".to_string(), later)]);
     assert!(store.origin_holds(later).await.unwrap().is_empty(), "a hold ends");
+    // What a range of this broadcast on another instance learns before each page.
+    let (_, stopped) = store.origin_state(id, later - 1).await.unwrap();
+    assert_eq!(stopped.get("https://a.example").map(String::as_str), Some("refused"));
     assert_eq!(store.next_retry_at(&range).await.unwrap(), Some(1_000), "the retry was rescheduled, not duplicated");
     assert!(store.due_retries(&range, 999, 10).await.unwrap().is_empty());
     let due = store.due_retries(&range, 1_000, 10).await.unwrap();

@@ -397,6 +397,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.apply_outcomes(id, range.range_no, batch, &now).await?;
+            if !batch.holds.is_empty() {
+                // Holds that ended a day ago are swept when new ones are written.
+                let day_ago = chrono::Utc::now().timestamp_millis() - 86_400_000;
+                sqlx::query("DELETE FROM origin_holds WHERE until_ms < $1").bind(day_ago).execute(&mut *tx).await?;
+            }
             for (origin, until_ms) in &batch.holds {
                 sqlx::query(
                     "INSERT INTO origin_holds (origin, until_ms) VALUES ($1, $2) ON CONFLICT (origin) DO UPDATE
@@ -412,13 +417,24 @@ impl Store {
         })
     }
 
+    /// What every sender of broadcast `id` must know about the push services now: the
+    /// [`Store::origin_holds`], and the origins the broadcast stopped sending to.
+    pub async fn origin_state(&self, id: i64, now_ms: i64) -> anyhow::Result<(Vec<(String, i64)>, StoppedOrigins)> {
+        let holds = self.origin_holds(now_ms).await?;
+        let Json(stopped) = on_pool!(self, pool => sqlx::query_scalar("SELECT stopped_origins FROM broadcasts WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await?);
+        Ok((holds, stopped))
+    }
+
     /// The origins that asked every sender to wait, and until when (unix ms), for those
-    /// still waiting at `now_ms`. Holds a day past are swept here.
+    /// still waiting at `now_ms`.
     pub async fn origin_holds(&self, now_ms: i64) -> anyhow::Result<Vec<(String, i64)>> {
-        on_pool!(self, pool => {
-            sqlx::query("DELETE FROM origin_holds WHERE until_ms < $1").bind(now_ms - 86_400_000).execute(pool).await?;
-            Ok(sqlx::query_as("SELECT origin, until_ms FROM origin_holds WHERE until_ms > $1").bind(now_ms).fetch_all(pool).await?)
-        })
+        on_pool!(self, pool => Ok(sqlx::query_as("SELECT origin, until_ms FROM origin_holds WHERE until_ms > $1")
+            .bind(now_ms)
+            .fetch_all(pool)
+            .await?))
     }
 
     /// A range's retries due by `now_ms`, with the sends already made. Retries whose
