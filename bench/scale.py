@@ -13,6 +13,7 @@ For each configuration:
    started/finished times, and the CPU time of every instance is read from /proc before
    and after (the sink's is not counted).
 """
+import base64
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from subscribe import fresh_database
 
 TOKEN = "bench-admin-token-0123456789abcdefghij"
 
@@ -40,24 +42,12 @@ def call(method: str, url: str, body=None) -> dict:
         return json.loads(response.read())
 
 
-def database_env(backend: str, name: str) -> dict:
-    if backend == "sqlite":
-        return {}
-    admin = os.environ.get("CLARION_TEST_DATABASE_URL")
-    if not admin:
-        raise SystemExit("--scale needs the PostgreSQL cluster that ./setup.sh bench starts (CLARION_TEST_DATABASE_URL)")
-    subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{name}"'], check=True)
-    return {"CLARION_DATABASE_URL": admin.rsplit("/", 1)[0] + "/" + name}
-
-
 def run_instances(binary: Path, n: int, subscriptions: Path, host: str, ca: Path, backend: str, instances: int,
                   free_port, wait_for_port) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"clarion-scale-{backend}-{instances}-"))
     key = ec.generate_private_key(ec.SECP256R1())
     private = key.private_numbers().private_value.to_bytes(32, "big")
-    import base64
-
-    env = {**os.environ, **database_env(backend, f"scale_{os.getpid()}_{backend}_{instances}"),
+    env = {**os.environ, **fresh_database(backend, f"scale_{os.getpid()}_{backend}_{instances}"),
            "CLARION_PUSH_HOSTS": host, "CLARION_EXTRA_CA_FILE": str(ca), "CLARION_VAPID_SUBJECT": "mailto:bench@clarion.dev",
            "CLARION_VAPID_PRIVATE_KEY": base64.urlsafe_b64encode(private).decode().rstrip("="),
            "CLARION_ADMIN_TOKEN": TOKEN, "CLARION_SEND_CONCURRENCY": "64", "RUST_LOG": "warn"}

@@ -16,6 +16,7 @@ For each backend and stored count:
    each request's wall time is recorded. Answers other than 201 are counted (a full
    server answers 503 quickly, which would flatter the figures).
 """
+import base64
 import http.client
 import json
 import os
@@ -32,8 +33,6 @@ PUSH_HOST = "127.0.0.1:9"  # never contacted: subscribing sends nothing
 
 
 def b64(data: bytes) -> str:
-    import base64
-
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
@@ -68,7 +67,7 @@ def fresh_database(backend: str, name: str) -> dict:
         return {}
     admin = os.environ.get("CLARION_TEST_DATABASE_URL")
     if not admin:
-        raise SystemExit("--db postgres needs the cluster that ./setup.sh bench starts (CLARION_TEST_DATABASE_URL)")
+        raise SystemExit("PostgreSQL runs need the cluster that ./setup.sh bench starts (CLARION_TEST_DATABASE_URL)")
     subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{name}"'], check=True)
     return {"CLARION_DATABASE_URL": admin.rsplit("/", 1)[0] + "/" + name}
 

@@ -405,7 +405,7 @@ async fn collect_batch(sending: Vec<Sending>, gate: &OriginGate) -> Progress {
         }
     }
     progress.stopped_origins = gate.stopped().into_iter().collect();
-    progress.holds = gate.holds();
+    progress.holds = gate.take_unshared_holds();
     progress
 }
 
@@ -476,13 +476,13 @@ where
 }
 
 /// Starts a claimed broadcast: fixes its scope and splits it into ranges for any worker
-/// of any instance to claim. False when another worker took it over meanwhile.
-pub async fn start_broadcast(core: &Clarion, owner: &str, start: &BroadcastStart, stop: &CancellationToken) -> anyhow::Result<bool> {
+/// of any instance to claim. Nothing happens when another worker took it over meanwhile.
+async fn start_broadcast(core: &Clarion, owner: &str, start: &BroadcastStart, stop: &CancellationToken) -> anyhow::Result<()> {
     let lease = with_storage(core, start.id, stop, "start the broadcast", || core.store.start_broadcast(start, owner)).await?;
     if lease == LeaseStatus::Held {
         tracing::info!(id = start.id, "broadcast started");
     }
-    Ok(lease == LeaseStatus::Held)
+    Ok(())
 }
 
 /// Carries out one claimed range of a broadcast: the main pass over its subscriptions in
@@ -519,7 +519,7 @@ async fn share_origin_state(core: &Clarion, range: &RangeJob, halt: &Cancellatio
     let id = range.broadcast_id;
     let (holds, stopped) = with_storage(core, id, halt, "read the push services' state", || core.store.origin_state(id, now_ms())).await?;
     for (origin, until) in holds {
-        gate.hold(&origin, until);
+        gate.adopt_hold(&origin, until);
     }
     for (origin, cause) in stopped {
         gate.adopt_stopped(&origin, &cause);
@@ -536,7 +536,8 @@ async fn drive(
 ) -> anyhow::Result<DriveEnd> {
     let id = range.broadcast_id;
     let message = Arc::new(push_message(range));
-    let gate = Arc::new(OriginGate::with_stopped(range.stopped_origins.0.clone().into_iter().collect()));
+    // The stopped origins and holds arrive before the first page (`share_origin_state`).
+    let gate = Arc::new(OriginGate::default());
     let page_size = page_size(core.send_concurrency);
     let commit = |progress: Progress| async move {
         with_storage(core, id, halt, "commit the broadcast's progress", || core.store.record_progress(range, owner, &progress)).await
@@ -652,7 +653,7 @@ pub fn worker_name(kind: &str) -> String {
 pub async fn run_worker(core: Clarion, owner: String, stop: CancellationToken) {
     tracing::info!(owner = %owner, "broadcast worker started");
     while !stop.is_cancelled() {
-        let pause = match work_once(&core, &owner, &stop, None).await {
+        let pause = match work_once(&core, &owner, &stop, None, |_| {}).await {
             Ok(true) => continue,
             // Poll now and then too: another process's lease may lapse.
             Ok(false) => Duration::from_secs(2),
@@ -671,13 +672,10 @@ pub async fn run_worker(core: Clarion, owner: String, stop: CancellationToken) {
 }
 
 /// One step of work: start a queued broadcast, or else carry out one open range (of
-/// broadcast `only`, if given). False when there was nothing to do.
-pub async fn work_once(core: &Clarion, owner: &str, stop: &CancellationToken, only: Option<i64>) -> anyhow::Result<bool> {
-    work_once_with(core, owner, stop, only, |_| {}).await
-}
-
-/// [`work_once`], showing the broadcast's running status to `on_progress`.
-pub async fn work_once_with(
+/// broadcast `only`, if given), showing the broadcast's running status to
+/// `on_progress`. False when there was nothing to do; after a start, the caller's next
+/// step claims the new ranges at once.
+pub async fn work_once(
     core: &Clarion,
     owner: &str,
     stop: &CancellationToken,
@@ -687,7 +685,6 @@ pub async fn work_once_with(
     if let Some(start) = core.store.claim_broadcast(owner, only).await? {
         core.metrics.broadcast_claimed();
         start_broadcast(core, owner, &start, stop).await?;
-        core.broadcast_queued.notify_one(); // its ranges are there to claim
         return Ok(true);
     }
     let Some(range) = core.store.claim_range(owner, only).await? else { return Ok(false) };

@@ -56,7 +56,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
             bar.finish_and_clear();
             anyhow::bail!("interrupted: notification {} is handed back; a running `clarion serve` resumes it", queued.id);
         }
-        let worked = broadcasts::work_once_with(&core, &owner, &stop, Some(queued.id), show).await?;
+        let worked = broadcasts::work_once(&core, &owner, &stop, Some(queued.id), show).await?;
         let status = broadcasts::broadcast_status(&core, queued.id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
         show(&status);
         if status.is_done() {

@@ -108,6 +108,9 @@ pub struct OriginGate {
 struct GateState {
     stopped: HashMap<String, String>,
     held_until: HashMap<String, i64>,
+    /// Holds this gate placed itself (from a push service's answer) and has not yet handed
+    /// out to be shared; holds adopted from other senders are not shared again.
+    unshared_holds: HashMap<String, i64>,
     /// Origins that accepted at least one push in this broadcast.
     accepted: HashSet<String>,
     /// Refusals under the current key per origin, in this broadcast.
@@ -125,11 +128,6 @@ pub enum GateCheck {
 }
 
 impl OriginGate {
-    /// A gate that already knows the origins stopped before a restart.
-    pub fn with_stopped(stopped: HashMap<String, String>) -> Self {
-        Self { inner: Mutex::new(GateState { stopped, ..GateState::default() }) }
-    }
-
     /// Stops an origin that another range (maybe on another instance) stopped.
     pub fn adopt_stopped(&self, origin: &str, cause: &str) {
         let mut state = self.inner.lock().expect("gate lock");
@@ -170,17 +168,28 @@ impl OriginGate {
         systemic && state.stopped.insert(origin.to_string(), systemic_cause(SYSTEMIC_REFUSALS)).is_none()
     }
 
-    /// Holds an origin until the given time (the later of any two holds wins).
+    /// Holds an origin until the given time, as its push service asked (the later of any
+    /// two holds wins); the hold is handed out once by [`OriginGate::take_unshared_holds`].
     pub fn hold(&self, origin: &str, until_ms: i64) {
         let mut state = self.inner.lock().expect("gate lock");
-        let entry = state.held_until.entry(origin.to_string()).or_insert(until_ms);
+        Self::extend(&mut state.held_until, origin, until_ms);
+        Self::extend(&mut state.unshared_holds, origin, until_ms);
+    }
+
+    /// Holds an origin that another sender was asked to hold (already shared).
+    pub fn adopt_hold(&self, origin: &str, until_ms: i64) {
+        Self::extend(&mut self.inner.lock().expect("gate lock").held_until, origin, until_ms);
+    }
+
+    fn extend(holds: &mut HashMap<String, i64>, origin: &str, until_ms: i64) {
+        let entry = holds.entry(origin.to_string()).or_insert(until_ms);
         *entry = (*entry).max(until_ms);
     }
 
-    /// The origins held now and until when (unix ms), to share with other instances.
-    pub fn holds(&self) -> Vec<(String, i64)> {
-        let state = self.inner.lock().expect("gate lock");
-        state.held_until.iter().map(|(origin, until)| (origin.clone(), *until)).collect()
+    /// The holds placed since the last call, and until when (unix ms), to share with
+    /// other senders.
+    pub fn take_unshared_holds(&self) -> Vec<(String, i64)> {
+        self.inner.lock().expect("gate lock").unshared_holds.drain().collect()
     }
 
     pub fn stopped(&self) -> HashMap<String, String> {
@@ -253,6 +262,18 @@ mod tests {
         assert_eq!(gate.check("https://b", 1_000), GateCheck::HeldUntil(2_000));
         assert_eq!(gate.check("https://b", 2_001), GateCheck::Open);
         assert_eq!(gate.check("https://c", 0), GateCheck::Open);
+    }
+
+    #[test]
+    fn only_holds_the_gate_placed_itself_are_shared_and_each_once() {
+        let gate = OriginGate::default();
+        gate.adopt_hold("https://other-instance", 5_000);
+        gate.hold("https://b", 2_000);
+        gate.hold("https://b", 3_000);
+        assert_eq!(gate.check("https://other-instance", 1_000), GateCheck::HeldUntil(5_000), "an adopted hold holds");
+        assert_eq!(gate.take_unshared_holds(), [("https://b".to_string(), 3_000)], "the later of two, not the adopted one");
+        assert!(gate.take_unshared_holds().is_empty(), "shared once");
+        assert_eq!(gate.check("https://b", 2_500), GateCheck::HeldUntil(3_000), "sharing does not end the hold");
     }
 
     #[test]

@@ -267,7 +267,6 @@ fn dummy_range() -> clarion::server::store::RangeJob {
         urgency: None,
         topic: None,
         target_endpoint: None,
-        stopped_origins: Default::default(),
     }
 }
 

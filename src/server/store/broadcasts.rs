@@ -95,8 +95,6 @@ pub struct RangeJob {
     pub urgency: Option<Urgency>,
     pub topic: Option<String>,
     pub target_endpoint: Option<String>,
-    /// The broadcast's stopped origins when the range was claimed.
-    pub stopped_origins: Json<BTreeMap<String, String>>,
 }
 
 /// The settled outcomes of one batch of sends, committed together in one transaction.
@@ -115,7 +113,7 @@ pub struct Progress {
     /// Sends in this batch that were retries.
     pub retried: i64,
     /// Origins this range stopped sending to (added to the broadcast's).
-    pub stopped_origins: BTreeMap<String, String>,
+    pub stopped_origins: StoppedOrigins,
     /// Origins that asked to wait (429 `Retry-After`), until when (unix ms): shared with
     /// every instance.
     pub holds: Vec<(String, i64)>,
@@ -314,7 +312,7 @@ impl Store {
             let Some((broadcast_id, range_no)) = claimed else { return Ok(None) };
             let job: RangeJob = sqlx::query_as(
                 "SELECT r.broadcast_id, r.range_no, r.last_id, r.cursor, r.lease_epoch,
-                        b.payload, b.ttl, b.urgency, b.topic, b.target_endpoint, b.stopped_origins
+                        b.payload, b.ttl, b.urgency, b.topic, b.target_endpoint
                  FROM broadcast_ranges r JOIN broadcasts b ON b.id = r.broadcast_id
                  WHERE r.broadcast_id = $1 AND r.range_no = $2",
             )
