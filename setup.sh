@@ -4,7 +4,7 @@
 #   ./setup.sh serve   install the build toolchain, build the release site, run `clarion serve`
 #   ./setup.sh test    install the toolchain and the browsers, then run every test suite
 #   ./setup.sh tools   install the toolchain only
-#   ./setup.sh bench [--n N] [--no-peers] [--subscribe [--db sqlite,postgres]] [--scale] [--db D --instances N]
+#   ./setup.sh bench [--n N] [--no-peers] [--subscribe [--db sqlite,postgres]] [--scale] [--db D --instances N] [--topic-share F]
 #                      the send benchmark against Node web-push and pywebpush (bench/run.py)
 #
 # Every install step checks what is already there and skips it when the version is right,

@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="backends, comma-separated (sqlite, postgres): with --subscribe, the ones measured; "
                         "otherwise, send through `clarion serve` instances on each (bench/scale.py)")
     parser.add_argument("--instances", type=int, default=None, help="send through N `clarion serve` instances (bench/scale.py)")
+    parser.add_argument("--topic-share", type=float, default=None, metavar="F",
+                        help="send to a topic that a share F of the subscriptions chose, beside a send to everyone (bench/audience.py)")
     parser.add_argument("--scale", action="store_true", help="send through `clarion serve` instances: SQLite x1, PostgreSQL x1 and "
                         "x --instances (3 by default), side by side")
     args = parser.parse_args()
@@ -159,6 +161,11 @@ def main() -> None:
         files = write_subscriptions(args.n, {"https": f"https://127.0.0.1:{tls_port}", "http": f"http://127.0.0.1:{http_port}"}, work)
         print(f"generated {args.n} subscriptions with real P-256 keys in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
+        if args.topic_share:
+            import audience
+
+            audience.run(BIN, args.n, files["https"], f"127.0.0.1:{tls_port}", ca, args.topic_share, work, measured)
+            return
         if args.scale or args.db or args.instances:
             import scale
 

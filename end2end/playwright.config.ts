@@ -20,6 +20,8 @@ process.env.CLARION_E2E_PORT ??= freePort();
 process.env.CLARION_E2E_PUSH_PORT ??= freePort();
 process.env.CLARION_E2E_DATA_DIR ??= mkdtempSync(path.join(tmpdir(), 'clarion-e2e-'));
 process.env.CLARION_E2E_ADMIN_TOKEN ??= 'e2e-admin-token-0123456789abcdefghij';
+// The secret a site's backend would sign identity tokens with (tests mint them).
+process.env.CLARION_E2E_IDENTITY_SECRET ??= 'e2e-identity-secret-0123456789abcdefghij';
 
 const root = path.resolve(__dirname, '..');
 // The newest of the release and debug builds: `./setup.sh test` and
@@ -73,6 +75,7 @@ export default defineConfig({
         CLARION_ADDR: `127.0.0.1:${port}`,
         CLARION_DATA_DIR: process.env.CLARION_E2E_DATA_DIR,
         CLARION_ADMIN_TOKEN: process.env.CLARION_E2E_ADMIN_TOKEN,
+        CLARION_IDENTITY_SECRET: process.env.CLARION_E2E_IDENTITY_SECRET,
         CLARION_PUSH_HOSTS: `127.0.0.1:${pushPort}`,
         CLARION_VAPID_SUBJECT: 'mailto:e2e@clarion.dev',
         // Every test subscribes from 127.0.0.1; the limit has its own integration test.

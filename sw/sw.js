@@ -8,8 +8,9 @@
  *   app_badge}); plain text falls back to a text notification, and an empty push still
  *   shows a generic one (browsers penalise a push that shows nothing). `app_badge` sets
  *   the installed app's badge where the Badging API exists (0 clears it).
- * - notificationclick: closes the notification, reports the click to Clarion (only the
- *   notification's id: no personal data), then focuses a window already at the target
+ * - notificationclick: closes the notification, reports the click to Clarion (the
+ *   notification's id, and this browser's subscription proven by its `auth` secret, which
+ *   marks it as seen), then focuses a window already at the target
  *   URL (an action's own URL when an action button was clicked) or opens one.
  * - pushsubscriptionchange: subscribes again with the server's current VAPID key, stores
  *   the new subscription and deletes the old one. It uses only what a worker has: no
@@ -108,10 +109,25 @@ function applyBadge(count) {
   return undefined;
 }
 
-/** Tells Clarion a notification was clicked; a failure never blocks the navigation. */
-function reportClick(id) {
-  if (!Number.isSafeInteger(id) || id <= 0) return Promise.resolve();
-  return fetch('/api/v1/notifications/' + id + '/clicks', { method: 'POST', credentials: 'omit', keepalive: true }).then(
+/**
+ * Tells Clarion a notification was clicked; a failure never blocks the navigation. The
+ * report names this browser's subscription (its endpoint and `auth` secret, which prove
+ * it), so the click also marks the subscription as seen for the idle expiry.
+ */
+async function reportClick(id) {
+  if (!Number.isSafeInteger(id) || id <= 0) return undefined;
+  const init = { method: 'POST', credentials: 'omit', keepalive: true };
+  try {
+    const subscription = await self.registration.pushManager.getSubscription();
+    const json = subscription && subscription.toJSON();
+    if (json && json.endpoint && json.keys && json.keys.auth) {
+      init.headers = { 'Content-Type': 'application/json' };
+      init.body = JSON.stringify({ endpoint: json.endpoint, auth: json.keys.auth });
+    }
+  } catch (_) {
+    // Without the subscription the click is still counted.
+  }
+  return fetch('/api/v1/notifications/' + id + '/clicks', init).then(
     () => undefined,
     () => undefined,
   );

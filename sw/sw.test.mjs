@@ -9,7 +9,7 @@ import vm from 'node:vm';
 const source = readFileSync(new URL('./sw.js', import.meta.url), 'utf8');
 const ORIGIN = 'https://app.example';
 
-function loadWorker({ windows = [], fetchImpl, navigator } = {}) {
+function loadWorker({ windows = [], fetchImpl, navigator, current = null } = {}) {
   const listeners = {};
   const shown = [];
   const opened = [];
@@ -23,6 +23,7 @@ function loadWorker({ windows = [], fetchImpl, navigator } = {}) {
     registration: {
       showNotification: async (title, options) => { shown.push({ title, options }); },
       pushManager: {
+        getSubscription: async () => current,
         subscribe: async (options) => {
           subscribeCalls.push(options);
           return { endpoint: 'https://push.example/new', toJSON: () => ({ endpoint: 'https://push.example/new', keys: { p256dh: 'p', auth: 'a' } }) };
@@ -124,6 +125,15 @@ test('a click reports the notification id, with no credentials, and opens the UR
   assert.equal(sw.fetches[0].init.credentials, 'omit');
   assert.equal(sw.fetches[0].init.body, undefined);
   assert.deepEqual(sw.opened, [ORIGIN + '/news']);
+});
+
+test('a click names this browser\'s subscription, so Clarion marks it as seen', async () => {
+  const current = { toJSON: () => ({ endpoint: 'https://push.example/mine', keys: { p256dh: 'p', auth: 'secret-auth' } }) };
+  const sw = loadWorker({ current });
+  await sw.dispatch('notificationclick', { notification: { data: { url: ORIGIN + '/', id: 9 }, close: () => {} } });
+  assert.equal(sw.fetches[0].url, '/api/v1/notifications/9/clicks');
+  assert.equal(sw.fetches[0].init.headers['Content-Type'], 'application/json');
+  assert.deepEqual(JSON.parse(sw.fetches[0].init.body), { endpoint: 'https://push.example/mine', auth: 'secret-auth' });
 });
 
 test('an action button opens its own URL; a failed report still navigates', async () => {

@@ -5,7 +5,7 @@
 //! Reads are GETs (so the per-address write limit does not apply to them); changes are
 //! JSON POSTs, guarded like every write.
 
-use crate::domain::{BroadcastDetail, BroadcastQueued, NotificationRequest, PayloadFormat, SubscriptionPage};
+use crate::domain::{BroadcastDetail, BroadcastQueued, BroadcastStatus, NotificationRequest, PayloadFormat, SubscriptionPage, Topic};
 use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,12 @@ pub struct ConsoleSettings {
     /// The payload shape this server sends, so the size meter measures the real thing.
     pub payload_format: PayloadFormat,
     pub subscriptions: i64,
+    /// The topics a send can target.
+    pub topics: Vec<Topic>,
+    /// `CLARION_IDLE_EXPIRY_DAYS` (0: off).
+    pub idle_expiry_days: u32,
+    /// Subscriptions removed for being idle, ever.
+    pub idle_removed: i64,
 }
 
 /// Refuses the request (401) unless it carries admin rights, checked by the same
@@ -68,12 +74,39 @@ pub async fn admin_session() -> Result<Option<ConsoleSettings>, ServerFnError> {
     if !crate::server::admin::has_session(&state, &headers).await.map_err(to_server_error)? {
         return Ok(None);
     }
-    let subscriptions =
-        state.core.store.count_subscriptions().await.map_err(|e| to_server_error(crate::server::error::CoreError::Internal(e)))?;
-    Ok(Some(ConsoleSettings { payload_format: state.core.payload_format, subscriptions }))
+    let internal = |e| to_server_error(crate::server::error::CoreError::Internal(e));
+    let subscriptions = state.core.store.count_subscriptions().await.map_err(internal)?;
+    let idle_removed = state.core.store.idle_removed().await.map_err(internal)?;
+    let topics = crate::server::audience::list_topics(&state.core).await.map_err(to_server_error)?;
+    Ok(Some(ConsoleSettings {
+        payload_format: state.core.payload_format,
+        subscriptions,
+        topics,
+        idle_expiry_days: state.idle_expiry_days,
+        idle_removed,
+    }))
 }
 
-/// Queues a notification for everyone, or for the one subscription its `endpoint` names.
+/// Sends that are scheduled and have not started, with their payloads, newest first.
+#[server(prefix = "/api/fn", endpoint = "admin_scheduled", input = GetUrl)]
+pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ServerFnError> {
+    let state = state()?;
+    require_session(&state).await?;
+    crate::server::broadcasts::list_broadcast_details(&state.core, 500, None, Some(crate::domain::BroadcastState::Scheduled))
+        .await
+        .map_err(to_server_error)
+}
+
+/// Cancels a scheduled send (409 once it has started).
+#[server(prefix = "/api/fn", endpoint = "admin_cancel", input = Json)]
+pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ServerFnError> {
+    let state = state()?;
+    require_session(&state).await?;
+    crate::server::broadcasts::cancel_broadcast(&state.core, id).await.map_err(to_server_error)
+}
+
+/// Queues (or schedules) a notification for everyone, its topics or users, or the one
+/// subscription its `endpoint` names.
 #[server(prefix = "/api/fn", endpoint = "admin_send", input = Json)]
 pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued, ServerFnError> {
     let state = state()?;
@@ -86,7 +119,7 @@ pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued,
 pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, ServerFnError> {
     let state = state()?;
     require_session(&state).await?;
-    crate::server::broadcasts::list_broadcast_details(&state.core, limit, before).await.map_err(to_server_error)
+    crate::server::broadcasts::list_broadcast_details(&state.core, limit, before, None).await.map_err(to_server_error)
 }
 
 /// One page of subscribers, in the order they subscribed.

@@ -2,7 +2,7 @@
 //! `server::subscriptions` or `server::broadcasts`; the endpoints are fixed
 //! (`/api/fn/<name>`) so tests and proxies can rely on them.
 
-use crate::domain::{SubscriptionJson, TestPushResult};
+use crate::domain::{SubscriptionJson, TestPushResult, Topic};
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
@@ -46,15 +46,51 @@ pub async fn vapid_public_key() -> Result<String, ServerFnError> {
     Ok(state()?.core.sender.vapid().public_key_b64().to_string())
 }
 
-/// Stores (or refreshes) this browser's subscription.
+/// What the page learns from storing its subscription.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    pub id: i64,
+    /// The topics the subscription has now.
+    pub topics: Vec<String>,
+}
+
+/// Stores (or refreshes, marking it seen) this browser's subscription, with the topics
+/// chosen (none given: a new subscription gets the default topics, a known one keeps its
+/// own) and the identity token the page was given.
 #[server(prefix = "/api/fn", endpoint = "save_subscription", input = Json)]
-pub async fn save_subscription(subscription: SubscriptionJson) -> Result<i64, ServerFnError> {
+pub async fn save_subscription(
+    subscription: SubscriptionJson,
+    topics: Option<Vec<String>>,
+    user_token: Option<String>,
+) -> Result<Saved, ServerFnError> {
     let state = state()?;
     let ip = client_ip(&state).await?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let saved = crate::server::security::subscribe_from(&state, ip, &subscription, user_agent).await.map_err(to_server_error)?;
-    Ok(saved.id())
+    use crate::domain::SubscribeRequest;
+    let request = SubscribeRequest { topics, user_token, ..SubscribeRequest::from_subscription(subscription) };
+    let saved = crate::server::security::subscribe_from(&state, ip, &request, user_agent).await.map_err(to_server_error)?;
+    let topics = state
+        .core
+        .store
+        .subscription_topics(saved.id())
+        .await
+        .map_err(|e| to_server_error(crate::server::error::CoreError::Internal(e)))?;
+    Ok(Saved { id: saved.id(), topics })
+}
+
+/// The topics this site offers, for the page's checkboxes.
+#[server(prefix = "/api/fn", endpoint = "topics", input = leptos::server_fn::codec::GetUrl)]
+pub async fn topics() -> Result<Vec<Topic>, ServerFnError> {
+    crate::server::audience::list_topics(&state()?.core).await.map_err(to_server_error)
+}
+
+/// Replaces this browser's topics; it proves the subscription is its own with `auth`.
+#[server(prefix = "/api/fn", endpoint = "save_topics", input = Json)]
+pub async fn save_topics(endpoint: String, auth: String, topics: Vec<String>) -> Result<Vec<String>, ServerFnError> {
+    let state = state()?;
+    let owned = crate::server::broadcasts::prove_ownership(&state.core, &endpoint, &auth).await.map_err(to_server_error)?;
+    crate::server::audience::set_topics(&state.core, &owned, &topics).await.map_err(to_server_error)
 }
 
 /// Forgets this browser's subscription. Unknown endpoints are not an error here: the goal,

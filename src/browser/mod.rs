@@ -37,6 +37,12 @@ fn window() -> Result<web_sys::Window> {
     web_sys::window().ok_or_else(|| BrowserError("no window".into()))
 }
 
+/// The value of `name` in the page's query string, if present.
+pub fn query_parameter(name: &str) -> Option<String> {
+    let search = window().ok()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+}
+
 /// True when this browser has service workers, the Push API and notifications.
 pub fn push_supported() -> bool {
     let Ok(window) = window() else { return false };

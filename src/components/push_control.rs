@@ -1,11 +1,12 @@
-//! The push control: the page's Enable / Disable / Send test notification card.
+//! The push control: the page's Enable / Disable / Send test notification card, and, once
+//! subscribed, the topics the site offers as checkboxes (each change is saved at once).
 //!
 //! Its state machine has four settled states (unsupported, blocked, ready, subscribed)
 //! plus `Checking`, which is what the server renders: the page reads sensibly before the
 //! WASM arrives, and the buttons stay disabled until it does. The browser work itself
 //! (service worker, Push API, permission) runs only in the hydrate build.
 
-use crate::domain::SubscriptionJson;
+use crate::domain::{SubscriptionJson, Topic};
 use leptos::prelude::*;
 
 /// Where this browser stands with push.
@@ -81,6 +82,10 @@ struct PushControlModel {
     busy: RwSignal<bool>,
     notice: RwSignal<String>,
     subscription: RwSignal<Option<SubscriptionJson>>,
+    /// The topics the site offers (none: the page shows no choices).
+    topics: RwSignal<Vec<Topic>>,
+    /// The topics this browser's subscription has, as the server stored them.
+    chosen: RwSignal<Vec<String>>,
     /// Cached after the first fetch; only the browser build reads it.
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     vapid_key: RwSignal<Option<String>>,
@@ -93,8 +98,17 @@ impl PushControlModel {
             busy: RwSignal::new(false),
             notice: RwSignal::new(String::new()),
             subscription: RwSignal::new(None),
+            topics: RwSignal::new(Vec::new()),
+            chosen: RwSignal::new(Vec::new()),
             vapid_key: RwSignal::new(None),
         }
+    }
+
+    fn on_topic(self, name: String, on: bool) {
+        #[cfg(feature = "hydrate")]
+        self.choose_topic(name, on);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (name, on);
     }
 
     fn on_toggle(self) {
@@ -175,6 +189,28 @@ pub fn PushControl() -> impl IntoView {
                     "Send test notification"
                 </button>
             </div>
+            <Show when=move || state.get() == PushState::Subscribed && !model.topics.with(Vec::is_empty)>
+                <fieldset class="topics" data-testid="topic-choices">
+                    <legend>"Notify me about"</legend>
+                    <For each=move || model.topics.get() key=|topic| topic.name.clone() let:topic>
+                        {
+                            let id = format!("topic-{}", topic.name);
+                            let label_for = id.clone();
+                            let (name, ticked) = (topic.name.clone(), topic.name.clone());
+                            view! {
+                                <label class="check" for=label_for>
+                                    <input id=id type="checkbox" data-testid="topic-choice" value=topic.name.clone()
+                                        disabled=move || busy.get()
+                                        prop:checked=move || model.chosen.with(|c| c.contains(&ticked))
+                                        on:change=move |ev| model.on_topic(name.clone(), event_target_checked(&ev)) />
+                                    <span>{topic.label.clone()}</span>
+                                    {(!topic.description.is_empty()).then(|| view! { <small class="help">{topic.description.clone()}</small> })}
+                                </label>
+                            }
+                        }
+                    </For>
+                </fieldset>
+            </Show>
             <Show when=move || model.subscription.get().is_some()>
                 <details class="subscription" open>
                     <summary>"This browser's subscription"</summary>
@@ -192,6 +228,7 @@ mod controller {
     use super::{PushControlModel, PushState};
     use crate::api;
     use crate::browser::{self, BrowserError};
+    use crate::domain::audience::MAX_USER_ID_CHARS;
     use crate::domain::{base64url, TestPushResult};
     use leptos::prelude::*;
     use leptos::server_fn::error::ServerFnError;
@@ -229,13 +266,41 @@ mod controller {
             Ok(key)
         }
 
-        /// Sends the subscription to the server and shows it.
+        /// Sends the subscription to the server (with the page's identity token, if it
+        /// was given one) and shows it and its topics.
         async fn save(self, subscription: &PushSubscription) -> Result<(), BrowserError> {
             let json = browser::subscription_json(subscription)?;
-            api::save_subscription(json.clone()).await?;
+            let token = browser::query_parameter("user_token").filter(|t| !t.is_empty() && t.len() <= 16 * MAX_USER_ID_CHARS);
+            let saved = api::save_subscription(json.clone(), None, token).await?;
+            self.chosen.set(saved.topics);
             self.subscription.set(Some(json));
             self.state.set(PushState::Subscribed);
             Ok(())
+        }
+
+        /// Ticks or unticks one topic and saves the whole set at once.
+        pub(super) fn choose_topic(self, name: String, on: bool) {
+            let Some(subscription) = self.subscription.get_untracked() else { return };
+            let mut topics = self.chosen.get_untracked();
+            topics.retain(|t| *t != name);
+            if on {
+                topics.push(name);
+            }
+            self.busy.set(true);
+            spawn_local(async move {
+                match api::save_topics(subscription.endpoint, subscription.keys.auth, topics).await {
+                    Ok(stored) => {
+                        self.chosen.set(stored);
+                        self.notice.set("Your topics are saved.".into());
+                    }
+                    Err(e) => {
+                        // Show what the server has, not what was clicked.
+                        self.chosen.update(|_| {});
+                        self.notice.set(format!("Could not save your topics: {}", server_message(e)));
+                    }
+                }
+                self.busy.set(false);
+            });
         }
 
         /// On load: register the worker, then reconcile the browser's subscription with
@@ -249,6 +314,9 @@ mod controller {
             if !browser::push_supported() {
                 self.settle(PushState::Unsupported, "");
                 return;
+            }
+            if let Ok(topics) = api::topics().await {
+                self.topics.set(topics);
             }
             if let Err(e) = self.sync().await {
                 self.settle(PushState::Ready, format!("Could not check this browser's subscription: {e}"));

@@ -19,20 +19,26 @@ pub struct BroadcastQueued {
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "ssr", derive(sqlx::Type), sqlx(type_name = "text", rename_all = "lowercase"))]
 pub enum BroadcastState {
+    /// Recorded with a `send_at` still to come.
+    Scheduled,
     /// Recorded; no worker has started it.
     Queued,
     /// Its scope is fixed and pushes are going out.
     Sending,
     /// Every subscription in scope settled.
     Done,
+    /// Cancelled before it started; nothing was sent.
+    Cancelled,
 }
 
 impl BroadcastState {
     pub fn as_str(self) -> &'static str {
         match self {
+            BroadcastState::Scheduled => "scheduled",
             BroadcastState::Queued => "queued",
             BroadcastState::Sending => "sending",
             BroadcastState::Done => "done",
+            BroadcastState::Cancelled => "cancelled",
         }
     }
 }
@@ -59,6 +65,12 @@ pub struct BroadcastStatus {
     /// True when it went to one subscription rather than everyone.
     #[serde(default)]
     pub targeted: bool,
+    /// Who it reaches, when not everyone: `{"topics"?, "users"?}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<crate::domain::Audience>,
+    /// When a scheduled send starts (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -72,8 +84,9 @@ pub struct BroadcastStatus {
 }
 
 impl BroadcastStatus {
+    /// True once nothing more will happen to it: done, or cancelled.
     pub fn is_done(&self) -> bool {
-        self.status == BroadcastState::Done
+        matches!(self.status, BroadcastState::Done | BroadcastState::Cancelled)
     }
 
     /// Settled pushes so far, of `total`.
@@ -122,6 +135,16 @@ pub struct SubscriptionSummary {
     pub failure_count: i64,
     pub user_agent: Option<String>,
     pub vapid_key_fingerprint: String,
+    /// The user an identity token vouched for, if any.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// When the page, a click or a topic change last showed the subscription alive.
+    #[serde(default)]
+    pub last_seen_at: Option<String>,
+    /// The topics it chose.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", sqlx(skip))]
+    pub topics: Vec<String>,
 }
 
 impl SubscriptionSummary {
@@ -164,6 +187,9 @@ mod tests {
             failure_count: 0,
             user_agent: None,
             vapid_key_fingerprint: String::new(),
+            user_id: None,
+            last_seen_at: None,
+            topics: vec![],
         };
         assert_eq!(summary("https://fcm.googleapis.com/fcm/send/abc").push_host(), "fcm.googleapis.com");
         assert_eq!(summary("http://127.0.0.1:8081/push/x?y").push_host(), "127.0.0.1:8081");

@@ -4,6 +4,7 @@
 //! Parsers that need server-only crates (P-256 point validation, URL policy) sit behind
 //! `#[cfg(feature = "ssr")]` inside each module.
 
+pub mod audience;
 pub mod base64url;
 pub mod ledger;
 pub mod notification;
@@ -12,6 +13,7 @@ pub mod subscription;
 #[cfg(all(test, feature = "ssr"))]
 mod properties;
 
+pub use audience::{Audience, Topic, TopicDefinition};
 pub use ledger::{BroadcastDetail, BroadcastQueued, BroadcastState, BroadcastStatus, SubscriptionPage, SubscriptionSummary};
 pub use notification::{NotificationAction, NotificationRequest, PayloadFormat, TestPushResult, Urgency};
-pub use subscription::{SubscriptionJson, SubscriptionKeysJson};
+pub use subscription::{SubscribeRequest, SubscriptionJson, SubscriptionKeysJson};

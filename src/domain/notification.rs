@@ -16,6 +16,7 @@
 //! body minus 103 bytes of aes128gcm overhead leaves 3993 bytes of plaintext, checked with
 //! the longest possible id.
 
+use super::audience::Audience;
 use serde::{Deserialize, Serialize};
 
 /// Largest plaintext that fits one aes128gcm record in a 4096-byte push body.
@@ -104,8 +105,10 @@ pub struct NotificationAction {
     pub url: String,
 }
 
-/// `POST /api/v1/notifications`: what to show and how to deliver it.
+/// `POST /api/v1/notifications`: what to show, to whom, when, and how to deliver it. A
+/// member it does not know is refused, so a misspelt target never widens a send.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NotificationRequest {
     pub title: String,
     #[serde(default)]
@@ -147,6 +150,15 @@ pub struct NotificationRequest {
     /// Send to this one subscription instead of everyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Send to the subscriptions with any of these topics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
+    /// Send to every subscription of these user ids (at most 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<String>>,
+    /// Start sending at this RFC 3339 time instead of now (at most 90 days ahead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<String>,
 }
 
 /// What a test push to one's own subscription came to.
@@ -183,6 +195,8 @@ pub struct Notification {
     pub topic: Option<String>,
     /// `Some` to reach one subscription only.
     pub endpoint: Option<String>,
+    /// Who it reaches when `endpoint` is `None`.
+    pub audience: Audience,
 }
 
 // ---- the two wire shapes ---------------------------------------------------------------
@@ -288,9 +302,14 @@ impl Notification {
     /// Validates a request and fixes the payload shape.
     pub fn build(request: NotificationRequest, format: PayloadFormat) -> Result<Self, NotificationError> {
         check(&request)?;
+        let audience = super::audience::audience(request.topics.as_deref(), request.users.as_deref())
+            .map_err(|e| NotificationError { field: e.field, reason: e.reason })?;
+        if request.endpoint.is_some() && !audience.is_everyone() {
+            return Err(refuse("endpoint", "names one subscription; it cannot be combined with topics or users"));
+        }
         let ttl = request.ttl.unwrap_or(DEFAULT_TTL_SECONDS);
         let (urgency, topic, endpoint) = (request.urgency, request.topic.clone(), request.endpoint.clone());
-        let notification = Notification { content: request, format, ttl, urgency, topic, endpoint };
+        let notification = Notification { content: request, format, ttl, urgency, topic, endpoint, audience };
         let size = notification.max_payload_len();
         if size > MAX_PAYLOAD_BYTES {
             return Err(refuse("body", format!("the notification is {size} bytes as JSON; a push carries at most {MAX_PAYLOAD_BYTES}")));
@@ -504,6 +523,18 @@ mod tests {
         assert_eq!(req.url.as_deref(), Some("/x"));
         assert_eq!(req.require_interaction, Some(true));
         assert_eq!(req.actions, vec![NotificationAction { title: "Go".into(), url: "/go".into() }]);
+    }
+
+    #[test]
+    fn unknown_members_and_mixed_targets_are_refused() {
+        let misspelt = serde_json::from_value::<NotificationRequest>(json!({ "title": "t", "userz": ["42"] }));
+        assert!(misspelt.unwrap_err().to_string().contains("unknown field `userz`"));
+        let both = NotificationRequest { endpoint: Some("https://x".into()), topics: Some(vec!["news".into()]), ..request() };
+        assert_eq!(Notification::try_from(both).unwrap_err().field, "endpoint");
+        let empty = NotificationRequest { users: Some(vec![]), ..request() };
+        assert_eq!(Notification::try_from(empty).unwrap_err().field, "users");
+        let targeted = NotificationRequest { topics: Some(vec!["news".into(), "news".into()]), ..request() };
+        assert_eq!(Notification::try_from(targeted).unwrap().audience.topics, vec!["news".to_string()]);
     }
 
     #[test]

@@ -32,6 +32,47 @@ pub struct SubscriptionKeysJson {
     pub auth: String,
 }
 
+/// The body of `POST /api/v1/subscriptions`: the subscription as the browser gave it,
+/// plus, optionally, the topics chosen and an identity token from the site's backend.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscribeRequest {
+    pub endpoint: String,
+    #[serde(default, rename = "expirationTime")]
+    pub expiration_time: Option<f64>,
+    pub keys: SubscriptionKeysJson,
+    /// Topics to receive; without them a new subscription gets the default topics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
+    /// A JWT (HS256) the site's backend signed with `CLARION_IDENTITY_SECRET`: whose
+    /// device this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_token: Option<String>,
+}
+
+impl SubscribeRequest {
+    /// The browser's subscription alone.
+    pub fn subscription(&self) -> SubscriptionJson {
+        SubscriptionJson { endpoint: self.endpoint.clone(), expiration_time: self.expiration_time, keys: self.keys.clone() }
+    }
+
+    /// A plain subscribe: no topics chosen, no identity.
+    pub fn from_subscription(subscription: SubscriptionJson) -> Self {
+        let SubscriptionJson { endpoint, expiration_time, keys } = subscription;
+        Self { endpoint, expiration_time, keys, topics: None, user_token: None }
+    }
+}
+
+impl std::fmt::Debug for SubscribeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscribeRequest")
+            .field("endpoint", &self.endpoint)
+            .field("keys", &self.keys)
+            .field("topics", &self.topics)
+            .field("user_token", &self.user_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for SubscriptionJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SubscriptionJson")

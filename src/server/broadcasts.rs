@@ -17,10 +17,12 @@ use super::delivery::{Decision, GateCheck, OriginGate, RetryPolicy, MAX_VAPID_RE
 use super::error::CoreError;
 use super::sender::{DeliveryOutcome, PushMessage, PushTarget};
 use super::state::Clarion;
-use super::store::{BroadcastDetailRecord, BroadcastRecord, BroadcastStart, LeaseStatus, Progress, RangeJob, StoredSubscription};
+use super::store::{
+    BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, LeaseStatus, Progress, RangeJob, StoredSubscription,
+};
 use crate::domain::notification::{Notification, NotificationRequest};
 use crate::domain::subscription::{AuthSecret, P256dhKey, PushHostPolicy};
-use crate::domain::{base64url, BroadcastDetail, BroadcastQueued, BroadcastStatus, TestPushResult, Urgency};
+use crate::domain::{base64url, BroadcastDetail, BroadcastQueued, BroadcastState, BroadcastStatus, TestPushResult, Urgency};
 use sqlx::types::Json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +68,11 @@ impl From<BroadcastRecord> for BroadcastStatus {
             failures,
             stopped_origins,
             targeted: r.targeted,
+            audience: r.audience.map(|Json(audience)| audience),
+            send_at: r
+                .send_at
+                .and_then(|at| chrono::DateTime::from_timestamp(at, 0))
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             created_at: r.created_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
@@ -81,14 +88,38 @@ impl From<BroadcastDetailRecord> for BroadcastDetail {
     }
 }
 
-/// Validates a notification and records it as a queued broadcast.
+/// The furthest ahead a send may be scheduled.
+pub const MAX_SCHEDULE_DAYS: i64 = 90;
+
+/// Reads `send_at`: an RFC 3339 time after now and at most [`MAX_SCHEDULE_DAYS`] ahead,
+/// as unix seconds.
+fn parse_send_at(text: &str) -> Result<i64, CoreError> {
+    let invalid = |reason: String| CoreError::Invalid { field: "send_at", reason };
+    let at = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| invalid(format!("is not an RFC 3339 time such as 2026-12-01T09:00:00Z: {e}")))?
+        .with_timezone(&chrono::Utc);
+    let now = chrono::Utc::now();
+    if at <= now {
+        return Err(invalid("is in the past; leave it out to send now".into()));
+    }
+    if at > now + chrono::Duration::days(MAX_SCHEDULE_DAYS) {
+        return Err(invalid(format!("is more than {MAX_SCHEDULE_DAYS} days ahead")));
+    }
+    // Whole seconds, rounded up: a send never starts before its time.
+    Ok(at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0))
+}
+
+/// Validates a notification (its audience names defined topics; a schedule is in the
+/// next 90 days) and records it as a queued or scheduled broadcast.
 #[tracing::instrument(skip_all)]
 pub async fn queue_broadcast(
     core: &Clarion,
     request: NotificationRequest,
     lease_owner: Option<&str>,
 ) -> Result<BroadcastQueued, CoreError> {
+    let send_at = request.send_at.as_deref().map(parse_send_at).transpose()?;
     let mut notification = Notification::build(request, core.payload_format)?;
+    super::audience::check_defined(core, "topics", &notification.audience.topics).await?;
     if let Some(endpoint) = &notification.endpoint {
         let Some(stored) = core.store.find_subscription(endpoint).await? else {
             return Err(CoreError::NotFound("no subscription with that endpoint".into()));
@@ -99,10 +130,36 @@ pub async fn queue_broadcast(
     let warning = notification.payload_is_large().then(|| {
         format!("the payload is {} bytes; some mobile push relays drop messages over about 3000 bytes", notification.max_payload_len())
     });
-    let id = core.store.create_broadcast(&notification, lease_owner).await?;
-    tracing::info!(id, bytes = notification.max_payload_len(), targeted = notification.endpoint.is_some(), "broadcast queued");
-    core.broadcast_queued.notify_one();
+    let id = core.store.create_broadcast(&notification, lease_owner, send_at).await?;
+    tracing::info!(
+        id,
+        bytes = notification.max_payload_len(),
+        targeted = notification.endpoint.is_some(),
+        topics = notification.audience.topics.len(),
+        users = notification.audience.users.len(),
+        send_at,
+        "broadcast queued"
+    );
+    if send_at.is_none() {
+        core.broadcast_queued.notify_one();
+    }
     Ok(BroadcastQueued { id, warning })
+}
+
+/// Cancels a broadcast that has not started: scheduled (or queued and not yet claimed).
+/// Once it has started it is a conflict (409).
+pub async fn cancel_broadcast(core: &Clarion, id: i64) -> Result<BroadcastStatus, CoreError> {
+    match core.store.cancel_broadcast(id).await? {
+        Cancelled::Cancelled => {
+            tracing::info!(id, "broadcast cancelled");
+            broadcast_status(core, id).await
+        }
+        Cancelled::TooLate(state) => Err(CoreError::Conflict {
+            field: "id",
+            reason: format!("notification {id} is {}; only a send that has not started can be cancelled", state.as_str()),
+        }),
+        Cancelled::NotFound => Err(CoreError::NotFound(format!("no notification with id {id}"))),
+    }
 }
 
 /// A broadcast's status from the ledger, with the storage fault that pauses it, if any.
@@ -111,25 +168,43 @@ pub async fn broadcast_status(core: &Clarion, id: i64) -> Result<BroadcastStatus
     Ok(BroadcastStatus { fault: core.faults.get(id), ..record.into() })
 }
 
-/// Counts a click that a service worker reported. Carries no personal data: only the id.
-pub async fn record_click(core: &Clarion, id: i64) -> Result<(), CoreError> {
-    if core.store.record_click(id).await? {
-        Ok(())
-    } else {
-        Err(CoreError::NotFound(format!("no notification with id {id}")))
+/// Counts a click that a service worker reported. When the worker names its own
+/// subscription (endpoint and `auth` secret), that subscription is marked seen; a report
+/// that does not prove it still counts the click.
+pub async fn record_click(core: &Clarion, id: i64, subscription: Option<(&str, &str)>) -> Result<(), CoreError> {
+    if !core.store.record_click(id).await? {
+        return Err(CoreError::NotFound(format!("no notification with id {id}")));
     }
+    if let Some((endpoint, auth)) = subscription {
+        if let Ok(owned) = prove_ownership(core, endpoint, auth).await {
+            core.store.mark_seen(owned.id()).await?;
+        }
+    }
+    Ok(())
 }
 
-pub async fn list_broadcasts(core: &Clarion, limit: i64, before: Option<i64>) -> Result<Vec<BroadcastStatus>, CoreError> {
+/// The history, newest first; only broadcasts in `state`, when given.
+pub async fn list_broadcasts(
+    core: &Clarion,
+    limit: i64,
+    before: Option<i64>,
+    state: Option<BroadcastState>,
+) -> Result<Vec<BroadcastStatus>, CoreError> {
     check_history_limit(limit)?;
-    let rows = core.store.list_broadcasts(limit, before.unwrap_or(i64::MAX)).await?;
+    let rows = core.store.list_broadcasts(limit, before.unwrap_or(i64::MAX), state).await?;
     Ok(rows.into_iter().map(BroadcastStatus::from).collect())
 }
 
-/// The history with each broadcast's payload, for the console.
-pub async fn list_broadcast_details(core: &Clarion, limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, CoreError> {
+/// The history with each broadcast's payload, for the console; only broadcasts in
+/// `state`, when given.
+pub async fn list_broadcast_details(
+    core: &Clarion,
+    limit: i64,
+    before: Option<i64>,
+    state: Option<BroadcastState>,
+) -> Result<Vec<BroadcastDetail>, CoreError> {
     check_history_limit(limit)?;
-    let rows = core.store.list_broadcast_details(limit, before.unwrap_or(i64::MAX)).await?;
+    let rows = core.store.list_broadcast_details(limit, before.unwrap_or(i64::MAX), state).await?;
     Ok(rows.into_iter().map(BroadcastDetail::from).collect())
 }
 

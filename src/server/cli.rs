@@ -1,4 +1,4 @@
-//! The commands besides `serve`: `keys generate` and `send`.
+//! The commands besides `serve`: `keys generate`, `send` and `import`.
 
 use super::broadcasts;
 use super::config::{ImportArgs, SendArgs};
@@ -21,15 +21,40 @@ pub fn keys_generate() {
     print!("{}", key.to_pkcs8_pem());
 }
 
-/// `clarion send`: queues a broadcast, sends it from this process with a progress bar,
-/// and prints the summary.
+/// `clarion send`: queues a broadcast (to everyone, or its `--topic`s and `--user`s),
+/// sends it from this process with a progress bar, and prints the summary. With `--at`
+/// it is scheduled instead, and a running `clarion serve` sends it then.
 pub async fn send(args: SendArgs) -> anyhow::Result<()> {
     let core = build_core(&args.site).await?;
     let owner = broadcasts::worker_name("cli");
-    let request = NotificationRequest { title: args.title, body: args.body, url: args.url, ttl: args.ttl, ..Default::default() };
-    let queued = broadcasts::queue_broadcast(&core, request, Some(&owner)).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    let scheduled = args.at.is_some();
+    let request = NotificationRequest {
+        title: args.title,
+        body: args.body,
+        url: args.url,
+        ttl: args.ttl,
+        topics: (!args.topics.is_empty()).then_some(args.topics),
+        users: (!args.users.is_empty()).then_some(args.users),
+        send_at: args.at,
+        ..Default::default()
+    };
+    let lease_owner = (!scheduled).then_some(owner.as_str());
+    let queued = broadcasts::queue_broadcast(&core, request, lease_owner).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
     if let Some(warning) = &queued.warning {
         eprintln!("warning: {warning}");
+    }
+    if scheduled {
+        let status = broadcasts::broadcast_status(&core, queued.id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&status)?);
+        } else {
+            println!(
+                "notification {} is scheduled for {}; a running `clarion serve` sends it then",
+                status.id,
+                status.send_at.as_deref().unwrap_or("?")
+            );
+        }
+        return Ok(());
     }
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(

@@ -139,6 +139,18 @@ pub struct ServeArgs {
     /// The most stored subscriptions one client IP may have created; 0 is no limit.
     #[arg(long, env = "CLARION_MAX_SUBSCRIPTIONS_PER_IP", default_value_t = 500)]
     pub max_subscriptions_per_ip: u64,
+    /// The secret your site's backend signs identity tokens with (JWT, HS256, claims
+    /// `sub` and `exp`, at most 24 h long), so a subscription can be tied to a signed-in
+    /// user. Unset: identity tokens are refused.
+    #[arg(long, env = "CLARION_IDENTITY_SECRET", hide_env_values = true)]
+    pub identity_secret: Option<String>,
+    /// Remove subscriptions that nobody has seen (page visit, click, topic change) for
+    /// this many days; 0 (the default) keeps them.
+    #[arg(long, env = "CLARION_IDLE_EXPIRY_DAYS", default_value_t = 0)]
+    pub idle_expiry_days: u32,
+    /// Seconds between two sweeps for idle subscriptions (with CLARION_IDLE_EXPIRY_DAYS).
+    #[arg(long, env = "CLARION_IDLE_SWEEP_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_sweep_seconds: u64,
     #[command(flatten)]
     pub site: SiteArgs,
 }
@@ -188,6 +200,16 @@ pub struct SendArgs {
     /// Seconds the push service may hold the message (default 24 h).
     #[arg(long)]
     pub ttl: Option<u32>,
+    /// Send only to subscriptions with this topic (repeatable: any of them).
+    #[arg(long = "topic", value_name = "TOPIC")]
+    pub topics: Vec<String>,
+    /// Send only to this user's subscriptions (repeatable). With --topic: those matching both.
+    #[arg(long = "user", value_name = "USER_ID")]
+    pub users: Vec<String>,
+    /// Schedule the send for this RFC 3339 time (e.g. 2026-12-01T09:00:00Z) instead of
+    /// sending now; a running `clarion serve` sends it then.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

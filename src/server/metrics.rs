@@ -1,5 +1,5 @@
 //! Prometheus metrics (`GET /metrics`, text format): pushes by outcome, push latency per
-//! push-service origin, broadcasts claimed, HTTP requests by route and status, the stored
+//! push-service origin, broadcasts claimed, idle subscriptions removed, HTTP requests by route and status, the stored
 //! subscriptions and the build.
 //!
 //! Every series is this process's own (a counter restarts at zero with it), except
@@ -64,6 +64,7 @@ pub struct Metrics {
     ranges_claimed: Counter,
     http_requests: Family<RequestLabels, Counter>,
     subscriptions_stored: Gauge,
+    idle_removed: Counter,
 }
 
 /// Push latency buckets: 5 ms to about 20 s (the push timeout's order).
@@ -96,10 +97,21 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests answered, by route and status", http_requests.clone());
         let subscriptions_stored = Gauge::default();
         registry.register("subscriptions_stored", "Subscriptions stored in the database", subscriptions_stored.clone());
+        let idle_removed = Counter::default();
+        registry.register(
+            "subscriptions_idle_removed",
+            "Subscriptions this instance removed because nobody had seen them for CLARION_IDLE_EXPIRY_DAYS",
+            idle_removed.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION"), database }).set(1);
         registry.register("build_info", "The version of this Clarion and its database backend (always 1)", build);
-        Self { registry, pushes, push_latency, broadcasts_claimed, ranges_claimed, http_requests, subscriptions_stored }
+        Self { registry, pushes, push_latency, broadcasts_claimed, ranges_claimed, http_requests, subscriptions_stored, idle_removed }
+    }
+
+    /// Subscriptions removed by the idle sweep.
+    pub fn idle_removed(&self, removed: u64) {
+        self.idle_removed.inc_by(removed);
     }
 
     /// One push's answer, and how long the push service took to give it.

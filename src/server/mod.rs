@@ -1,10 +1,11 @@
 //! Everything that runs only on the server (`ssr` feature): configuration, storage, VAPID,
 //! encryption, sending, the REST API, the CLI and the local push service.
 //!
-//! The core operations live in [`subscriptions`] and [`broadcasts`]; the REST handlers,
+//! The core operations live in [`subscriptions`], [`audience`] and [`broadcasts`]; the REST handlers,
 //! the Leptos server functions and the CLI are thin callers of them.
 
 pub mod admin;
+pub mod audience;
 pub mod broadcasts;
 pub mod cli;
 pub mod config;

@@ -12,7 +12,7 @@
 
 use super::rest::error::ApiError;
 use super::subscriptions::Subscribed;
-use crate::domain::SubscriptionJson;
+use crate::domain::SubscribeRequest;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
@@ -205,12 +205,12 @@ pub fn client_hash(key: &ring::hmac::Key, ip: IpAddr) -> String {
 pub async fn subscribe_from(
     state: &super::state::AppState,
     ip: IpAddr,
-    json: &SubscriptionJson,
+    request: &SubscribeRequest,
     user_agent: Option<&str>,
 ) -> Result<Subscribed, ApiError> {
-    admit_subscription(state, ip, &json.endpoint).await?;
+    admit_subscription(state, ip, &request.endpoint).await?;
     let client = client_hash(&state.client_key, ip);
-    Ok(super::subscriptions::subscribe(&state.core, json, user_agent, Some(&client)).await?)
+    Ok(super::subscriptions::subscribe(&state.core, request, user_agent, Some(&client)).await?)
 }
 
 /// Lets a subscription in: a known endpoint (an update) always; a new one only within

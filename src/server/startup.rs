@@ -1,6 +1,7 @@
 //! Building the application (open the store, load the keys, bind the listener) apart from
 //! running it, so tests can bind port 0 and read back the real address.
 
+use super::audience::{self, IdentitySecret};
 use super::config::{ServeArgs, SiteArgs};
 use super::delivery::RetryPolicy;
 use super::http::{self, ConnectionLimits};
@@ -68,6 +69,7 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
         lease: timeouts.lease(),
         faults: Arc::default(),
         metrics,
+        identity: None,
     })
 }
 
@@ -80,6 +82,8 @@ pub struct Application {
     connection_limits: ConnectionLimits,
     /// `CLARION_METRICS_ADDR`'s listener, when set.
     metrics_listener: Option<TcpListener>,
+    /// `CLARION_IDLE_EXPIRY_DAYS` and the time between sweeps, when set.
+    idle_expiry: Option<(u32, Duration)>,
 }
 
 fn env_or(key: &str, default: &str) -> String {
@@ -88,7 +92,8 @@ fn env_or(key: &str, default: &str) -> String {
 
 impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
-        let core = build_core(&args.site).await?;
+        let mut core = build_core(&args.site).await?;
+        core.identity = args.identity_secret.as_deref().filter(|s| !s.is_empty()).map(IdentitySecret::new);
         let admin = AdminToken::load_or_create(args.admin_token.as_deref(), &args.site.data_dir)?;
         core.store.agree_on_key(DeploymentKey::AdminToken, &admin.fingerprint()).await?;
         let listener = TcpListener::bind(args.addr).await.with_context(|| format!("Failed to listen on {}", args.addr))?;
@@ -112,6 +117,7 @@ impl Application {
             max_subscriptions: args.max_subscriptions,
             max_subscriptions_per_ip: args.max_subscriptions_per_ip,
             client_key: Arc::new(secrets::client_hash_key(&args.site.data_dir)?),
+            idle_expiry_days: args.idle_expiry_days,
         };
         if args.subscribe_rate_limit == 0 {
             tracing::warn!("CLARION_SUBSCRIBE_RATE_LIMIT is 0: new subscriptions are not rate-limited");
@@ -123,7 +129,16 @@ impl Application {
             Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("Failed to listen on CLARION_METRICS_ADDR {addr}"))?),
             None => None,
         };
-        Ok(Self { listener, router: router(state, leptos_options, body_timeout), core, limits, connection_limits, metrics_listener })
+        let idle_expiry = (args.idle_expiry_days > 0).then(|| (args.idle_expiry_days, Duration::from_secs(args.idle_sweep_seconds)));
+        Ok(Self {
+            listener,
+            router: router(state, leptos_options, body_timeout),
+            core,
+            limits,
+            connection_limits,
+            metrics_listener,
+            idle_expiry,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -151,6 +166,9 @@ impl Application {
         let mut tasks = JoinSet::new();
         tasks.spawn(broadcasts::run_worker(self.core.clone(), broadcasts::worker_name("serve"), stop.clone()));
         tasks.spawn(security::sweep_limits(self.limits.clone(), stop.clone()));
+        if let Some((days, every)) = self.idle_expiry {
+            tasks.spawn(audience::run_idle_expiry(self.core.clone(), days, every, stop.clone()));
+        }
         tracing::info!(addr = %self.local_addr(), "listening");
         if let Some(listener) = self.metrics_listener {
             tracing::info!(addr = %listener.local_addr()?, "serving /metrics without a token");

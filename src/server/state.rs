@@ -31,6 +31,8 @@ pub struct Clarion {
     pub faults: Arc<super::broadcasts::BroadcastFaults>,
     /// This process's Prometheus metrics.
     pub metrics: Arc<super::metrics::Metrics>,
+    /// `CLARION_IDENTITY_SECRET`: checks identity tokens; `None` refuses them.
+    pub identity: Option<super::audience::IdentitySecret>,
 }
 
 /// The axum state: the core plus what only the web server needs.
@@ -48,6 +50,8 @@ pub struct AppState {
     pub max_subscriptions_per_ip: u64,
     /// Keys the hash of client addresses stored with subscriptions.
     pub client_key: Arc<ring::hmac::Key>,
+    /// `CLARION_IDLE_EXPIRY_DAYS` (0: off), for the console.
+    pub idle_expiry_days: u32,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -2,10 +2,10 @@
 
 use super::error::CoreError;
 use super::state::Clarion;
-use super::store::Upserted;
+use super::store::{SubscriberFacts, Upserted};
 use crate::domain::subscription::NewSubscription;
-use crate::domain::SubscriptionJson;
 use crate::domain::SubscriptionPage;
+use crate::domain::{SubscribeRequest, SubscriptionJson};
 use serde::Serialize;
 
 /// Whether a subscribe call stored a new subscription or refreshed a known one.
@@ -23,23 +23,41 @@ impl Subscribed {
     }
 }
 
-/// Validates and stores a browser's subscription, bound to the current VAPID key.
+/// Validates and stores a browser's subscription, bound to the current VAPID key, with
+/// the topics it chose (defined ones; the default topics when it chose none) and the user
+/// its identity token names. Nothing is stored when any of them is refused.
 /// `client_hash` is the keyed hash of the creating address (for the per-address cap).
-/// A known endpoint is refreshed when it comes with the same keys, and refused
-/// ([`CoreError::Conflict`], 409) with other keys: a browser that really subscribes again
-/// gets a new endpoint, so new keys on a known endpoint can only be somebody else's.
+/// A known endpoint is refreshed (and marked seen) when it comes with the same keys, and
+/// refused ([`CoreError::Conflict`], 409) with other keys: a browser that really
+/// subscribes again gets a new endpoint, so new keys on a known endpoint can only be
+/// somebody else's.
 #[tracing::instrument(skip_all)]
 pub async fn subscribe(
     core: &Clarion,
-    json: &SubscriptionJson,
+    request: &SubscribeRequest,
     user_agent: Option<&str>,
     client_hash: Option<&str>,
 ) -> Result<Subscribed, CoreError> {
-    let subscription = NewSubscription::parse(json, &core.policy)?;
+    let subscription = NewSubscription::parse(&request.subscription(), &core.policy)?;
+    let user_id = match (&request.user_token, &core.identity) {
+        (None, _) => None,
+        (Some(token), Some(secret)) => Some(secret.verify(token)?),
+        (Some(_), None) => {
+            return Err(CoreError::Invalid {
+                field: "user_token",
+                reason: "this server does not take identity tokens (CLARION_IDENTITY_SECRET is not set)".into(),
+            })
+        }
+    };
+    let topics = match &request.topics {
+        Some(topics) => Some(super::audience::checked_topics(core, topics).await?),
+        None => None,
+    };
     let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
     let fingerprint = core.sender.vapid().fingerprint();
     let origin = subscription.endpoint.origin();
-    match core.store.upsert_subscription(&subscription, fingerprint, user_agent.as_deref(), client_hash).await? {
+    let facts = SubscriberFacts { user_agent: user_agent.as_deref(), client_hash, user_id: user_id.as_deref(), topics: topics.as_deref() };
+    match core.store.upsert_subscription(&subscription, fingerprint, &facts).await? {
         Upserted::Created(id) => {
             tracing::info!(id, %origin, "subscription stored");
             Ok(Subscribed::Created(id))

@@ -10,6 +10,8 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghij";
+/// The secret test servers check identity tokens with (see [`identity_token`]).
+pub const IDENTITY_SECRET: &str = "test-identity-secret-0123456789abcdefghij";
 pub const SUBJECT: &str = "mailto:ops@clarion.dev";
 
 pub struct TestApp {
@@ -176,6 +178,9 @@ pub fn serve_args(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option
         max_subscriptions: 0,
         max_subscriptions_per_ip: 0,
         metrics_addr: None,
+        identity_secret: Some(IDENTITY_SECRET.into()),
+        idle_expiry_days: 0,
+        idle_sweep_seconds: 3600,
         site: SiteArgs {
             data_dir: data_dir.clone(),
             database_url: None,
@@ -397,4 +402,43 @@ pub fn subscription_with_endpoint(endpoint: &str) -> Value {
 
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// An identity token as a site's backend mints it: a JWT, HS256 over `claims`, signed
+/// with `secret`. Written here with ring, independently of the server's JWT crate.
+pub fn identity_token_with(secret: &str, claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let signing_input = format!("{}.{}", b64(br#"{"alg":"HS256","typ":"JWT"}"#), b64(claims.to_string().as_bytes()));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let signature = ring::hmac::sign(&key, signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(signature.as_ref()))
+}
+
+/// A valid identity token for `user`, good for an hour.
+pub fn identity_token(user: &str) -> String {
+    identity_token_with(IDENTITY_SECRET, &json!({ "sub": user, "exp": unix_now() + 3600 }))
+}
+
+impl TestApp {
+    /// Defines (or changes) a topic; answers the status.
+    pub async fn define_topic(&self, name: &str, body: &Value) -> reqwest::StatusCode {
+        let response =
+            self.client.put(self.url(&format!("/api/v1/topics/{name}"))).bearer_auth(ADMIN_TOKEN).json(body).send().await.unwrap();
+        response.status()
+    }
+
+    /// Subscribes a new endpoint minted by `push`, with extra members (topics, user_token)
+    /// merged into the body; answers the response status and body, and the subscription.
+    pub async fn subscribe_with(&self, push: &PushService, extra: &Value) -> (reqwest::StatusCode, Value, Value) {
+        let subscription = push.mint(Some(&self.vapid_public_key().await)).await;
+        let mut body = subscription.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let response = self.subscribe(&body).await;
+        let status = response.status();
+        let answer = response.json().await.unwrap_or(Value::Null);
+        (status, answer, subscription)
+    }
 }

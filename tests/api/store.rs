@@ -6,7 +6,7 @@ use crate::helpers::*;
 use clarion::domain::notification::Notification;
 use clarion::domain::subscription::NewSubscription;
 use clarion::domain::{NotificationRequest, SubscriptionJson, SubscriptionKeysJson};
-use clarion::server::store::{DeploymentKey, KeyMismatch, LeaseStatus, Progress, Store, Upserted};
+use clarion::server::store::{DeploymentKey, KeyMismatch, LeaseStatus, Progress, Store, SubscriberFacts, Upserted};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,7 @@ impl TestStore {
     async fn queue(&self) -> i64 {
         let notification =
             Notification::build(NotificationRequest { title: "T".into(), ..Default::default() }, Default::default()).unwrap();
-        self.store.create_broadcast(&notification, None).await.unwrap()
+        self.store.create_broadcast(&notification, None, None).await.unwrap()
     }
 }
 
@@ -104,18 +104,26 @@ const FCM: &str = "https://fcm.googleapis.com/fcm/send/";
 async fn a_subscription_is_created_refreshed_never_rekeyed_and_counted(db: TestStore) {
     let store = &db.store;
     let first = subscription(&format!("{FCM}a"), 0);
-    let Upserted::Created(id) = store.upsert_subscription(&first, "key-1", Some("UA"), Some("client")).await.unwrap() else {
+    let Upserted::Created(id) = store
+        .upsert_subscription(
+            &first,
+            "key-1",
+            &SubscriberFacts { user_agent: Some("UA"), client_hash: Some("client"), ..Default::default() },
+        )
+        .await
+        .unwrap()
+    else {
         panic!("a new endpoint is created")
     };
-    assert_eq!(store.upsert_subscription(&first, "key-2", None, None).await.unwrap(), Upserted::Refreshed(id));
+    assert_eq!(store.upsert_subscription(&first, "key-2", &SubscriberFacts::default()).await.unwrap(), Upserted::Refreshed(id));
     let rekeyed = subscription(&format!("{FCM}a"), 7);
-    assert_eq!(store.upsert_subscription(&rekeyed, "key-2", None, None).await.unwrap(), Upserted::KeysDiffer);
+    assert_eq!(store.upsert_subscription(&rekeyed, "key-2", &SubscriberFacts::default()).await.unwrap(), Upserted::KeysDiffer);
     let stored = store.find_subscription(&format!("{FCM}a")).await.unwrap().unwrap();
     assert_eq!(stored.auth, first.auth.as_bytes(), "the keys were not replaced");
     assert_eq!(stored.vapid_key_fingerprint, "key-2", "the refresh recorded the current key");
     assert_eq!(store.count_subscriptions().await.unwrap(), 1);
     assert_eq!(store.count_subscriptions_from("client").await.unwrap(), 1);
-    store.upsert_subscription(&subscription(&format!("{FCM}b"), 0), "key-2", None, None).await.unwrap();
+    store.upsert_subscription(&subscription(&format!("{FCM}b"), 0), "key-2", &SubscriberFacts::default()).await.unwrap();
     assert_eq!(store.count_subscriptions().await.unwrap(), 2);
     assert!(store.delete_subscription_by_endpoint(&format!("{FCM}a")).await.unwrap());
     assert!(!store.delete_subscription_by_endpoint(&format!("{FCM}a")).await.unwrap());
@@ -129,7 +137,7 @@ async fn racing_upserts_of_one_new_endpoint_store_it_once(db: TestStore) {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (store, sub) = (db.store.clone(), sub.clone());
-            tokio::spawn(async move { store.upsert_subscription(&sub, "k", None, None).await.unwrap() })
+            tokio::spawn(async move { store.upsert_subscription(&sub, "k", &SubscriberFacts::default()).await.unwrap() })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -152,7 +160,7 @@ async fn an_import_counts_each_endpoint_once(db: TestStore) {
 
 async fn a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over(db: TestStore) {
     let store = &db.store;
-    store.upsert_subscription(&subscription(&format!("{FCM}lease"), 0), "k", None, None).await.unwrap();
+    store.upsert_subscription(&subscription(&format!("{FCM}lease"), 0), "k", &SubscriberFacts::default()).await.unwrap();
     let id = db.queue().await;
     // Starting: a starter whose lease lapsed cannot start it over the one that took over.
     let slow = store.claim_broadcast("starter-a", None).await.unwrap().unwrap();
@@ -267,13 +275,15 @@ fn dummy_range() -> clarion::server::store::RangeJob {
         urgency: None,
         topic: None,
         target_endpoint: None,
+        by_topics: false,
+        by_users: false,
     }
 }
 
 async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestStore) {
     let store = &db.store;
     for i in 0..5 {
-        store.upsert_subscription(&subscription(&format!("{FCM}p{i}"), 0), "k", None, None).await.unwrap();
+        store.upsert_subscription(&subscription(&format!("{FCM}p{i}"), 0), "k", &SubscriberFacts::default()).await.unwrap();
     }
     let id = db.queue().await;
     let start = store.claim_broadcast("w", None).await.unwrap().unwrap();

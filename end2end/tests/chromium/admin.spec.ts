@@ -171,6 +171,41 @@ test.describe('admin console (Chromium)', () => {
     await expect(rows).toHaveCount(1);
     expect(await listedEndpoints()).toEqual([second.endpoint]);
   });
+
+  test('schedule a send in the console, see it listed, cancel it: nothing is sent', async ({ page }) => {
+    const [subscriber] = await freshSubscribers(1);
+    const admin = await signedIn(page);
+    await expect(page.getByTestId('scheduled-empty')).toBeVisible();
+    await admin.field('title').fill('Tomorrow\'s sale');
+    // An hour from now in the browser's own time zone, as a datetime-local value.
+    const { local, utc } = await page.evaluate(() => {
+      const at = new Date(Date.now() + 3600_000);
+      at.setSeconds(0, 0);
+      const pad = (n: number) => String(n).padStart(2, '0');
+      const local = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}`;
+      return { local, utc: at.toISOString() };
+    });
+    await admin.field('send-at').fill(local);
+    await expect(admin.sendButton).toHaveText('Schedule');
+    await admin.sendButton.click();
+    await expect(page.getByTestId('send-warning')).toContainText('is scheduled');
+
+    const item = page.getByTestId('scheduled-item');
+    await expect(item).toHaveCount(1);
+    await expect(item.getByTestId('scheduled-title')).toHaveText('Tomorrow\'s sale');
+    const id = Number(await item.getAttribute('data-id'));
+    const api = await adminApi();
+    const status = await (await api.get(`${appURL}/api/v1/notifications/${id}`)).json();
+    expect(status.status).toBe('scheduled');
+    expect(new Date(status.send_at).getTime()).toBe(new Date(utc).getTime());
+    await expect(admin.historyItem(id)).toHaveAttribute('data-status', 'scheduled');
+
+    await item.getByTestId('scheduled-cancel').click();
+    await expect(page.getByTestId('scheduled-empty')).toBeVisible();
+    await expect(admin.historyItem(id)).toHaveAttribute('data-status', 'cancelled');
+    expect((await (await api.get(`${appURL}/api/v1/notifications/${id}`)).json()).status).toBe('cancelled');
+    expect(await receivedMessages(subscriber.endpoint)).toHaveLength(0);
+  });
 });
 
 test.describe('admin console: a test to this browser (Chromium, fake PushManager)', () => {

@@ -29,9 +29,9 @@ export class PushPage {
     this.notice = page.getByTestId('push-notice');
   }
 
-  /** Opens the page and waits until the control has looked at the browser. */
-  async goto() {
-    await this.page.goto('/');
+  /** Opens the page (with a query string, if given) and waits until the control has looked at the browser. */
+  async goto(query = '') {
+    await this.page.goto(`/${query}`);
     await expect(this.control).not.toHaveAttribute('data-state', 'checking');
   }
 
@@ -52,6 +52,18 @@ export class PushPage {
   async sendTest() {
     await this.sendTestButton.click();
     await expect(this.notice).toContainText('Test notification sent');
+  }
+
+  /** The checkbox of one topic on the page. */
+  topic(name: string): Locator {
+    return this.page.locator(`[data-testid="topic-choice"][value="${name}"]`);
+  }
+
+  /** Ticks or unticks a topic and waits until the server has saved the set. */
+  async chooseTopic(name: string, on: boolean) {
+    await this.topic(name).setChecked(on);
+    await expect(this.notice).toHaveText('Your topics are saved.');
+    await expect(this.topic(name)).toBeEnabled();
   }
 
   async subscription(): Promise<{ endpoint: string; keys: { p256dh: string; auth: string } }> {

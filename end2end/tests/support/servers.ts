@@ -1,5 +1,6 @@
 // The two servers the suite runs against, and one helper per endpoint the tests use.
 import { expect, request as playwrightRequest } from '@playwright/test';
+import { createHmac } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -46,6 +47,37 @@ export async function broadcast(notification: Record<string, unknown>) {
     })
     .toBe('done');
   return status;
+}
+
+/** Defines a topic through the REST API (admin). */
+export async function defineTopic(name: string, label: string) {
+  const ctx = await api();
+  const response = await ctx.put(`${appURL}/api/v1/topics/${name}`, { data: { label } });
+  expect([200, 201]).toContain(response.status());
+}
+
+/** Deletes a topic (and every subscription's choice of it). */
+export async function deleteTopic(name: string) {
+  const ctx = await api();
+  expect((await ctx.delete(`${appURL}/api/v1/topics/${name}`)).status()).toBe(204);
+}
+
+/** The topics stored for a subscription, from the admin listing. */
+export async function storedTopics(endpoint: string): Promise<string[]> {
+  const ctx = await api();
+  const body = await (await ctx.get(`${appURL}/api/v1/subscriptions?limit=500`)).json();
+  const row = body.subscriptions.find((s: { endpoint: string }) => s.endpoint === endpoint);
+  expect(row, `${endpoint} is listed`).toBeTruthy();
+  return row.topics;
+}
+
+/** An identity token as a site's backend mints it: HS256 over {sub, exp}, one hour. */
+export function identityToken(user: string): string {
+  const b64 = (value: string | Buffer) => Buffer.from(value).toString('base64url');
+  const claims = { sub: user, exp: Math.floor(Date.now() / 1000) + 3600 };
+  const input = `${b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64(JSON.stringify(claims))}`;
+  const signature = createHmac('sha256', process.env.CLARION_E2E_IDENTITY_SECRET!).update(input).digest();
+  return `${input}.${b64(signature)}`;
 }
 
 /** A notification's status from the REST API. */

@@ -1,13 +1,14 @@
 //! The composer: every field of a notification, a live preview, a payload-size meter that
 //! measures the exact bytes the server will encrypt (the same builder runs here in WASM),
-//! the target, and Send with live progress from the server's event stream.
+//! the target and audience (topics, users), an optional time to send at, and Send with
+//! live progress from the server's event stream.
 
 #[cfg(feature = "hydrate")]
 use super::error_text;
 use super::ConsoleContext;
 use crate::domain::notification::{Notification, NotificationAction, NotificationRequest, PayloadFormat, Urgency};
 use crate::domain::notification::{MAX_PAYLOAD_BYTES, PAYLOAD_WARN_BYTES};
-use crate::domain::BroadcastStatus;
+use crate::domain::{BroadcastStatus, Topic};
 use leptos::prelude::*;
 
 /// Who a notification goes to.
@@ -41,11 +42,37 @@ struct Form {
     ttl: RwSignal<String>,
     urgency: RwSignal<String>,
     topic: RwSignal<String>,
+    /// The topics ticked in "Audience" (empty: not by topic).
+    audience_topics: RwSignal<Vec<String>>,
+    /// User ids, separated by commas or new lines (empty: not by user).
+    users: RwSignal<String>,
+    /// A `datetime-local` value, in the browser's time zone (empty: send now).
+    send_at: RwSignal<String>,
 }
 
 fn text(value: &str) -> Option<String> {
     let value = value.trim();
     (!value.is_empty()).then(|| value.to_string())
+}
+
+/// A `datetime-local` value (local time, no zone) as an RFC 3339 time in UTC. The browser
+/// knows its time zone; a value it cannot read is passed on for the server to refuse.
+fn local_time_to_rfc3339(value: &str) -> Option<String> {
+    let value = text(value)?;
+    #[cfg(feature = "hydrate")]
+    {
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(&value));
+        if !date.get_time().is_nan() {
+            return Some(String::from(date.to_iso_string()));
+        }
+    }
+    Some(value)
+}
+
+/// User ids as typed: split at commas and new lines.
+fn user_list(value: &str) -> Option<Vec<String>> {
+    let users: Vec<String> = value.split([',', '\n']).filter_map(text).collect();
+    (!users.is_empty()).then_some(users)
 }
 
 impl Form {
@@ -67,6 +94,9 @@ impl Form {
             ttl: s("86400"),
             urgency: s("normal"),
             topic: s(""),
+            audience_topics: RwSignal::new(Vec::new()),
+            users: s(""),
+            send_at: s(""),
         }
     }
 
@@ -105,6 +135,9 @@ impl Form {
             urgency: Urgency::parse(&self.urgency.get()),
             topic: text(&self.topic.get()),
             endpoint: None,
+            topics: Some(self.audience_topics.get()).filter(|t| !t.is_empty()),
+            users: user_list(&self.users.get()),
+            send_at: local_time_to_rfc3339(&self.send_at.get()),
         })
     }
 }
@@ -119,7 +152,7 @@ struct Sending {
 }
 
 #[component]
-pub fn Composer(format: PayloadFormat) -> impl IntoView {
+pub fn Composer(format: PayloadFormat, topics: Vec<Topic>) -> impl IntoView {
     let context = expect_context::<ConsoleContext>();
     let form = Form::new();
     let sending = Sending {
@@ -257,6 +290,43 @@ pub fn Composer(format: PayloadFormat) -> impl IntoView {
                     </fieldset>
                     }.into_any()}
                     {view! {
+                    <fieldset class="audience" data-testid="compose-audience">
+                        <legend>"Audience (when sending to everyone)"</legend>
+                        {(!topics.is_empty()).then(|| view! {
+                            <div class="checks" role="group" aria-label="Topics">
+                                {topics.into_iter().map(|topic| {
+                                    let name = topic.name.clone();
+                                    let id = format!("compose-topic-{}", topic.name);
+                                    let label_for = id.clone();
+                                    let ticked = name.clone();
+                                    view! {
+                                        <label class="check" for=label_for>
+                                            <input id=id type="checkbox" data-testid="compose-audience-topic" value=topic.name.clone()
+                                                prop:checked=move || form.audience_topics.with(|t| t.contains(&ticked))
+                                                on:change=move |ev| {
+                                                    let on = event_target_checked(&ev);
+                                                    let name = name.clone();
+                                                    form.audience_topics.update(|t| {
+                                                        t.retain(|n| *n != name);
+                                                        if on { t.push(name); }
+                                                    });
+                                                } />
+                                            {topic.label}
+                                        </label>
+                                    }
+                                }).collect_view()}
+                            </div>
+                        })}
+                        <div class="field">
+                            <label for="compose-users">"User ids (comma or line separated)"</label>
+                            <textarea id="compose-users" rows="2" data-testid="compose-users"
+                                prop:value=move || form.users.get()
+                                on:input=move |ev| form.users.set(event_target_value(&ev))></textarea>
+                        </div>
+                        {input("compose-send-at", "Send at (your time zone; empty sends now)", form.send_at, "datetime-local", "")}
+                    </fieldset>
+                    }.into_any()}
+                    {view! {
                     <fieldset class="target">
                         <legend>"Send to"</legend>
                         <label class="check">
@@ -287,6 +357,8 @@ pub fn Composer(format: PayloadFormat) -> impl IntoView {
                         <button type="submit" class="primary" data-testid="send"
                             disabled=move || sending.busy.get() || built.with(|b| b.is_err())>
                             {move || match target.get() {
+                                _ if !form.send_at.with(String::is_empty) => "Schedule",
+                                Target::Everyone if !form.audience_topics.with(Vec::is_empty) || !form.users.with(String::is_empty) => "Send to audience",
                                 Target::Everyone => "Send to everyone",
                                 Target::ThisBrowser => "Send test to this browser",
                                 Target::One { .. } => "Send to this subscriber",
@@ -440,6 +512,11 @@ async fn send_and_follow(mut request: NotificationRequest, target: Target, sendi
 
     sending.error.set(String::new());
     sending.warning.set(String::new());
+    if target != Target::Everyone {
+        // The audience applies to "everyone"; one subscriber is one subscriber.
+        request.topics = None;
+        request.users = None;
+    }
     request.endpoint = match target {
         Target::Everyone => None,
         Target::One { endpoint, .. } => Some(endpoint),
@@ -453,6 +530,7 @@ async fn send_and_follow(mut request: NotificationRequest, target: Target, sendi
         },
     };
     sending.busy.set(true);
+    let request_scheduled = request.send_at.is_some();
     let queued = match crate::api::admin::admin_send(request).await {
         Ok(queued) => queued,
         Err(e) => {
@@ -463,6 +541,11 @@ async fn send_and_follow(mut request: NotificationRequest, target: Target, sendi
     };
     sending.warning.set(queued.warning.unwrap_or_default());
     context.refresh_history();
+    if request_scheduled {
+        sending.warning.set(format!("Notification #{} is scheduled; it is listed under Scheduled until it starts.", queued.id));
+        sending.busy.set(false);
+        return;
+    }
     let follow = async {
         let mut source = EventSource::new(&format!("/api/v1/notifications/{}/events", queued.id)).map_err(|e| e.to_string())?;
         let progress = source.subscribe("progress").map_err(|e| e.to_string())?;

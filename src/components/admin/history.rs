@@ -12,11 +12,30 @@ const PAGE: i64 = 20;
 
 /// The notification's title (either shape) and the payload pretty-printed, from one
 /// parse. (`serde_json` keeps member order, so the pretty payload reads as it was sent.)
-fn read_payload(payload: &str) -> (String, String) {
+pub(super) fn read_payload(payload: &str) -> (String, String) {
     let Ok(json) = serde_json::from_str::<serde_json::Value>(payload) else { return (String::new(), payload.to_string()) };
     let title = json.get("notification").and_then(|n| n.get("title")).or_else(|| json.get("title"));
     let title = title.and_then(|t| t.as_str()).unwrap_or_default().to_string();
     (title, serde_json::to_string_pretty(&json).unwrap_or_else(|_| payload.to_string()))
+}
+
+/// Who a broadcast went (or goes) to, in words.
+pub(super) fn audience_text(s: &crate::domain::BroadcastStatus) -> String {
+    if s.targeted {
+        return "one subscriber".into();
+    }
+    let Some(audience) = &s.audience else { return "everyone".into() };
+    let mut parts = Vec::new();
+    if !audience.topics.is_empty() {
+        parts.push(format!("topics {}", audience.topics.join(", ")));
+    }
+    if !audience.users.is_empty() {
+        let shown: Vec<&str> = audience.users.iter().take(5).map(String::as_str).collect();
+        let more = audience.users.len().saturating_sub(shown.len());
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        parts.push(format!("users {}{more}", shown.join(", ")));
+    }
+    parts.join(" and ")
 }
 
 #[component]
@@ -64,7 +83,7 @@ fn HistoryItem(broadcast: BroadcastDetail) -> impl IntoView {
     let duration = s.duration_ms.map(readable_duration);
     let failures = s.failures.clone();
     let stopped = s.stopped_origins.clone();
-    let scope = if s.targeted { "one subscriber" } else { "everyone" };
+    let scope = audience_text(&s);
     view! {
         <li class="history-item" data-testid="history-item" data-id=s.id data-status=s.status.as_str()>
             <details>
@@ -80,7 +99,8 @@ fn HistoryItem(broadcast: BroadcastDetail) -> impl IntoView {
                 </summary>
                 <div class="h-detail">
                     <dl class="counts">
-                        <div><dt>"Sent to"</dt><dd>{scope}</dd></div>
+                        <div><dt>"Sent to"</dt><dd data-testid="history-audience">{scope}</dd></div>
+                        {s.send_at.clone().map(|at| view! { <div><dt>"Scheduled for"</dt><dd>{readable_time(&at)}</dd></div> })}
                         <div><dt>"Removed (gone)"</dt><dd>{s.removed}</dd></div>
                         <div><dt>"Retried"</dt><dd>{s.retried}</dd></div>
                         <div><dt>"Took"</dt><dd>{duration.unwrap_or_else(|| "–".into())}</dd></div>

@@ -1,11 +1,13 @@
 //! The admin console at `/admin`: sign in with the admin token, then compose and send
-//! notifications, watch them go out, read the history and manage subscribers.
+//! notifications (to everyone, topics or users, now or at a set time), watch them go out,
+//! cancel scheduled ones, read the history and manage subscribers.
 //!
 //! The server renders whichever view the session cookie allows, so a signed-in admin sees
 //! the console at once. Buttons act only after hydration; server errors are shown in words.
 
 mod composer;
 mod history;
+mod scheduled;
 mod subscribers;
 
 use crate::api::admin::{admin_session, ConsoleSettings};
@@ -152,6 +154,10 @@ fn SignIn(on_signed_in: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
 fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
     let context = ConsoleContext::new();
     provide_context(context);
+    let idle = match settings.idle_expiry_days {
+        0 => format!("Idle expiry off · {} removed for being idle", settings.idle_removed),
+        days => format!("Idle expiry after {days} days · {} removed for being idle", settings.idle_removed),
+    };
     let sign_out = move |_| {
         let on_sign_out = on_sign_out.clone();
         leptos::task::spawn_local(async move {
@@ -162,9 +168,11 @@ fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sy
     view! {
         <div class="console-bar">
             <span data-testid="signed-in">"Signed in as admin"</span>
+            <span data-testid="idle-expiry">{idle}</span>
             <button type="button" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
         </div>
-        {view! { <composer::Composer format=settings.payload_format /> }.into_any()}
+        {view! { <composer::Composer format=settings.payload_format topics=settings.topics /> }.into_any()}
+        {view! { <scheduled::Scheduled /> }.into_any()}
         {view! { <history::History /> }.into_any()}
         {view! { <subscribers::Subscribers /> }.into_any()}
     }

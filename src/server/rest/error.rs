@@ -16,6 +16,10 @@ pub enum ApiError {
     /// 400: the body is not JSON, or JSON of the wrong shape.
     #[error("{reason}")]
     BadRequest { reason: String, field: Option<String> },
+    /// 422: the body has a member this request does not know (a misspelt `users`, say):
+    /// refused rather than ignored, so a typo never changes what a request means.
+    #[error("{reason}")]
+    UnknownMember { name: String, reason: String },
     /// 401: no admin token, or a wrong one.
     #[error("a valid admin token is required (Authorization: Bearer <token>)")]
     Unauthorized,
@@ -60,6 +64,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnknownMember { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -92,6 +97,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let field = match &self {
             ApiError::BadRequest { field, .. } => field.as_deref(),
+            ApiError::UnknownMember { name, .. } => Some(name.as_str()),
             ApiError::Core(CoreError::Invalid { field, .. } | CoreError::Conflict { field, .. }) => Some(*field),
             _ => None,
         };
@@ -184,6 +190,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = inner.to_string();
+        if let Some(name) = message.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next()) {
+            // The path already ends with the unknown member.
+            let name = if path == "." || path == "?" { name.to_string() } else { path.clone() };
+            let reason = format!("unknown member {name:?}: {}", message.split_once(", ").map_or("", |(_, expected)| expected));
+            return ApiError::UnknownMember { name, reason };
+        }
         // serde reports a missing member at its parent's path; name the member itself.
         let field = match message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
             Some(missing) if path == "." => missing.to_string(),
@@ -219,5 +231,14 @@ mod tests {
         assert_eq!(field_of(r#"{"endpoint":5,"keys":{"p256dh":"a","auth":"b"}}"#).as_deref(), Some("endpoint"));
         assert_eq!(field_of("{not json"), None);
         assert_eq!(field_of(r#"{"endpoint":"x","keys":{"p256dh":"a","auth":"b"}} trailing"#), None);
+    }
+
+    #[test]
+    fn an_unknown_member_is_named_in_a_422() {
+        let refused = parse_json::<crate::domain::NotificationRequest>(br#"{"title":"t","userz":["42"]}"#).map(|_| ()).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let ApiError::UnknownMember { name, reason } = refused else { panic!("expected an unknown member") };
+        assert_eq!(name, "userz");
+        assert!(reason.contains("users"), "{reason}");
     }
 }

@@ -1,6 +1,7 @@
 //! REST API v1 (`/api/v1/...`), `/healthz` and `/sw.js`. Handlers parse the wire types,
 //! call the core operation and shape the answer; nothing else.
 
+pub mod audience;
 pub mod error;
 pub mod notifications;
 pub mod subscriptions;
@@ -25,12 +26,13 @@ pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
         .route("/vapid-public-key", get(vapid_public_key))
         .merge(subscriptions::router())
         .merge(notifications::router())
+        .merge(audience::router())
         .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT));
     if !cors.is_empty() {
         api = api.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(cors.header_values()))
-                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
                 .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
                 .max_age(std::time::Duration::from_secs(3600)),
         );

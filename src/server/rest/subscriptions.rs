@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, AppJson};
 use super::Admin;
-use crate::domain::SubscriptionJson;
+use crate::domain::SubscribeRequest;
 use crate::server::security::{self, ClientIp};
 use crate::server::state::AppState;
 use crate::server::subscriptions::{self, Subscribed};
@@ -17,20 +17,21 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/subscriptions", post(create).delete(remove).get(list))
 }
 
-/// `201 {"id"}` for a new endpoint, `200 {"id"}` for a known one (keys updated).
+/// `201 {"id", "topics"}` for a new endpoint, `200` for a known one (refreshed).
 async fn create(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    AppJson(json): AppJson<SubscriptionJson>,
+    AppJson(request): AppJson<SubscribeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let outcome = security::subscribe_from(&state, ip, &json, user_agent).await?;
+    let outcome = security::subscribe_from(&state, ip, &request, user_agent).await?;
     let status = match outcome {
         Subscribed::Created(_) => StatusCode::CREATED,
         Subscribed::Updated(_) => StatusCode::OK,
     };
-    Ok((status, Json(serde_json::json!({ "id": outcome.id() }))))
+    let topics = state.core.store.subscription_topics(outcome.id()).await.map_err(|e| ApiError::Core(e.into()))?;
+    Ok((status, Json(serde_json::json!({ "id": outcome.id(), "topics": topics }))))
 }
 
 #[derive(Deserialize)]

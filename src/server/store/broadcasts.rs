@@ -7,10 +7,15 @@
 //! instance claims a range at a time, so several instances send one broadcast together.
 //! Each range commits its own cursor and adds its outcomes to the broadcast's counts;
 //! the last range to finish marks the broadcast done.
+//!
+//! A targeted broadcast (by topics, users, or both) keeps its audience as rows that its
+//! pages join against, so its scope streams in id order like everyone's does. A
+//! scheduled one is claimed once its `send_at` has come; until it starts it can be
+//! cancelled.
 
 use super::{now_rfc3339, on_pool, unix_now, Db, LeaseStatus, Store, StoredSubscription, WritePool};
 use crate::domain::notification::Notification;
-use crate::domain::{BroadcastState, Urgency};
+use crate::domain::{Audience, BroadcastState, Urgency};
 use serde::Serialize;
 use sqlx::types::Json;
 use sqlx::FromRow;
@@ -37,6 +42,10 @@ pub struct BroadcastRecord {
     pub targeted: bool,
     pub failures: Json<FailureCounts>,
     pub stopped_origins: Json<StoppedOrigins>,
+    /// Who it reaches; `None`: everyone.
+    pub audience: Option<Json<Audience>>,
+    /// When a scheduled send starts (unix seconds).
+    pub send_at: Option<i64>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -46,17 +55,18 @@ pub struct BroadcastRecord {
 macro_rules! broadcast_status_columns {
     () => {
         "id, status, total, delivered, failed, removed, retried, clicks, target_endpoint IS NOT NULL AS targeted, \
-         failures, stopped_origins, created_at, started_at, finished_at"
+         failures, stopped_origins, audience, send_at, created_at, started_at, finished_at"
     };
 }
 
-/// Claims a queued broadcast to start it: the oldest whose lease is free, lapsed or
-/// already ours (`$4` narrows it to one id), and bumps its fencing epoch. The subquery's
-/// closing parenthesis comes after the backend's locking clause.
+/// Claims a broadcast to start it: the oldest queued one, or scheduled one whose time has
+/// come, whose lease is free, lapsed or already ours (`$4` narrows it to one id), and
+/// bumps its fencing epoch. The subquery's closing parenthesis comes after the backend's
+/// locking clause.
 macro_rules! claim_broadcast_sql {
     () => {
         "UPDATE broadcasts SET lease_owner = $1, lease_until = $2, lease_epoch = lease_epoch + 1
-         WHERE id = (SELECT id FROM broadcasts WHERE status = 'queued'
+         WHERE id = (SELECT id FROM broadcasts WHERE (status = 'queued' OR (status = 'scheduled' AND send_at <= $3))
                        AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $3)
                        AND (CAST($4 AS BIGINT) IS NULL OR id = $4)
                      ORDER BY id LIMIT 1"
@@ -66,7 +76,7 @@ macro_rules! claim_broadcast_sql {
 /// What a claim answers: a [`BroadcastStart`].
 macro_rules! claim_broadcast_returning {
     () => {
-        " RETURNING id, target_endpoint, lease_epoch"
+        " RETURNING id, target_endpoint, by_topics, by_users, lease_epoch"
     };
 }
 
@@ -75,6 +85,9 @@ macro_rules! claim_broadcast_returning {
 pub struct BroadcastStart {
     pub id: i64,
     pub target_endpoint: Option<String>,
+    /// The scope is filtered by the broadcast's topics, its users, or both.
+    pub by_topics: bool,
+    pub by_users: bool,
     /// The fencing token of this claim.
     pub lease_epoch: i64,
 }
@@ -95,6 +108,8 @@ pub struct RangeJob {
     pub urgency: Option<Urgency>,
     pub topic: Option<String>,
     pub target_endpoint: Option<String>,
+    pub by_topics: bool,
+    pub by_users: bool,
 }
 
 /// The settled outcomes of one batch of sends, committed together in one transaction.
@@ -123,6 +138,56 @@ pub struct Progress {
 /// 1,000 ids each, so a few instances share a large broadcast and a small one is one range.
 pub fn range_span(last_id: i64) -> i64 {
     ((last_id + 63) / 64).max(1_000)
+}
+
+/// A targeted broadcast's scope: subscriptions with any of the broadcast's topics (`$1`
+/// is the broadcast's id). An index probe per subscription looked at.
+macro_rules! topic_filter {
+    () => {
+        " AND EXISTS (SELECT 1 FROM subscription_topics st JOIN broadcast_topics bt ON bt.topic = st.topic
+                      WHERE bt.broadcast_id = $1 AND st.subscription_id = s.id)"
+    };
+}
+
+/// A targeted broadcast's scope: the subscriptions of the broadcast's users.
+macro_rules! user_filter {
+    () => {
+        " AND s.user_id IN (SELECT bu.user_id FROM broadcast_users bu WHERE bu.broadcast_id = $1)"
+    };
+}
+
+/// The four forms of a query over a broadcast's scope, by audience: `[topics, users,
+/// both]`. The plain form (everyone) is written where it is used.
+macro_rules! audience_forms {
+    ($head:expr, $tail:expr) => {
+        [
+            concat!($head, topic_filter!(), $tail),
+            concat!($head, user_filter!(), $tail),
+            concat!($head, topic_filter!(), user_filter!(), $tail),
+        ]
+    };
+}
+
+/// Picks the form of a scope query for a targeted broadcast.
+fn audience_form(forms: [&'static str; 3], by_topics: bool, by_users: bool) -> &'static str {
+    match (by_topics, by_users) {
+        (true, false) => forms[0],
+        (false, true) => forms[1],
+        _ => forms[2],
+    }
+}
+
+/// A targeted broadcast's scope is at most this many subscriptions for one range.
+const ONE_RANGE_AUDIENCE: i64 = 1_000;
+
+/// What cancelling a broadcast did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// It was scheduled or queued, and is cancelled now.
+    Cancelled,
+    /// It has started (or finished, or was cancelled before): nothing changed.
+    TooLate(BroadcastState),
+    NotFound,
 }
 
 /// Claims a range: the first open one (of the oldest broadcast) whose lease is free,
@@ -154,26 +219,109 @@ impl Store {
     /// Records a broadcast; it is durable before this returns. The payload carries the
     /// broadcast's own id (for click reports), so it is written once the id is known, in
     /// the same transaction.
-    pub async fn create_broadcast(&self, n: &Notification, lease_owner: Option<&str>) -> anyhow::Result<i64> {
+    ///
+    /// With `send_at` (unix seconds) it is `scheduled` until then. Its audience is stored
+    /// twice: as JSON for its status, and as rows its pages join against.
+    pub async fn create_broadcast(&self, n: &Notification, lease_owner: Option<&str>, send_at: Option<i64>) -> anyhow::Result<i64> {
+        let audience = &n.audience;
+        let state = if send_at.is_some() { BroadcastState::Scheduled } else { BroadcastState::Queued };
+        let audience_json = (!audience.is_everyone()).then_some(Json(audience));
+        let lease_until = lease_owner.map(|_| self.lease_until());
+        macro_rules! insert {
+            ($tx:expr) => {{
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO broadcasts (payload, ttl, urgency, topic, target_endpoint, created_at, lease_owner, lease_until,
+                                             status, send_at, audience, by_topics, by_users)
+                     VALUES ('', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                )
+                .bind(n.ttl as i64)
+                .bind(n.urgency)
+                .bind(&n.topic)
+                .bind(&n.endpoint)
+                .bind(now_rfc3339())
+                .bind(lease_owner)
+                .bind(lease_until)
+                .bind(state)
+                .bind(send_at)
+                .bind(audience_json)
+                .bind(!audience.topics.is_empty())
+                .bind(!audience.users.is_empty())
+                .fetch_one(&mut *$tx)
+                .await?;
+                sqlx::query("UPDATE broadcasts SET payload = $1 WHERE id = $2")
+                    .bind(n.payload(Some(id)))
+                    .bind(id)
+                    .execute(&mut *$tx)
+                    .await?;
+                id
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin_write().await?;
+                let id = insert!(tx);
+                for topic in &audience.topics {
+                    sqlx::query("INSERT INTO broadcast_topics (broadcast_id, topic) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(topic)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for user in &audience.users {
+                    sqlx::query("INSERT INTO broadcast_users (broadcast_id, user_id) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(id)
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin_write().await?;
+                let id = insert!(tx);
+                if !audience.topics.is_empty() {
+                    sqlx::query("INSERT INTO broadcast_topics (broadcast_id, topic) SELECT $1, UNNEST($2::TEXT[])")
+                        .bind(id)
+                        .bind(&audience.topics)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if !audience.users.is_empty() {
+                    sqlx::query("INSERT INTO broadcast_users (broadcast_id, user_id) SELECT $1, UNNEST($2::TEXT[])")
+                        .bind(id)
+                        .bind(&audience.users)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(id)
+            }
+        }
+    }
+
+    /// Cancels a broadcast that has not started (scheduled or queued).
+    pub async fn cancel_broadcast(&self, id: i64) -> anyhow::Result<Cancelled> {
         on_pool!(self, pool => {
-            let lease_until = lease_owner.map(|_| self.lease_until());
             let mut tx = pool.begin_write().await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO broadcasts (payload, ttl, urgency, topic, target_endpoint, created_at, lease_owner, lease_until)
-                 VALUES ('', $1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            let cancelled = sqlx::query(
+                "UPDATE broadcasts SET status = 'cancelled', cancelled_at = $1, finished_at = $1, lease_owner = NULL, lease_until = NULL
+                 WHERE id = $2 AND status IN ('scheduled', 'queued')",
             )
-            .bind(n.ttl as i64)
-            .bind(n.urgency)
-            .bind(&n.topic)
-            .bind(&n.endpoint)
             .bind(now_rfc3339())
-            .bind(lease_owner)
-            .bind(lease_until)
-            .fetch_one(&mut *tx)
+            .bind(id)
+            .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE broadcasts SET payload = $1 WHERE id = $2").bind(n.payload(Some(id))).bind(id).execute(&mut *tx).await?;
+            let outcome = if cancelled.rows_affected() > 0 {
+                Cancelled::Cancelled
+            } else {
+                match sqlx::query_scalar::<_, BroadcastState>("SELECT status FROM broadcasts WHERE id = $1").bind(id).fetch_optional(&mut *tx).await? {
+                    Some(state) => Cancelled::TooLate(state),
+                    None => Cancelled::NotFound,
+                }
+            };
             tx.commit().await?;
-            Ok(id)
+            Ok(outcome)
         })
     }
 
@@ -186,27 +334,39 @@ impl Store {
         })
     }
 
-    /// Newest first.
-    pub async fn list_broadcasts(&self, limit: i64, before: i64) -> anyhow::Result<Vec<BroadcastRecord>> {
-        on_pool!(self, pool => {
-            Ok(sqlx::query_as(concat!("SELECT ", broadcast_status_columns!(), " FROM broadcasts WHERE id < $1 ORDER BY id DESC LIMIT $2"))
-                .bind(before)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?)
-        })
-    }
-
-    /// Newest first, with payloads.
-    pub async fn list_broadcast_details(&self, limit: i64, before: i64) -> anyhow::Result<Vec<BroadcastDetailRecord>> {
+    /// Newest first; only those in `state`, when given.
+    pub async fn list_broadcasts(&self, limit: i64, before: i64, state: Option<BroadcastState>) -> anyhow::Result<Vec<BroadcastRecord>> {
         on_pool!(self, pool => {
             Ok(sqlx::query_as(concat!(
                 "SELECT ",
                 broadcast_status_columns!(),
-                ", payload, ttl, urgency, topic FROM broadcasts WHERE id < $1 ORDER BY id DESC LIMIT $2"
+                " FROM broadcasts WHERE id < $1 AND (CAST($3 AS TEXT) IS NULL OR status = $3) ORDER BY id DESC LIMIT $2"
             ))
             .bind(before)
             .bind(limit)
+            .bind(state)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Newest first, with payloads; only those in `state`, when given.
+    pub async fn list_broadcast_details(
+        &self,
+        limit: i64,
+        before: i64,
+        state: Option<BroadcastState>,
+    ) -> anyhow::Result<Vec<BroadcastDetailRecord>> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query_as(concat!(
+                "SELECT ",
+                broadcast_status_columns!(),
+                ", payload, ttl, urgency, topic FROM broadcasts WHERE id < $1 AND (CAST($3 AS TEXT) IS NULL OR status = $3)
+                 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(before)
+            .bind(limit)
+            .bind(state)
             .fetch_all(pool)
             .await?)
         })
@@ -238,7 +398,14 @@ impl Store {
         let now = now_rfc3339();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            let targeted = start.by_topics || start.by_users;
             let (last_id, total): (i64, i64) = match &start.target_endpoint {
+                // The audience, counted once when sending starts: one pass over the
+                // scope, never a query per subscription.
+                None if targeted => {
+                    let forms = audience_forms!("SELECT COALESCE(MAX(s.id), 0), COUNT(*) FROM subscriptions s WHERE TRUE", "");
+                    sqlx::query_as(audience_form(forms, start.by_topics, start.by_users)).bind(start.id).fetch_one(&mut *tx).await?
+                }
                 Some(endpoint) => {
                     sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions WHERE endpoint = $1")
                         .bind(endpoint)
@@ -260,7 +427,7 @@ impl Store {
             let started = sqlx::query(
                 "UPDATE broadcasts SET status = $1, last_id = $2, total = $3, started_at = $4, finished_at = $5,
                  lease_owner = NULL, lease_until = NULL
-                 WHERE id = $6 AND status = 'queued' AND lease_owner = $7 AND lease_epoch = $8",
+                 WHERE id = $6 AND status IN ('queued', 'scheduled') AND lease_owner = $7 AND lease_epoch = $8",
             )
             .bind(if total == 0 { BroadcastState::Done } else { BroadcastState::Sending })
             .bind(last_id)
@@ -276,7 +443,9 @@ impl Store {
                 return Ok(LeaseStatus::Lost); // the transaction rolls back on drop
             }
             if total > 0 {
-                let span = if start.target_endpoint.is_some() { last_id } else { range_span(last_id) };
+                // One subscription, or a small audience, is one range.
+                let one_range = start.target_endpoint.is_some() || (targeted && total <= ONE_RANGE_AUDIENCE);
+                let span = if one_range { last_id } else { range_span(last_id) };
                 let mut after = 0;
                 let mut range_no = 0;
                 while after < last_id {
@@ -312,7 +481,7 @@ impl Store {
             let Some((broadcast_id, range_no)) = claimed else { return Ok(None) };
             let job: RangeJob = sqlx::query_as(
                 "SELECT r.broadcast_id, r.range_no, r.last_id, r.cursor, r.lease_epoch,
-                        b.payload, b.ttl, b.urgency, b.topic, b.target_endpoint
+                        b.payload, b.ttl, b.urgency, b.topic, b.target_endpoint, b.by_topics, b.by_users
                  FROM broadcast_ranges r JOIN broadcasts b ON b.id = r.broadcast_id
                  WHERE r.broadcast_id = $1 AND r.range_no = $2",
             )
@@ -339,6 +508,19 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await?)),
+            None if range.by_topics || range.by_users => {
+                let forms = audience_forms!(
+                    concat!("SELECT ", subscription_columns!(), " FROM subscriptions s WHERE s.id > $2 AND s.id <= $3"),
+                    " ORDER BY s.id LIMIT $4"
+                );
+                on_pool!(self, pool => Ok(sqlx::query_as(audience_form(forms, range.by_topics, range.by_users))
+                    .bind(range.broadcast_id)
+                    .bind(after)
+                    .bind(range.last_id)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?))
+            }
             None => self.subscriptions_page(after, range.last_id, limit).await,
         }
     }

@@ -2,7 +2,8 @@
 //! PostgreSQL lets any number of instances share one database.
 //!
 //! [`Store`] is the handle the rest of the server holds. Its methods are split by what
-//! they store: `subscriptions`, the broadcast ledger (`broadcasts`), the console's
+//! they store: `subscriptions`, their `audience` (topics, users, last seen), the
+//! broadcast ledger (`broadcasts`), the console's
 //! `sessions`, and the `deployment` keys that instances sharing a database must agree
 //! on. Where the two backends need different SQL, both versions sit side by side in the
 //! same method, so a query and its PostgreSQL twin are read together.
@@ -13,7 +14,8 @@
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Connection;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,14 +27,23 @@ macro_rules! subscription_columns {
     };
 }
 
+/// The columns of a [`crate::domain::SubscriptionSummary`] (no key material).
+macro_rules! summary_columns {
+    () => {
+        "id, endpoint, created_at, updated_at, last_success_at, failure_count, user_agent, vapid_key_fingerprint, user_id, last_seen_at"
+    };
+}
+
+mod audience;
 mod broadcasts;
 mod deployment;
 mod sessions;
 mod subscriptions;
 
-pub use broadcasts::{range_span, BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Progress, RangeJob};
+pub use audience::TopicSaved;
+pub use broadcasts::{range_span, BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, Progress, RangeJob};
 pub use deployment::{DeploymentKey, KeyMismatch};
-pub use subscriptions::{StoredSubscription, Upserted};
+pub use subscriptions::{StoredSubscription, SubscriberFacts, Upserted};
 
 /// Handle to the database; cheap to clone. Every operation is a method here, written
 /// once where both backends take the same SQL ([`on_pool!`]) and once per backend where
@@ -148,8 +159,15 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // Migrations run on a connection of their own with foreign keys off, as SQLite's
+        // procedure for rebuilding a table requires; then every key is checked.
+        let mut migrating =
+            SqliteConnection::connect_with(&options.clone().foreign_keys(false)).await.context("Failed to open the database")?;
+        sqlx::migrate!("./migrations/sqlite").run(&mut migrating).await.context("Failed to run database migrations")?;
+        let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check").fetch_all(&mut migrating).await?;
+        anyhow::ensure!(broken.is_empty(), "the migrated database has rows whose foreign keys point nowhere, in {broken:?}");
+        migrating.close().await?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.context("Failed to open the database")?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("Failed to run database migrations")?;
         Ok(Self { db: Db::Sqlite(pool), lease })
     }
 

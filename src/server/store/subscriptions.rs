@@ -29,6 +29,19 @@ pub struct StoredSubscription {
     pub vapid_refusals: i64,
 }
 
+/// What the server knows of a subscriber besides the subscription itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubscriberFacts<'a> {
+    pub user_agent: Option<&'a str>,
+    /// The keyed hash of the creating address (for the per-address cap).
+    pub client_hash: Option<&'a str>,
+    /// The user a verified identity token named; `None` leaves a known one as it is.
+    pub user_id: Option<&'a str>,
+    /// Defined topics it chose (the caller checked them). `None`: a new subscription gets
+    /// the default topics, a known one keeps its own.
+    pub topics: Option<&'a [String]>,
+}
+
 impl std::fmt::Debug for StoredSubscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredSubscription").field("id", &self.id).field("endpoint", &self.endpoint).finish_non_exhaustive()
@@ -41,12 +54,14 @@ impl Store {
     /// knows an endpoint must not be able to re-key it. Two instances storing the same new
     /// endpoint at once cannot both insert it: the loser finds the winner's row.
     #[tracing::instrument(skip_all, fields(origin = %sub.endpoint.origin()))]
+    ///
+    /// Either way the subscription is marked seen now, gets `facts.user_id` when given,
+    /// and `facts.topics` (see [`SubscriberFacts`]).
     pub async fn upsert_subscription(
         &self,
         sub: &NewSubscription,
         vapid_fingerprint: &str,
-        user_agent: Option<&str>,
-        client_hash: Option<&str>,
+        facts: &SubscriberFacts<'_>,
     ) -> anyhow::Result<Upserted> {
         let now = now_rfc3339();
         // PostgreSQL locks the known row until the refresh commits; SQLite's write lock
@@ -58,17 +73,18 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let created: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at, client_hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) ON CONFLICT (endpoint) DO NOTHING RETURNING id",
+                "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at, last_seen_at, client_hash, user_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, $9) ON CONFLICT (endpoint) DO NOTHING RETURNING id",
             )
             .bind(sub.endpoint.as_str())
             .bind(&sub.p256dh.as_bytes()[..])
             .bind(&sub.auth.as_bytes()[..])
             .bind(sub.expiration_time)
             .bind(vapid_fingerprint)
-            .bind(user_agent)
+            .bind(facts.user_agent)
             .bind(&now)
-            .bind(client_hash)
+            .bind(facts.client_hash)
+            .bind(facts.user_id)
             .fetch_optional(&mut *tx)
             .await?;
             let result = match created {
@@ -81,12 +97,14 @@ impl Store {
                     } else {
                         sqlx::query(
                             "UPDATE subscriptions SET expiration_time = $1, vapid_key_fingerprint = $2,
-                             user_agent = COALESCE($3, user_agent), updated_at = $4, failure_count = 0 WHERE id = $5",
+                             user_agent = COALESCE($3, user_agent), updated_at = $4, last_seen_at = $4, failure_count = 0,
+                             user_id = COALESCE($5, user_id) WHERE id = $6",
                         )
                         .bind(sub.expiration_time)
                         .bind(vapid_fingerprint)
-                        .bind(user_agent)
+                        .bind(facts.user_agent)
                         .bind(&now)
+                        .bind(facts.user_id)
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
@@ -94,6 +112,32 @@ impl Store {
                     }
                 }
             };
+            let chosen = match (result, facts.topics) {
+                (Upserted::KeysDiffer, _) => None,
+                (Upserted::Created(id), None) => Some((id, None)),
+                (Upserted::Created(id) | Upserted::Refreshed(id), Some(topics)) => Some((id, Some(topics))),
+                (Upserted::Refreshed(_), None) => None,
+            };
+            if let Some((id, topics)) = chosen {
+                sqlx::query("DELETE FROM subscription_topics WHERE subscription_id = $1").bind(id).execute(&mut *tx).await?;
+                match topics {
+                    None => {
+                        sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, name FROM topics WHERE is_default")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Some(topics) => {
+                        for topic in topics {
+                            sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, name FROM topics WHERE name = $2")
+                                .bind(id)
+                                .bind(topic)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                }
+            }
             tx.commit().await?;
             Ok(result)
         })
@@ -168,14 +212,15 @@ impl Store {
 
     /// One page of the admin listing, in id order after `after`.
     pub async fn list_subscriptions(&self, limit: i64, after: i64) -> anyhow::Result<Vec<SubscriptionSummary>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
-            "SELECT id, endpoint, created_at, updated_at, last_success_at, failure_count, user_agent, vapid_key_fingerprint
-             FROM subscriptions WHERE id > $1 ORDER BY id LIMIT $2",
-        )
+        let mut rows = on_pool!(self, pool => sqlx::query_as(concat!(
+            "SELECT ", summary_columns!(), " FROM subscriptions WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
         .bind(after)
         .bind(limit)
         .fetch_all(pool)
-        .await?))
+        .await?);
+        self.attach_topics(&mut rows).await?;
+        Ok(rows)
     }
 
     /// Subscriptions with `after < id <= up_to`, in id order: one page of a broadcast.
