@@ -177,8 +177,14 @@ fn audience_form(forms: [&'static str; 3], by_topics: bool, by_users: bool) -> &
     }
 }
 
-/// A targeted broadcast's scope is at most this many subscriptions for one range.
-const ONE_RANGE_AUDIENCE: i64 = 1_000;
+/// The number of subscription ids per range of a targeted broadcast whose scope up to
+/// `last_id` matched `matched` subscriptions: ranges of at least 1,000 matches (so a
+/// small audience is one range), at most 64 of them. Ranges that hold few matches would
+/// cost more in claims and commits than in sends.
+pub fn audience_span(last_id: i64, matched: i64) -> i64 {
+    let ranges = (matched / 1_000).clamp(1, 64);
+    ((last_id + ranges - 1) / ranges).max(1)
+}
 
 /// What cancelling a broadcast did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,9 +449,11 @@ impl Store {
                 return Ok(LeaseStatus::Lost); // the transaction rolls back on drop
             }
             if total > 0 {
-                // One subscription, or a small audience, is one range.
-                let one_range = start.target_endpoint.is_some() || (targeted && total <= ONE_RANGE_AUDIENCE);
-                let span = if one_range { last_id } else { range_span(last_id) };
+                let span = match (&start.target_endpoint, targeted) {
+                    (Some(_), _) => last_id,
+                    (None, true) => audience_span(last_id, total),
+                    (None, false) => range_span(last_id),
+                };
                 let mut after = 0;
                 let mut range_no = 0;
                 while after < last_id {
@@ -851,5 +859,18 @@ impl ApplyOutcomes for sqlx::Transaction<'static, sqlx::Postgres> {
             .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_targeted_broadcast_has_ranges_of_about_a_thousand_matches() {
+        assert_eq!(audience_span(100_000, 10_000), 10_000, "10 ranges");
+        assert_eq!(audience_span(100_000, 999), 100_000, "a small audience is one range");
+        assert_eq!(audience_span(1_000_000, 500_000), 15_625, "at most 64 ranges");
+        assert_eq!(audience_span(0, 0), 1);
     }
 }

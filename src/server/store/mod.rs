@@ -41,7 +41,7 @@ mod sessions;
 mod subscriptions;
 
 pub use audience::TopicSaved;
-pub use broadcasts::{range_span, BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, Progress, RangeJob};
+pub use broadcasts::{audience_span, range_span, BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, Progress, RangeJob};
 pub use deployment::{DeploymentKey, KeyMismatch};
 pub use subscriptions::{StoredSubscription, SubscriberFacts, Upserted};
 

@@ -143,18 +143,19 @@ impl Store {
         })
     }
 
-    /// Stores many checked subscriptions in one transaction (an upsert by endpoint).
+    /// Stores many checked subscriptions in one transaction (an upsert by endpoint); an
+    /// imported subscription counts as seen at its import, for the idle expiry.
     pub async fn upsert_subscriptions(&self, subscriptions: &[NewSubscription], vapid_fingerprint: &str) -> anyhow::Result<()> {
         let now = now_rfc3339();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             for sub in subscriptions {
                 sqlx::query(
-                    "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6)
+                    "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, created_at, updated_at, last_seen_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $6)
                      ON CONFLICT (endpoint) DO UPDATE SET p256dh = excluded.p256dh, auth = excluded.auth,
                        expiration_time = excluded.expiration_time, vapid_key_fingerprint = excluded.vapid_key_fingerprint,
-                       updated_at = excluded.updated_at",
+                       updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at",
                 )
                 .bind(sub.endpoint.as_str())
                 .bind(&sub.p256dh.as_bytes()[..])
