@@ -149,6 +149,55 @@ async fn send_broadcasts_from_the_command_line() {
     assert_eq!(payload["notification"]["data"]["notification_id"], summary["id"]);
 }
 
+#[tokio::test]
+async fn send_targets_topics_and_users_and_schedules_from_the_command_line() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    app.define_topic("news", &json!({ "label": "News" })).await;
+    let (_, _, reader) = app.subscribe_with(&push, &json!({ "topics": ["news"] })).await;
+    let (_, _, member) = app.subscribe_with(&push, &json!({ "user_token": identity_token("member-1") })).await;
+    let (_, _, other) = app.subscribe_with(&push, &json!({})).await;
+    let send = |args: Vec<String>| {
+        let (data_dir, host) = (app.data_dir.clone(), push.host());
+        tokio::task::spawn_blocking(move || {
+            let output = Command::new(BIN)
+                .arg("send")
+                .args(args)
+                .args(["--json", "--data-dir"])
+                .arg(&data_dir)
+                .env("CLARION_PUSH_HOSTS", host)
+                .env("CLARION_VAPID_SUBJECT", SUBJECT)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            serde_json::from_slice::<Value>(&output.stdout).unwrap()
+        })
+    };
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let by_topic = send(strings(&["--title", "CLI news", "--topic", "news"])).await.unwrap();
+    assert_eq!((by_topic["total"].as_i64(), by_topic["audience"].clone()), (Some(1), json!({ "topics": ["news"] })));
+    let by_user = send(strings(&["--title", "CLI member", "--user", "member-1", "--user", "nobody"])).await.unwrap();
+    assert_eq!(by_user["total"], 1);
+    for (subscription, expected) in [(&reader, vec!["CLI news"]), (&member, vec!["CLI member"]), (&other, vec![])] {
+        let titles: Vec<String> = push
+            .messages(subscription["endpoint"].as_str().unwrap())
+            .await
+            .iter()
+            .map(|m| {
+                serde_json::from_str::<Value>(m["payload"].as_str().unwrap()).unwrap()["notification"]["title"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(titles, expected);
+    }
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let scheduled = send(strings(&["--title", "Later", "--at", &at])).await.unwrap();
+    assert_eq!(scheduled["status"], "scheduled", "{scheduled}");
+    assert_eq!(app.notification(scheduled["id"].as_i64().unwrap()).await["status"], "scheduled");
+}
+
 /// The settings of the interrupted-broadcast tests: two pushes in flight, so pages are
 /// small and a broadcast to slow subscribers takes seconds.
 fn interrupted_broadcast_env(host: &str) -> Vec<(&'static str, String)> {
