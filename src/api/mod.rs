@@ -69,14 +69,8 @@ pub async fn save_subscription(
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
     use crate::domain::SubscribeRequest;
     let request = SubscribeRequest { topics, user_token, ..SubscribeRequest::from_subscription(subscription) };
-    let saved = crate::server::security::subscribe_from(&state, ip, &request, user_agent).await.map_err(to_server_error)?;
-    let topics = state
-        .core
-        .store
-        .subscription_topics(saved.id())
-        .await
-        .map_err(|e| to_server_error(crate::server::error::CoreError::Internal(e)))?;
-    Ok(Saved { id: saved.id(), topics })
+    let stored = crate::server::security::subscribe_from(&state, ip, &request, user_agent).await.map_err(to_server_error)?;
+    Ok(Saved { id: stored.subscribed.id(), topics: stored.topics })
 }
 
 /// The topics this site offers, for the page's checkboxes.

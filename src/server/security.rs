@@ -11,7 +11,7 @@
 //! proxy. Entries left of it are written by the client itself and never believed.
 
 use super::rest::error::ApiError;
-use super::subscriptions::Subscribed;
+use super::subscriptions::Stored;
 use crate::domain::SubscribeRequest;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -207,7 +207,7 @@ pub async fn subscribe_from(
     ip: IpAddr,
     request: &SubscribeRequest,
     user_agent: Option<&str>,
-) -> Result<Subscribed, ApiError> {
+) -> Result<Stored, ApiError> {
     admit_subscription(state, ip, &request.endpoint).await?;
     let client = client_hash(&state.client_key, ip);
     Ok(super::subscriptions::subscribe(&state.core, request, user_agent, Some(&client)).await?)

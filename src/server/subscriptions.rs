@@ -23,6 +23,14 @@ impl Subscribed {
     }
 }
 
+/// What a subscribe call did, and the topics the subscription has now (the page shows
+/// them as its checkboxes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub subscribed: Subscribed,
+    pub topics: Vec<String>,
+}
+
 /// Validates and stores a browser's subscription, bound to the current VAPID key, with
 /// the topics it chose (defined ones; the default topics when it chose none) and the user
 /// its identity token names. Nothing is stored when any of them is refused.
@@ -37,7 +45,7 @@ pub async fn subscribe(
     request: &SubscribeRequest,
     user_agent: Option<&str>,
     client_hash: Option<&str>,
-) -> Result<Subscribed, CoreError> {
+) -> Result<Stored, CoreError> {
     let subscription = NewSubscription::parse(&request.subscription(), &core.policy)?;
     let user_id = match (&request.user_token, &core.identity) {
         (None, _) => None,
@@ -57,23 +65,25 @@ pub async fn subscribe(
     let fingerprint = core.sender.vapid().fingerprint();
     let origin = subscription.endpoint.origin();
     let facts = SubscriberFacts { user_agent: user_agent.as_deref(), client_hash, user_id: user_id.as_deref(), topics: topics.as_deref() };
-    match core.store.upsert_subscription(&subscription, fingerprint, &facts).await? {
+    let subscribed = match core.store.upsert_subscription(&subscription, fingerprint, &facts).await? {
         Upserted::Created(id) => {
             tracing::info!(id, %origin, "subscription stored");
-            Ok(Subscribed::Created(id))
+            Subscribed::Created(id)
         }
         Upserted::Refreshed(id) => {
             tracing::info!(id, %origin, "subscription refreshed");
-            Ok(Subscribed::Updated(id))
+            Subscribed::Updated(id)
         }
         Upserted::KeysDiffer => {
             tracing::warn!(%origin, "refused new keys for a known endpoint");
-            Err(CoreError::Conflict {
+            return Err(CoreError::Conflict {
                 field: "keys",
                 reason: "this endpoint is already subscribed with other keys; a browser that subscribes again gets a new endpoint (delete the old subscription first to replace it)".into(),
-            })
+            });
         }
-    }
+    };
+    let topics = core.store.subscription_topics(subscribed.id()).await?;
+    Ok(Stored { subscribed, topics })
 }
 
 /// Forgets a subscription by endpoint.

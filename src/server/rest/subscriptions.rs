@@ -25,13 +25,12 @@ async fn create(
     AppJson(request): AppJson<SubscribeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let outcome = security::subscribe_from(&state, ip, &request, user_agent).await?;
-    let status = match outcome {
+    let stored = security::subscribe_from(&state, ip, &request, user_agent).await?;
+    let status = match stored.subscribed {
         Subscribed::Created(_) => StatusCode::CREATED,
         Subscribed::Updated(_) => StatusCode::OK,
     };
-    let topics = state.core.store.subscription_topics(outcome.id()).await.map_err(|e| ApiError::Core(e.into()))?;
-    Ok((status, Json(serde_json::json!({ "id": outcome.id(), "topics": topics }))))
+    Ok((status, Json(serde_json::json!({ "id": stored.subscribed.id(), "topics": stored.topics }))))
 }
 
 #[derive(Deserialize)]

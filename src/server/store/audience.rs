@@ -88,12 +88,7 @@ impl Store {
 
     /// The topics a subscription chose, by name.
     pub async fn subscription_topics(&self, id: i64) -> anyhow::Result<Vec<String>> {
-        Ok(on_pool!(self, pool => sqlx::query_scalar(
-            "SELECT topic FROM subscription_topics WHERE subscription_id = $1 ORDER BY topic"
-        )
-        .bind(id)
-        .fetch_all(pool)
-        .await?))
+        Ok(on_pool!(self, pool => sqlx::query_scalar(read_topics_sql!()).bind(id).fetch_all(pool).await?))
     }
 
     /// Replaces a subscription's topics with `topics` (defined ones; the caller checked
@@ -101,20 +96,9 @@ impl Store {
     pub async fn replace_subscription_topics(&self, id: i64, topics: &[String]) -> anyhow::Result<Vec<String>> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("DELETE FROM subscription_topics WHERE subscription_id = $1").bind(id).execute(&mut *tx).await?;
-            for topic in topics {
-                // A topic deleted since the caller's check is skipped, not an error.
-                sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, name FROM topics WHERE name = $2")
-                    .bind(id)
-                    .bind(topic)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            replace_topics!(tx, id, Some(topics));
             sqlx::query("UPDATE subscriptions SET last_seen_at = $1 WHERE id = $2").bind(now_rfc3339()).bind(id).execute(&mut *tx).await?;
-            let stored = sqlx::query_scalar("SELECT topic FROM subscription_topics WHERE subscription_id = $1 ORDER BY topic")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
+            let stored = sqlx::query_scalar(read_topics_sql!()).bind(id).fetch_all(&mut *tx).await?;
             tx.commit().await?;
             Ok(stored)
         })

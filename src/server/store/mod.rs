@@ -13,6 +13,7 @@
 //! `migrations/postgres`), run at start.
 
 use anyhow::Context;
+use sqlx::migrate::Migrate;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Connection;
@@ -32,6 +33,40 @@ macro_rules! summary_columns {
     () => {
         "id, endpoint, created_at, updated_at, last_success_at, failure_count, user_agent, vapid_key_fingerprint, user_id, last_seen_at"
     };
+}
+
+/// A subscription's topics, by name.
+macro_rules! read_topics_sql {
+    () => {
+        "SELECT topic FROM subscription_topics WHERE subscription_id = $1 ORDER BY topic"
+    };
+}
+
+/// Replaces the topics of subscription `$id` inside transaction `$tx`: with `$topics`
+/// (`Some`: defined names; one deleted since the caller's check is skipped, not an
+/// error), or with the default topics (`None`).
+macro_rules! replace_topics {
+    ($tx:expr, $id:expr, $topics:expr) => {{
+        let (id, topics): (i64, Option<&[String]>) = ($id, $topics);
+        sqlx::query("DELETE FROM subscription_topics WHERE subscription_id = $1").bind(id).execute(&mut *$tx).await?;
+        match topics {
+            None => {
+                sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, name FROM topics WHERE is_default")
+                    .bind(id)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            Some(topics) => {
+                for topic in topics {
+                    sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, name FROM topics WHERE name = $2")
+                        .bind(id)
+                        .bind(topic)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+            }
+        }
+    }};
 }
 
 mod audience;
@@ -160,12 +195,18 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         // Migrations run on a connection of their own with foreign keys off, as SQLite's
-        // procedure for rebuilding a table requires; then every key is checked.
+        // procedure for rebuilding a table requires. When any ran, every key is checked
+        // (a scan of every table with keys, so not on a start that migrated nothing).
         let mut migrating =
             SqliteConnection::connect_with(&options.clone().foreign_keys(false)).await.context("Failed to open the database")?;
-        sqlx::migrate!("./migrations/sqlite").run(&mut migrating).await.context("Failed to run database migrations")?;
-        let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check").fetch_all(&mut migrating).await?;
-        anyhow::ensure!(broken.is_empty(), "the migrated database has rows whose foreign keys point nowhere, in {broken:?}");
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        migrating.ensure_migrations_table().await.context("Failed to run database migrations")?;
+        let applied = migrating.list_applied_migrations().await.context("Failed to run database migrations")?.len();
+        migrator.run(&mut migrating).await.context("Failed to run database migrations")?;
+        if migrator.iter().count() > applied {
+            let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check").fetch_all(&mut migrating).await?;
+            anyhow::ensure!(broken.is_empty(), "the migrated database has rows whose foreign keys point nowhere, in {broken:?}");
+        }
         migrating.close().await?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.context("Failed to open the database")?;
         Ok(Self { db: Db::Sqlite(pool), lease })

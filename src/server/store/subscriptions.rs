@@ -119,24 +119,7 @@ impl Store {
                 (Upserted::Refreshed(_), None) => None,
             };
             if let Some((id, topics)) = chosen {
-                sqlx::query("DELETE FROM subscription_topics WHERE subscription_id = $1").bind(id).execute(&mut *tx).await?;
-                match topics {
-                    None => {
-                        sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, name FROM topics WHERE is_default")
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Some(topics) => {
-                        for topic in topics {
-                            sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, name FROM topics WHERE name = $2")
-                                .bind(id)
-                                .bind(topic)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                    }
-                }
+                replace_topics!(tx, id, topics);
             }
             tx.commit().await?;
             Ok(result)
