@@ -281,15 +281,7 @@ async fn a_scheduled_send_waits_for_its_time_and_can_be_cancelled_until_then() {
     assert_eq!(cancel(later).await.unwrap().status(), 409, "cancelled already");
     assert_eq!(cancel(999_999).await.unwrap().status(), 404);
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let done = loop {
-        let status = app.notification(soon).await;
-        if status["status"] == "done" {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "the scheduled send did not start: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let done = app.wait_done_within(soon, Duration::from_secs(15)).await;
     let started = chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap()).unwrap();
     assert!(started >= at - chrono::Duration::seconds(1), "started at {started}, scheduled for {at}");
     assert!(started <= at + chrono::Duration::seconds(5), "started at {started}, scheduled for {at}");
@@ -320,15 +312,7 @@ async fn a_scheduled_send_survives_a_restart() {
     let id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     let app = app.restart().await;
     assert_eq!(app.notification(id).await["status"], "scheduled");
-    let mut status = app.notification(id).await;
-    for _ in 0..150 {
-        if status["status"] == "done" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        status = app.notification(id).await;
-    }
-    assert_eq!(status["status"], "done", "{status}");
+    app.wait_done_within(id, Duration::from_secs(15)).await;
     assert_eq!(push.messages(endpoint(&subscriber)).await.len(), 1);
 }
 

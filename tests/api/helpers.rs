@@ -315,14 +315,20 @@ impl TestApp {
     }
 
     pub async fn wait_done(&self, id: i64) -> Value {
-        for _ in 0..200 {
+        self.wait_done_within(id, Duration::from_secs(10)).await
+    }
+
+    /// Waits until notification `id` is done, at most `within`; answers its status.
+    pub async fn wait_done_within(&self, id: i64, within: Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
             let status = self.notification(id).await;
             if status["status"] == "done" {
                 return status;
             }
+            assert!(std::time::Instant::now() < deadline, "notification {id} did not finish in {within:?}: {status}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("notification {id} did not finish");
     }
 
     /// Calls a Leptos server function the way the page does.
