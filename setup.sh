@@ -112,6 +112,7 @@ case "${1:-}" in
   serve)
     install_tools
     cargo leptos build --release
+    scripts/build-sdk.sh
     exec target/release/clarion serve "${@:2}"
     ;;
   test)

@@ -1,8 +1,10 @@
 // Clarion's Playwright suite: Debian's Chromium and Firefox ESR, fully offline.
 //
-// Two servers are started once for the run, on free ports chosen here (and passed to the
-// workers through the environment): the release `clarion serve` with a fresh data dir,
-// and `clarion push-service`, which Firefox subscribes through over WebSocket.
+// Three servers are started once for the run, on free ports chosen here (and passed to
+// the workers through the environment): the release `clarion serve` with a fresh data
+// dir, `clarion push-service`, which Firefox subscribes through over WebSocket, and a
+// customer's site (demo-site/) that embeds Clarion through its SDK, on two more ports:
+// one CLARION_CORS_ORIGINS lists, and one it does not.
 import { defineConfig } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, statSync } from 'node:fs';
@@ -18,6 +20,8 @@ function freePort(): string {
 
 process.env.CLARION_E2E_PORT ??= freePort();
 process.env.CLARION_E2E_PUSH_PORT ??= freePort();
+process.env.CLARION_E2E_DEMO_PORT ??= freePort();
+process.env.CLARION_E2E_STRANGER_PORT ??= freePort();
 process.env.CLARION_E2E_DATA_DIR ??= mkdtempSync(path.join(tmpdir(), 'clarion-e2e-'));
 process.env.CLARION_E2E_ADMIN_TOKEN ??= 'e2e-admin-token-0123456789abcdefghij';
 // The secret a site's backend would sign identity tokens with (tests mint them).
@@ -37,6 +41,7 @@ const bin = process.env.CLARION_BIN ?? newestBinary();
 const port = process.env.CLARION_E2E_PORT;
 const pushPort = process.env.CLARION_E2E_PUSH_PORT;
 const baseURL = `http://127.0.0.1:${port}`;
+const demoPorts = [process.env.CLARION_E2E_DEMO_PORT, process.env.CLARION_E2E_STRANGER_PORT];
 
 export const chromiumArgs = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -66,6 +71,14 @@ export default defineConfig({
       stderr: 'pipe',
     },
     {
+      command: `node ${path.join(__dirname, 'tools/demo-site.mjs')}`,
+      url: `http://127.0.0.1:${demoPorts[0]}/`,
+      reuseExistingServer: false,
+      env: { DEMO_PORTS: demoPorts.join(','), CLARION_URL: baseURL },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
       command: `${path.join(__dirname, 'tools/serve.sh')}`,
       url: `${baseURL}/healthz`,
       reuseExistingServer: false,
@@ -88,6 +101,9 @@ export default defineConfig({
         // --repeat-each); the write limit has its own integration test.
         CLARION_WRITE_RATE_LIMIT: '0',
         LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
+        CLARION_SDK_DIR: path.join(root, 'target/sdk'),
+        // The demo site embeds Clarion; the stranger's port is a site that is not listed.
+        CLARION_CORS_ORIGINS: `http://127.0.0.1:${demoPorts[0]}`,
       },
       stdout: 'pipe',
       stderr: 'pipe',

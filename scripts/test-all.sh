@@ -12,12 +12,14 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --features ssr -- -D warnings
 cargo clippy --all-targets --no-default-features --features hydrate -- -D warnings
 cargo clippy --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p clarion-sdk --target wasm32-unknown-unknown -- -D warnings
 
 step "service worker unit tests (node --test sw/)"
 node --test sw/
 
-step "release build (cargo leptos build --release)"
+step "release build (cargo leptos build --release; the SDK: scripts/build-sdk.sh)"
 cargo leptos build --release
+scripts/build-sdk.sh
 
 step "PostgreSQL for the tests: a throw-away cluster (scripts/pg-cluster.sh)"
 source scripts/pg-cluster.sh

@@ -1,5 +1,10 @@
 /*
- * Clarion's service worker, served at /sw.js with scope /.
+ * Clarion's service worker. It runs two ways:
+ * - served by Clarion at /sw.js, with scope /, for Clarion's own page;
+ * - imported by any site into its own worker, the one line
+ *   `importScripts("https://push.example.com/sw.js");`. Notifications then open the
+ *   site's pages, and reports go to Clarion's origin, which the SDK names in the
+ *   worker's URL when it registers it (`/clarion-worker.js?clarion=https://push.example.com`).
  *
  * - push: shows the notification described by the payload. The payload is the Declarative
  *   Web Push shape Clarion sends by default ({web_push: 8030, notification: {title, body,
@@ -17,6 +22,32 @@
  *   window, no localStorage.
  */
 'use strict';
+
+/**
+ * Where Clarion's API is: this worker's own origin (a relative path), or the origin in
+ * its `clarion` parameter when a site imported this file.
+ */
+function clarionApi(location) {
+  let named = null;
+  try {
+    named = new URL(location.href).searchParams.get('clarion');
+  } catch (_) {
+    named = null;
+  }
+  if (named) {
+    try {
+      const clarion = new URL(named);
+      if ((clarion.protocol === 'https:' || clarion.protocol === 'http:') && clarion.origin !== location.origin) {
+        return clarion.origin + '/api/v1';
+      }
+    } catch (_) {
+      // Not a URL: Clarion is this origin.
+    }
+  }
+  return '/api/v1';
+}
+
+const API = clarionApi(self.location);
 
 const GENERIC_TITLE = 'Clarion';
 const GENERIC_BODY = 'You have a new notification.';
@@ -127,7 +158,7 @@ async function reportClick(id) {
   } catch (_) {
     // Without the subscription the click is still counted.
   }
-  return fetch('/api/v1/notifications/' + id + '/clicks', init).then(
+  return fetch(API + '/notifications/' + id + '/clicks', init).then(
     () => undefined,
     () => undefined,
   );
@@ -176,7 +207,7 @@ self.addEventListener('pushsubscriptionchange', (event) => {
   event.waitUntil(
     (async () => {
       const json = { 'Content-Type': 'application/json' };
-      const response = await fetch('/api/v1/vapid-public-key');
+      const response = await fetch(API + '/vapid-public-key', { credentials: 'omit' });
       if (!response.ok) throw new Error('could not fetch the VAPID key: ' + response.status);
       const { public_key: publicKey } = await response.json();
       const renewed =
@@ -185,16 +216,18 @@ self.addEventListener('pushsubscriptionchange', (event) => {
           userVisibleOnly: true,
           applicationServerKey: base64UrlToBytes(publicKey),
         }));
-      const saved = await fetch('/api/v1/subscriptions', {
+      const saved = await fetch(API + '/subscriptions', {
         method: 'POST',
+        credentials: 'omit',
         headers: json,
         body: JSON.stringify(renewed.toJSON()),
       });
       if (!saved.ok) throw new Error('could not store the renewed subscription: ' + saved.status);
       const old = event.oldSubscription;
       if (old && old.endpoint && old.endpoint !== renewed.endpoint) {
-        await fetch('/api/v1/subscriptions', {
+        await fetch(API + '/subscriptions', {
           method: 'DELETE',
+          credentials: 'omit',
           headers: json,
           body: JSON.stringify({ endpoint: old.endpoint }),
         });

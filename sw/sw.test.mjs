@@ -9,14 +9,14 @@ import vm from 'node:vm';
 const source = readFileSync(new URL('./sw.js', import.meta.url), 'utf8');
 const ORIGIN = 'https://app.example';
 
-function loadWorker({ windows = [], fetchImpl, navigator, current = null } = {}) {
+function loadWorker({ windows = [], fetchImpl, navigator, current = null, location = { origin: ORIGIN } } = {}) {
   const listeners = {};
   const shown = [];
   const opened = [];
   const fetches = [];
   const subscribeCalls = [];
   const self = {
-    location: { origin: ORIGIN },
+    location,
     navigator,
     addEventListener: (type, fn) => { listeners[type] = fn; },
     skipWaiting: () => {},
@@ -38,7 +38,7 @@ function loadWorker({ windows = [], fetchImpl, navigator, current = null } = {})
   };
   const fetch = fetchImpl || (async (url, init = {}) => {
     fetches.push({ url, init });
-    if (url === '/api/v1/vapid-public-key') {
+    if (url.endsWith('/api/v1/vapid-public-key')) {
       return { ok: true, status: 200, json: async () => ({ public_key: 'BAEC' }) };
     }
     return { ok: true, status: 201, json: async () => ({}) };
@@ -193,4 +193,44 @@ test('pushsubscriptionchange fails loudly when the server refuses the new subscr
       : { ok: false, status: 422, json: async () => ({}) }),
   });
   await assert.rejects(sw.dispatch('pushsubscriptionchange', {}), /422/);
+});
+
+// A site's own worker, `importScripts("https://push.example.com/sw.js")`, registered by
+// the SDK with Clarion's origin in its URL.
+const SITE = 'https://shop.example';
+const CLARION = 'https://push.example.com';
+const imported = (query = '?clarion=' + encodeURIComponent(CLARION)) => ({ origin: SITE, href: SITE + '/clarion-worker.js' + query });
+
+test('imported into a site\'s worker, a click is reported to Clarion\'s origin and opens the site\'s page', async () => {
+  const current = { toJSON: () => ({ endpoint: 'https://push.example/mine', keys: { p256dh: 'p', auth: 'secret-auth' } }) };
+  const sw = loadWorker({ location: imported(), current });
+  await sw.dispatch('push', { data: pushData(JSON.stringify({ title: 'Sale', url: '/deals', notification_id: 7 })) });
+  assert.equal(sw.shown[0].options.data.url, SITE + '/deals', 'links resolve against the site, not Clarion');
+  await sw.dispatch('notificationclick', { notification: { data: sw.shown[0].options.data, close() {} } });
+  assert.equal(sw.fetches.length, 1);
+  assert.equal(sw.fetches[0].url, CLARION + '/api/v1/notifications/7/clicks');
+  assert.equal(sw.fetches[0].init.credentials, 'omit');
+  assert.deepEqual(JSON.parse(sw.fetches[0].init.body), { endpoint: 'https://push.example/mine', auth: 'secret-auth' });
+  assert.deepEqual(sw.opened, [SITE + '/deals']);
+});
+
+test('imported, pushsubscriptionchange takes the key from Clarion and stores the new subscription there', async () => {
+  const sw = loadWorker({ location: imported() });
+  await sw.dispatch('pushsubscriptionchange', { oldSubscription: { endpoint: 'https://push.example/old' } });
+  const [key, post, del] = sw.fetches;
+  assert.equal(key.url, CLARION + '/api/v1/vapid-public-key');
+  assert.equal(post.url, CLARION + '/api/v1/subscriptions');
+  assert.equal(post.init.method, 'POST');
+  assert.equal(post.init.credentials, 'omit');
+  assert.equal(del.url, CLARION + '/api/v1/subscriptions');
+  assert.equal(del.init.method, 'DELETE');
+  assert.deepEqual(JSON.parse(del.init.body), { endpoint: 'https://push.example/old' });
+});
+
+test('a clarion parameter that is not an http(s) origin, or is the worker\'s own, keeps reports on this origin', async () => {
+  for (const query of ['?clarion=javascript%3Aalert(1)', '?clarion=not%20a%20url', '?clarion=' + encodeURIComponent(SITE), '']) {
+    const sw = loadWorker({ location: imported(query) });
+    await sw.dispatch('notificationclick', { notification: { data: { id: 3, url: SITE + '/' }, close() {} } });
+    assert.equal(sw.fetches[0].url, '/api/v1/notifications/3/clicks', query);
+  }
 });

@@ -2,7 +2,7 @@
 //! `server::subscriptions` or `server::broadcasts`; the endpoints are fixed
 //! (`/api/fn/<name>`) so tests and proxies can rely on them.
 
-use crate::domain::{SubscriptionJson, TestPushResult, Topic};
+use crate::domain::{SavedSubscription, SubscriptionJson, TestPushResult, Topic};
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
@@ -46,14 +46,6 @@ pub async fn vapid_public_key() -> Result<String, ServerFnError> {
     Ok(state()?.core.sender.vapid().public_key_b64().to_string())
 }
 
-/// What the page learns from storing its subscription.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Saved {
-    pub id: i64,
-    /// The topics the subscription has now.
-    pub topics: Vec<String>,
-}
-
 /// Stores (or refreshes, marking it seen) this browser's subscription, with the topics
 /// chosen (none given: a new subscription gets the default topics, a known one keeps its
 /// own) and the identity token the page was given.
@@ -62,7 +54,7 @@ pub async fn save_subscription(
     subscription: SubscriptionJson,
     topics: Option<Vec<String>>,
     user_token: Option<String>,
-) -> Result<Saved, ServerFnError> {
+) -> Result<SavedSubscription, ServerFnError> {
     let state = state()?;
     let ip = client_ip(&state).await?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
@@ -70,7 +62,7 @@ pub async fn save_subscription(
     use crate::domain::SubscribeRequest;
     let request = SubscribeRequest { topics, user_token, ..SubscribeRequest::from_subscription(subscription) };
     let stored = crate::server::security::subscribe_from(&state, ip, &request, user_agent).await.map_err(to_server_error)?;
-    Ok(Saved { id: stored.subscribed.id(), topics: stored.topics })
+    Ok(SavedSubscription { id: stored.subscribed.id(), topics: stored.topics })
 }
 
 /// The topics this site offers, for the page's checkboxes.
@@ -104,10 +96,7 @@ pub async fn delete_subscription(endpoint: String) -> Result<bool, ServerFnError
 pub async fn send_test_notification(endpoint: String, auth: String) -> Result<TestPushResult, ServerFnError> {
     let state = state()?;
     let ip = client_ip(&state).await?;
-    state.limits.test_push_from(ip).map_err(to_server_error)?;
-    let owned = crate::server::broadcasts::prove_ownership(&state.core, &endpoint, &auth).await.map_err(to_server_error)?;
-    state.limits.test_push_to(owned.id()).map_err(to_server_error)?;
-    crate::server::broadcasts::send_test(&state.core, owned).await.map_err(to_server_error)
+    crate::server::security::test_push_from(&state, ip, &endpoint, &auth).await.map_err(to_server_error)
 }
 
 pub mod admin;

@@ -1,5 +1,6 @@
-//! Browser APIs, compiled only for the `hydrate` (WASM) build: the Push API, service
-//! worker registration and notification permission, through web-sys.
+//! Browser APIs, compiled only for the browser builds (the page's `hydrate`, the SDK's
+//! `sdk`): the Push API, service worker registration and notification permission,
+//! through web-sys.
 //!
 //! Every function turns JavaScript exceptions into a [`BrowserError`] carrying the
 //! exception's name and message, so the page can say what failed.
@@ -10,6 +11,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     Notification, NotificationPermission, PushSubscription, PushSubscriptionOptionsInit, RegistrationOptions, ServiceWorkerRegistration,
+    ServiceWorkerState,
 };
 
 /// A failed browser call, in words.
@@ -71,20 +73,32 @@ pub async fn permission_answer(prompt: Promise) -> Result<NotificationPermission
     })
 }
 
-/// Registers `/sw.js` with scope `/` and waits until a worker is active.
-pub async fn register_service_worker() -> Result<ServiceWorkerRegistration> {
+/// Registers the service worker at `script` (with `scope`, or the browser's default: the
+/// script's folder) and waits until it is active. Registering a worker that already is
+/// registered is a no-op, so every caller may do it.
+///
+/// It waits on the registration itself rather than `navigator.serviceWorker.ready`, which
+/// only settles for a worker whose scope covers this page.
+pub async fn register_service_worker(script: &str, scope: Option<&str>) -> Result<ServiceWorkerRegistration> {
     let container = window()?.navigator().service_worker();
     let options = RegistrationOptions::new();
-    options.set_scope("/");
-    JsFuture::from(container.register_with_options("/sw.js", &options)).await?;
-    let ready = JsFuture::from(container.ready()?).await?;
-    Ok(ready.unchecked_into())
-}
-
-/// The active registration (after [`register_service_worker`]).
-pub async fn registration() -> Result<ServiceWorkerRegistration> {
-    let container = window()?.navigator().service_worker();
-    Ok(JsFuture::from(container.ready()?).await?.unchecked_into())
+    if let Some(scope) = scope {
+        options.set_scope(scope);
+    }
+    let registration: ServiceWorkerRegistration = JsFuture::from(container.register_with_options(script, &options)).await?.unchecked_into();
+    while registration.active().is_none() {
+        let Some(worker) = registration.installing().or_else(|| registration.waiting()) else {
+            return Err(BrowserError(format!("the service worker {script} did not install")));
+        };
+        let changed = Promise::new(&mut |resolve, _| {
+            let _ = worker.add_event_listener_with_callback("statechange", &resolve);
+        });
+        JsFuture::from(changed).await?;
+        if worker.state() == ServiceWorkerState::Redundant && registration.active().is_none() {
+            return Err(BrowserError(format!("the service worker {script} failed to install; the browser's console says why")));
+        }
+    }
+    Ok(registration)
 }
 
 /// The browser's current push subscription, if any.
@@ -116,9 +130,25 @@ pub fn subscription_server_key(subscription: &PushSubscription) -> Option<Vec<u8
 
 /// `subscription.toJSON()` as the shared wire type.
 pub fn subscription_json(subscription: &PushSubscription) -> Result<SubscriptionJson> {
-    let json = subscription.to_json()?;
-    let text: String = js_sys::JSON::stringify(&json)?.into();
-    serde_json::from_str(&text).map_err(|e| BrowserError(format!("unexpected subscription JSON: {e}")))
+    from_js(subscription.to_json()?.into()).map_err(|e| BrowserError(format!("unexpected subscription JSON: {e}")))
+}
+
+/// A Rust value as the plain JavaScript value `JSON.parse` would give (objects, arrays,
+/// `null` for `None`). The browser's own JSON does the text, so the WASM carries no JSON
+/// parser or printer.
+pub fn to_js<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsValue> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| BrowserError(e.to_string()))
+}
+
+/// A plain JavaScript value (what `JSON.parse` or `Response.json()` gives) as a Rust value.
+pub fn from_js<T: serde::de::DeserializeOwned>(value: JsValue) -> Result<T> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| BrowserError(e.to_string()))
+}
+
+/// `JSON.stringify(value, null, indent)`.
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T, indent: u32) -> Result<String> {
+    let text = js_sys::JSON::stringify_with_replacer_and_space(&to_js(value)?, &JsValue::NULL, &JsValue::from(indent))?;
+    Ok(text.into())
 }
 
 /// Unsubscribes in the browser.

@@ -1,4 +1,5 @@
 //! UI components.
 
+#[cfg(any(feature = "ssr", feature = "hydrate"))]
 pub mod admin;
 pub mod push_control;

@@ -16,4 +16,4 @@ mod properties;
 pub use audience::{Audience, Topic, TopicDefinition};
 pub use ledger::{BroadcastDetail, BroadcastQueued, BroadcastState, BroadcastStatus, SubscriptionPage, SubscriptionSummary};
 pub use notification::{NotificationAction, NotificationRequest, PayloadFormat, TestPushResult, Urgency};
-pub use subscription::{SubscribeRequest, SubscriptionJson, SubscriptionKeysJson};
+pub use subscription::{SavedSubscription, SubscribeRequest, SubscriptionJson, SubscriptionKeysJson};

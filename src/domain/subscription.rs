@@ -49,6 +49,14 @@ pub struct SubscribeRequest {
     pub user_token: Option<String>,
 }
 
+/// What storing a subscription answers (`POST /api/v1/subscriptions`, and the page's
+/// `save_subscription` server function): its id and the topics it has now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSubscription {
+    pub id: i64,
+    pub topics: Vec<String>,
+}
+
 impl SubscribeRequest {
     /// The browser's subscription alone.
     pub fn subscription(&self) -> SubscriptionJson {

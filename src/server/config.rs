@@ -95,6 +95,9 @@ pub struct ServeArgs {
     /// The built site (`cargo leptos build` output).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
+    /// The built SDK (`scripts/build-sdk.sh` output), served as `/sdk.js` and `/sdk/*`.
+    #[arg(long, env = "CLARION_SDK_DIR", default_value = "target/sdk")]
+    pub sdk_dir: String,
     /// New subscriptions one client IP may create per hour; 0 turns the limit off.
     #[arg(long, env = "CLARION_SUBSCRIBE_RATE_LIMIT", default_value_t = 10)]
     pub subscribe_rate_limit: u32,

@@ -16,6 +16,7 @@ pub mod http;
 pub mod metrics;
 pub mod resolver;
 pub mod rest;
+pub mod sdk;
 pub mod secrets;
 pub mod security;
 pub mod sender;

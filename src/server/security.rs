@@ -15,7 +15,7 @@ use super::subscriptions::Stored;
 use crate::domain::SubscribeRequest;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use forwarded_header_value::ForwardedHeaderValue;
@@ -213,6 +213,21 @@ pub async fn subscribe_from(
     Ok(super::subscriptions::subscribe(&state.core, request, user_agent, Some(&client)).await?)
 }
 
+/// Pushes a test notification for a web client (the REST API and the page's server
+/// function): to a subscription its `auth` secret proves, within the per-address and
+/// per-subscription limits.
+pub async fn test_push_from(
+    state: &super::state::AppState,
+    ip: IpAddr,
+    endpoint: &str,
+    auth: &str,
+) -> Result<crate::domain::TestPushResult, ApiError> {
+    state.limits.test_push_from(ip)?;
+    let owned = super::broadcasts::prove_ownership(&state.core, endpoint, auth).await?;
+    state.limits.test_push_to(owned.id())?;
+    Ok(super::broadcasts::send_test(&state.core, owned).await?)
+}
+
 /// Lets a subscription in: a known endpoint (an update) always; a new one only within
 /// the client's hourly quota, the per-address cap and the server's cap.
 async fn admit_subscription(state: &super::state::AppState, ip: IpAddr, endpoint: &str) -> Result<(), ApiError> {
@@ -376,10 +391,6 @@ impl AllowedOrigins {
     pub fn contains(&self, origin: &str) -> bool {
         self.0.iter().any(|o| o == origin)
     }
-
-    pub fn header_values(&self) -> Vec<HeaderValue> {
-        self.0.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect()
-    }
 }
 
 /// True when a browser's `Origin` is this site itself (its host and port match `Host`).
@@ -390,7 +401,8 @@ fn same_site(origin: &str, headers: &HeaderMap) -> bool {
 }
 
 /// Middleware for writes (anything but GET/HEAD/OPTIONS): refuses cross-site browser
-/// requests (an `Origin` that is neither this site nor a CORS origin) and applies the
+/// requests (an `Origin` that is neither this site nor, for the public endpoints, a site
+/// in `CLARION_CORS_ORIGINS`) and applies the
 /// per-IP write limit. Requests without `Origin` (servers, curl) cannot be cross-site
 /// forgeries and pass.
 pub async fn guard_writes(State(state): State<super::state::AppState>, request: Request, next: Next) -> Response {
@@ -400,7 +412,9 @@ pub async fn guard_writes(State(state): State<super::state::AppState>, request: 
     let headers = request.headers();
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-        if !same_site(&origin, headers) && !state.cors_origins.contains(&origin) {
+        let listed_site =
+            || state.cors_origins.contains(&origin) && super::rest::is_public_endpoint(request.method(), request.uri().path());
+        if !same_site(&origin, headers) && !listed_site() {
             return ApiError::CrossSite(origin).into_response();
         }
     }
@@ -426,6 +440,7 @@ pub async fn limit_header_size(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()

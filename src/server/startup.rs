@@ -11,7 +11,7 @@ use super::security::{self, AllowedOrigins, ClientIpPolicy, Limits};
 use super::sender::{PushSender, PushTimeouts};
 use super::state::{AppState, Clarion};
 use super::store::{DeploymentKey, Store};
-use super::{broadcasts, rest, vapid};
+use super::{broadcasts, rest, sdk, vapid};
 use crate::app::{shell, App};
 use crate::domain::subscription::PushHostPolicy;
 use anyhow::Context;
@@ -132,7 +132,7 @@ impl Application {
         let idle_expiry = (args.idle_expiry_days > 0).then(|| (args.idle_expiry_days, Duration::from_secs(args.idle_sweep_seconds)));
         Ok(Self {
             listener,
-            router: router(state, leptos_options, body_timeout),
+            router: router(state, leptos_options, args.sdk_dir.clone().into(), body_timeout),
             core,
             limits,
             connection_limits,
@@ -196,12 +196,13 @@ impl Application {
     }
 }
 
-fn router(state: AppState, leptos_options: LeptosOptions, body_timeout: Duration) -> Router {
+fn router(state: AppState, leptos_options: LeptosOptions, sdk_dir: std::path::PathBuf, body_timeout: Duration) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
     Router::new()
         .leptos_routes_with_context(&state, routes, move || provide_context(context_state.clone()), move || shell(leptos_options.clone()))
         .merge(rest::router(&state.cors_origins))
+        .merge(sdk::routes(sdk_dir))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), security::guard_writes))
         .layer(middleware::from_fn(security::limit_header_size))

@@ -165,6 +165,7 @@ pub fn serve_args(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option
         addr: "127.0.0.1:0".parse().unwrap(),
         admin_token: Some(ADMIN_TOKEN.into()),
         site_root: "target/site".into(),
+        sdk_dir: "target/sdk".into(),
         // Tests create many subscriptions from 127.0.0.1; the limit has its own test.
         subscribe_rate_limit: 0,
         write_rate_limit: 120,

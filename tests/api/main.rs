@@ -10,6 +10,7 @@ mod notifications;
 mod process;
 mod push_service;
 mod robustness;
+mod sdk;
 mod security;
 mod store;
 mod subscriptions;

@@ -6,6 +6,10 @@ import path from 'node:path';
 
 export const appURL = `http://127.0.0.1:${process.env.CLARION_E2E_PORT}`;
 export const pushURL = `http://127.0.0.1:${process.env.CLARION_E2E_PUSH_PORT}`;
+/** A customer's site that embeds Clarion (demo-site/), listed in CLARION_CORS_ORIGINS. */
+export const demoURL = `http://127.0.0.1:${process.env.CLARION_E2E_DEMO_PORT}`;
+/** The same site on an origin CLARION_CORS_ORIGINS does not list. */
+export const strangerURL = `http://127.0.0.1:${process.env.CLARION_E2E_STRANGER_PORT}`;
 const adminToken = process.env.CLARION_E2E_ADMIN_TOKEN!;
 const dataDir = process.env.CLARION_E2E_DATA_DIR!;
 

@@ -33,7 +33,7 @@ pub enum ApiError {
     #[error("too many {what}; try again in {} s", retry_after.as_secs())]
     RateLimited { what: String, retry_after: std::time::Duration },
     /// 403: a browser on another site tried to write here (cross-site request forgery).
-    #[error("requests from origin {0} are not allowed (set CLARION_CORS_ORIGINS to allow it)")]
+    #[error("requests from origin {0} are not allowed here: other sites may call only the public endpoints, and only when CLARION_CORS_ORIGINS lists them")]
     CrossSite(String),
     /// 429: this address already created CLARION_MAX_SUBSCRIPTIONS_PER_IP subscriptions.
     #[error("this address has created as many subscriptions as it may (CLARION_MAX_SUBSCRIPTIONS_PER_IP)")]

@@ -9,6 +9,7 @@ pub mod subscriptions;
 use super::security::AllowedOrigins;
 use super::state::AppState;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::request::Parts;
 use axum::http::Method;
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
@@ -19,25 +20,69 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 /// The service worker, compiled into the binary so it is served whatever the site root.
 const SERVICE_WORKER: &str = include_str!("../../../sw/sw.js");
 
-/// Routes under `/api/v1`, plus `/healthz` and `/sw.js`. `cors` opens the API to those
-/// browser origins; without any, only same-origin pages can call it from a browser.
+/// Routes under `/api/v1`, plus `/healthz` and `/sw.js`. `cors` opens the public
+/// endpoints (see [`is_public_endpoint`]) to those sites' pages; without any, only
+/// Clarion's own pages can call the API from a browser.
 pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
-    let mut api = Router::new()
+    let api = Router::new()
         .route("/vapid-public-key", get(vapid_public_key))
         .merge(subscriptions::router())
         .merge(notifications::router())
         .merge(audience::router())
         .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT));
+    let mut routes = Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/sw.js", get(service_worker))
+        .route("/metrics", get(metrics));
     if !cors.is_empty() {
-        api = api.layer(
+        let sites = cors.clone();
+        routes = routes.layer(
             CorsLayer::new()
-                .allow_origin(AllowOrigin::list(cors.header_values()))
+                .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
+                    origin.to_str().is_ok_and(|origin| sites.contains(&origin.to_ascii_lowercase()))
+                        && is_public_endpoint(&intended_method(request), request.uri.path())
+                }))
                 .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .allow_headers([header::CONTENT_TYPE])
                 .max_age(std::time::Duration::from_secs(3600)),
         );
     }
-    Router::new().nest("/api/v1", api).route("/healthz", get(healthz)).route("/sw.js", get(service_worker)).route("/metrics", get(metrics))
+    routes
+}
+
+/// The endpoints a site's pages and its worker call (the SDK and the imported `sw.js`):
+/// the VAPID key, subscribe and unsubscribe, the topics and a subscriber's choice of them,
+/// the test push and click reports. Only these answer the origins in
+/// `CLARION_CORS_ORIGINS`; admin endpoints and server functions never answer a foreign
+/// origin.
+pub fn is_public_endpoint(method: &Method, path: &str) -> bool {
+    let Some(endpoint) = path.strip_prefix("/api/v1/") else { return false };
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    match endpoint {
+        "vapid-public-key" | "topics" => read,
+        "subscriptions" => matches!(*method, Method::POST | Method::DELETE),
+        "subscriptions/topics" => *method == Method::PUT,
+        "subscriptions/test" => *method == Method::POST,
+        _ => {
+            *method == Method::POST
+                && endpoint
+                    .strip_prefix("notifications/")
+                    .and_then(|rest| rest.strip_suffix("/clicks"))
+                    .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        }
+    }
+}
+
+/// The method a request is about: a CORS preflight asks for another one.
+fn intended_method(request: &Parts) -> Method {
+    if request.method == Method::OPTIONS {
+        if let Some(asked) = request.headers.get(header::ACCESS_CONTROL_REQUEST_METHOD).and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        {
+            return asked;
+        }
+    }
+    request.method.clone()
 }
 
 /// `GET /metrics` on the main address: Prometheus text, for admins only (it shows the
@@ -66,6 +111,8 @@ async fn service_worker() -> impl IntoResponse {
             (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
             (header::HeaderName::from_static("service-worker-allowed"), HeaderValue::from_static("/")),
+            // Sites import it into their own worker (`importScripts`), cross-origin.
+            (header::HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("cross-origin")),
         ],
         SERVICE_WORKER,
     )
@@ -73,3 +120,39 @@ async fn service_worker() -> impl IntoResponse {
 
 /// Admin rights: the bearer token or a console session.
 pub use super::admin::AdminAccess as Admin;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_endpoints_are_the_sdks_and_the_workers() {
+        let public = [
+            (Method::GET, "/api/v1/vapid-public-key"),
+            (Method::GET, "/api/v1/topics"),
+            (Method::POST, "/api/v1/subscriptions"),
+            (Method::DELETE, "/api/v1/subscriptions"),
+            (Method::PUT, "/api/v1/subscriptions/topics"),
+            (Method::POST, "/api/v1/subscriptions/test"),
+            (Method::POST, "/api/v1/notifications/42/clicks"),
+        ];
+        for (method, path) in public {
+            assert!(is_public_endpoint(&method, path), "{method} {path}");
+        }
+        let admin = [
+            (Method::GET, "/api/v1/subscriptions"),
+            (Method::POST, "/api/v1/notifications"),
+            (Method::GET, "/api/v1/notifications/42"),
+            (Method::DELETE, "/api/v1/notifications/42"),
+            (Method::PUT, "/api/v1/topics/news"),
+            (Method::DELETE, "/api/v1/users/alice"),
+            (Method::POST, "/api/v1/notifications/x/clicks"),
+            (Method::POST, "/api/v1/notifications//clicks"),
+            (Method::POST, "/api/fn/save_subscription"),
+            (Method::GET, "/metrics"),
+        ];
+        for (method, path) in admin {
+            assert!(!is_public_endpoint(&method, path), "{method} {path}");
+        }
+    }
+}

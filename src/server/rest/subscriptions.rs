@@ -1,8 +1,9 @@
-//! `/api/v1/subscriptions`: subscribe (upsert), unsubscribe, and the admin listing.
+//! `/api/v1/subscriptions`: subscribe (upsert), unsubscribe, a test push to one's own
+//! subscription, and the admin listing.
 
 use super::error::{ApiError, AppJson};
 use super::Admin;
-use crate::domain::SubscribeRequest;
+use crate::domain::{SavedSubscription, SubscribeRequest};
 use crate::server::security::{self, ClientIp};
 use crate::server::state::AppState;
 use crate::server::subscriptions::{self, Subscribed};
@@ -14,7 +15,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/subscriptions", post(create).delete(remove).get(list))
+    Router::new().route("/subscriptions", post(create).delete(remove).get(list)).route("/subscriptions/test", post(test_push))
 }
 
 /// `201 {"id", "topics"}` for a new endpoint, `200` for a known one (refreshed).
@@ -30,7 +31,7 @@ async fn create(
         Subscribed::Created(_) => StatusCode::CREATED,
         Subscribed::Updated(_) => StatusCode::OK,
     };
-    Ok((status, Json(serde_json::json!({ "id": stored.subscribed.id(), "topics": stored.topics }))))
+    Ok((status, Json(SavedSubscription { id: stored.subscribed.id(), topics: stored.topics })))
 }
 
 #[derive(Deserialize)]
@@ -41,6 +42,23 @@ struct EndpointBody {
 async fn remove(State(state): State<AppState>, AppJson(body): AppJson<EndpointBody>) -> Result<StatusCode, ApiError> {
     subscriptions::unsubscribe(&state.core, &body.endpoint).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnSubscription {
+    endpoint: String,
+    auth: String,
+}
+
+/// `200 {"outcome": "delivered" | "gone" | "failed", "reason"?}`: a test notification to
+/// the caller's own subscription, proven by its `auth` secret.
+async fn test_push(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(body): AppJson<OwnSubscription>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(security::test_push_from(&state, ip, &body.endpoint, &body.auth).await?))
 }
 
 #[derive(Deserialize)]

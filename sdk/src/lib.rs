@@ -1,0 +1,249 @@
+//! Clarion's SDK: the push control of Clarion's page, for any website.
+//!
+//! `GET /sdk.js` on Clarion is a few lines of loader around this crate's wasm-bindgen
+//! output (see `scripts/build-sdk.sh`). A site calls
+//! `connect({ server?, serviceWorker, userToken? })` and gets a [`Client`]: the page's
+//! [`PushControlModel`], with its operations as promises and its card as
+//! [`Client::mount`]. Everything the control does is in the `clarion` crate, built with
+//! its `sdk` feature: this crate only translates between JavaScript and Rust.
+#![cfg(target_arch = "wasm32")]
+
+use clarion::components::push_control::controller::WorkerScript;
+use clarion::components::push_control::{Backend, ControlError, PushControlModel, PushState};
+use js_sys::{Array, Function, Promise, Reflect};
+use leptos::prelude::*;
+use serde::Serialize;
+use std::any::Any;
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use web_sys::{Element, HtmlElement, ShadowRootInit, ShadowRootMode};
+
+/// The push control's styles (the same file Clarion's page uses), inside its shadow
+/// root: nothing of them reaches the site, and the site's own styles stop at the host.
+const STYLE: &str = include_str!("../../style/push-control.css");
+
+/// Connects to Clarion, registers the site's worker, and reconciles this browser's
+/// subscription with Clarion (the same rules as Clarion's page). Resolves to a
+/// [`Client`] once it knows where this browser stands.
+#[wasm_bindgen]
+pub async fn connect(options: JsValue) -> Result<Client, JsValue> {
+    console_error_panic_hook::set_once();
+    let options = ConnectOptions::read(&options)?;
+    let _ = any_spawner::Executor::init_wasm_bindgen();
+    let owner = Owner::new();
+    let model = owner.with(|| {
+        PushControlModel::new(
+            Backend::Rest { origin: options.server },
+            WorkerScript { url: options.worker, scope: None },
+            options.user_token,
+        )
+    });
+    model.init().await;
+    Ok(Client { model, owner, mounts: RefCell::new(Vec::new()) })
+}
+
+/// What `connect` was given, checked.
+struct ConnectOptions {
+    /// Clarion's origin.
+    server: String,
+    /// The site's worker, with Clarion's origin in its `clarion` parameter: that is how
+    /// the imported `sw.js` learns where to send its reports.
+    worker: String,
+    user_token: Option<String>,
+}
+
+impl ConnectOptions {
+    fn read(options: &JsValue) -> Result<Self, JsValue> {
+        let server = string_member(options, "server")?.ok_or_else(|| type_error("connect: options.server is missing"))?;
+        let server = web_sys::Url::new(&server).map_err(|_| type_error(&format!("connect: options.server is not a URL: {server}")))?;
+        if !matches!(server.protocol().as_str(), "https:" | "http:") {
+            return Err(type_error("connect: options.server must be an https: (or http:) origin"));
+        }
+        let origin = server.origin();
+        let worker = string_member(options, "serviceWorker")?.ok_or_else(|| {
+            type_error(
+                "connect: options.serviceWorker is missing: the path of this site's worker file, the one line that imports Clarion's sw.js",
+            )
+        })?;
+        let page = web_sys::window().ok_or_else(|| type_error("connect: there is no window"))?.location();
+        let page_url = page.href()?;
+        let worker_url = web_sys::Url::new_with_base(&worker, &page_url)
+            .map_err(|_| type_error(&format!("connect: options.serviceWorker is not a path: {worker}")))?;
+        if worker_url.origin() != page.origin()? {
+            return Err(type_error(
+                "connect: options.serviceWorker must be a file on this site (browsers only run workers from the page's own origin)",
+            ));
+        }
+        worker_url.search_params().set("clarion", &origin);
+        Ok(Self { server: origin, worker: worker_url.href(), user_token: string_member(options, "userToken")? })
+    }
+}
+
+/// A connected push control: its state and subscription, its operations, and its card.
+#[wasm_bindgen]
+pub struct Client {
+    model: PushControlModel,
+    /// Owns the control's signals and effects; they live as long as the client.
+    owner: Owner,
+    /// The cards mounted, by host element.
+    mounts: RefCell<Vec<(Element, Box<dyn Any>)>>,
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// `"unsupported" | "blocked" | "ready" | "subscribed"`.
+    pub fn state(&self) -> String {
+        sdk_state(self.model.state()).to_string()
+    }
+
+    /// This browser's `PushSubscription.toJSON()`, or `null` when it is not subscribed.
+    pub fn subscription(&self) -> JsValue {
+        self.model.subscription().map(|s| to_js(&s)).unwrap_or(JsValue::NULL)
+    }
+
+    /// The topics the site offers: `[{ name, label, description, default }]`.
+    pub fn topics(&self) -> JsValue {
+        to_js(&self.model.offered_topics())
+    }
+
+    /// Asks for permission, subscribes with Clarion's VAPID key and stores the
+    /// subscription on Clarion, with `topics` and `userToken` when given. Resolves to the
+    /// subscription JSON. Call it from a click handler: browsers only prompt then.
+    pub fn subscribe(&self, options: JsValue) -> Promise {
+        let (topics, user_token) = match (topics_member(&options), string_member(&options, "userToken")) {
+            (Ok(topics), Ok(user_token)) => (topics, user_token),
+            (Err(e), _) | (_, Err(e)) => return Promise::reject(&e),
+        };
+        let subscribing = self.model.subscribe(topics, user_token);
+        future_to_promise(async move { subscribing.await.map(|s| to_js(&s)).map_err(js_error) })
+    }
+
+    /// Unsubscribes in the browser and deletes the subscription on Clarion.
+    pub fn unsubscribe(&self) -> Promise {
+        let unsubscribing = self.model.unsubscribe();
+        future_to_promise(async move { unsubscribing.await.map(|()| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    /// Saves a new topic set for this subscription; resolves to the set Clarion stored.
+    #[wasm_bindgen(js_name = setTopics)]
+    pub fn set_topics(&self, topics: JsValue) -> Promise {
+        let topics = match string_array(&topics, "setTopics: topics") {
+            Ok(topics) => topics,
+            Err(e) => return Promise::reject(&e),
+        };
+        let saving = self.model.set_topics(topics);
+        future_to_promise(async move { saving.await.map(|t| to_js(&t)).map_err(js_error) })
+    }
+
+    /// Pushes a test notification to this browser; resolves to
+    /// `{ outcome: "delivered" | "gone" | "failed", reason? }`.
+    #[wasm_bindgen(js_name = sendTest)]
+    pub fn send_test(&self) -> Promise {
+        let sending = self.model.send_test();
+        future_to_promise(async move { sending.await.map(|r| to_js(&r)).map_err(js_error) })
+    }
+
+    /// Renders Clarion's push control into `element`, inside a shadow root of its own.
+    /// Mounting into the same element again replaces the card.
+    pub fn mount(&self, element: Element) -> Result<(), JsValue> {
+        let document = element.owner_document().ok_or_else(|| type_error("mount: the element is not in a document"))?;
+        self.mounts.borrow_mut().retain(|(host, _)| *host != element);
+        let root = match element.shadow_root() {
+            Some(root) => {
+                root.set_inner_html("");
+                root
+            }
+            None => element.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open))?,
+        };
+        let style = document.create_element("style")?;
+        style.set_text_content(Some(STYLE));
+        root.append_child(&style)?;
+        let container: HtmlElement = document.create_element("div")?.unchecked_into();
+        root.append_child(&container)?;
+        let model = self.model;
+        let handle = self.owner.with(|| leptos::mount::mount_to(container, move || model.view()));
+        self.mounts.borrow_mut().push((element, Box::new(handle)));
+        Ok(())
+    }
+
+    /// Calls `callback(state)` on every change of state. Returns a function that stops it.
+    #[wasm_bindgen(js_name = onChange)]
+    pub fn on_change(&self, callback: Function) -> Function {
+        let state = self.model.state_signal();
+        let effect = self.owner.with(|| {
+            Effect::watch(
+                move || state.get(),
+                move |now, before, _| {
+                    if before != Some(now) {
+                        let _ = callback.call1(&JsValue::NULL, &JsValue::from_str(sdk_state(*now)));
+                    }
+                },
+                false,
+            )
+        });
+        Closure::once_into_js(move || effect.stop()).unchecked_into()
+    }
+}
+
+/// The SDK's names for the control's states.
+fn sdk_state(state: PushState) -> &'static str {
+    match state {
+        // iOS in a tab: no push until the site is on the Home Screen.
+        PushState::Unsupported | PushState::InstallFirst => "unsupported",
+        PushState::Blocked => "blocked",
+        // `Checking` ends before `connect` resolves.
+        PushState::Ready | PushState::Checking => "ready",
+        PushState::Subscribed => "subscribed",
+    }
+}
+
+/// A rejection scripts can tell apart: an `Error` named `ClarionError`, with a `code`.
+fn js_error(e: ControlError) -> JsValue {
+    let error = js_sys::Error::new(&e.to_string());
+    error.set_name("ClarionError");
+    let _ = Reflect::set(&error, &JsValue::from_str("code"), &JsValue::from_str(e.code()));
+    error.into()
+}
+
+fn type_error(message: &str) -> JsValue {
+    js_sys::TypeError::new(message).into()
+}
+
+fn to_js(value: &impl Serialize) -> JsValue {
+    clarion::browser::to_js(value).unwrap_or(JsValue::NULL)
+}
+
+/// `options[name]` as a string; absent, `undefined` and `null` are `None`.
+fn string_member(options: &JsValue, name: &str) -> Result<Option<String>, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(None);
+    }
+    let value = Reflect::get(options, &JsValue::from_str(name))?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value.as_string().map(Some).ok_or_else(|| type_error(&format!("{name} must be a string")))
+}
+
+/// `options.topics` as a list of names, when given.
+fn topics_member(options: &JsValue) -> Result<Option<Vec<String>>, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(None);
+    }
+    let value = Reflect::get(options, &JsValue::from_str("topics"))?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    string_array(&value, "subscribe: topics").map(Some)
+}
+
+fn string_array(value: &JsValue, what: &str) -> Result<Vec<String>, JsValue> {
+    if !Array::is_array(value) {
+        return Err(type_error(&format!("{what} must be an array of topic names")));
+    }
+    Array::from(value)
+        .iter()
+        .map(|name| name.as_string().ok_or_else(|| type_error(&format!("{what} must be an array of topic names"))))
+        .collect()
+}
