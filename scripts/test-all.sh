@@ -21,6 +21,9 @@ step "release build (cargo leptos build --release; the SDK: scripts/build-sdk.sh
 cargo leptos build --release
 scripts/build-sdk.sh
 
+step "the SDK's size budget (node scripts/sdk-size.mjs)"
+node scripts/sdk-size.mjs
+
 step "PostgreSQL for the tests: a throw-away cluster (scripts/pg-cluster.sh)"
 source scripts/pg-cluster.sh
 trap pg_cluster_stop EXIT

@@ -2,45 +2,39 @@
 //!
 //! `GET /sdk.js` on Clarion is a few lines of loader around this crate's wasm-bindgen
 //! output (see `scripts/build-sdk.sh`). A site calls
-//! `connect({ server?, serviceWorker, userToken? })` and gets a [`Client`]: the page's
-//! [`PushControlModel`], with its operations as promises and its card as
-//! [`Client::mount`]. Everything the control does is in the `clarion` crate, built with
-//! its `sdk` feature: this crate only translates between JavaScript and Rust.
+//! `connect({ server?, serviceWorker, userToken? })` and gets a [`Client`]: the push
+//! control of Clarion's page ([`Control`]), with its operations as promises and its card
+//! as [`Client::mount`] ([`card`]). What the control does is in the `clarion` crate,
+//! built with its `sdk` feature; this crate translates between JavaScript and Rust, and
+//! draws the card.
+//!
+//! It loads on every page of a site, so it is built small: no Leptos runtime and no JSON
+//! or serde code (the browser's own `JSON` does that), which the size budget in the README
+//! needs.
 #![cfg(target_arch = "wasm32")]
 
+mod card;
+
+use clarion::browser;
 use clarion::components::push_control::controller::WorkerScript;
-use clarion::components::push_control::{Backend, ControlError, PushControlModel, PushState};
+use clarion::components::push_control::{Backend, Control, ControlError, PushState};
+use clarion::domain::TestPushResult;
 use js_sys::{Array, Function, Promise, Reflect};
-use leptos::prelude::*;
-use serde::Serialize;
-use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
-use web_sys::{Element, HtmlElement, ShadowRootInit, ShadowRootMode};
-
-/// The push control's styles (the same file Clarion's page uses), inside its shadow
-/// root: nothing of them reaches the site, and the site's own styles stop at the host.
-const STYLE: &str = include_str!("../../style/push-control.css");
+use web_sys::Element;
 
 /// Connects to Clarion, registers the site's worker, and reconciles this browser's
 /// subscription with Clarion (the same rules as Clarion's page). Resolves to a
 /// [`Client`] once it knows where this browser stands.
 #[wasm_bindgen]
 pub async fn connect(options: JsValue) -> Result<Client, JsValue> {
-    console_error_panic_hook::set_once();
     let options = ConnectOptions::read(&options)?;
-    let _ = any_spawner::Executor::init_wasm_bindgen();
-    let owner = Owner::new();
-    let model = owner.with(|| {
-        PushControlModel::new(
-            Backend::Rest { origin: options.server },
-            WorkerScript { url: options.worker, scope: None },
-            options.user_token,
-        )
-    });
-    model.init().await;
-    Ok(Client { model, owner, mounts: RefCell::new(Vec::new()) })
+    let control =
+        Control::new(Backend::Rest { origin: options.server }, WorkerScript { url: options.worker, scope: None }, options.user_token);
+    control.init().await;
+    Ok(Client { control, cards: RefCell::new(Vec::new()) })
 }
 
 /// What `connect` was given, checked.
@@ -83,28 +77,42 @@ impl ConnectOptions {
 /// A connected push control: its state and subscription, its operations, and its card.
 #[wasm_bindgen]
 pub struct Client {
-    model: PushControlModel,
-    /// Owns the control's signals and effects; they live as long as the client.
-    owner: Owner,
+    control: Control,
     /// The cards mounted, by host element.
-    mounts: RefCell<Vec<(Element, Box<dyn Any>)>>,
+    cards: RefCell<Vec<(Element, card::Card)>>,
 }
 
 #[wasm_bindgen]
 impl Client {
     /// `"unsupported" | "blocked" | "ready" | "subscribed"`.
     pub fn state(&self) -> String {
-        sdk_state(self.model.state()).to_string()
+        sdk_state(self.control.state()).to_string()
     }
 
     /// This browser's `PushSubscription.toJSON()`, or `null` when it is not subscribed.
     pub fn subscription(&self) -> JsValue {
-        self.model.subscription().map(|s| to_js(&s)).unwrap_or(JsValue::NULL)
+        let card = self.control.card();
+        match card.subscription {
+            Some(_) => js_sys::JSON::parse(&card.subscription_text).unwrap_or(JsValue::NULL),
+            None => JsValue::NULL,
+        }
     }
 
     /// The topics the site offers: `[{ name, label, description, default }]`.
-    pub fn topics(&self) -> JsValue {
-        to_js(&self.model.offered_topics())
+    pub fn topics(&self) -> Array {
+        self.control
+            .card()
+            .topics
+            .iter()
+            .map(|topic| {
+                browser::object(&[
+                    ("name", topic.name.as_str().into()),
+                    ("label", topic.label.as_str().into()),
+                    ("description", topic.description.as_str().into()),
+                    ("default", topic.default.into()),
+                ])
+            })
+            .collect()
     }
 
     /// Asks for permission, subscribes with Clarion's VAPID key and stores the
@@ -115,13 +123,17 @@ impl Client {
             (Ok(topics), Ok(user_token)) => (topics, user_token),
             (Err(e), _) | (_, Err(e)) => return Promise::reject(&e),
         };
-        let subscribing = self.model.subscribe(topics, user_token);
-        future_to_promise(async move { subscribing.await.map(|s| to_js(&s)).map_err(js_error) })
+        let subscribing = self.control.subscribe(topics, user_token);
+        let client = self.control.clone();
+        future_to_promise(async move {
+            subscribing.await.map_err(js_error)?;
+            Ok(Client { control: client, cards: RefCell::new(Vec::new()) }.subscription())
+        })
     }
 
     /// Unsubscribes in the browser and deletes the subscription on Clarion.
     pub fn unsubscribe(&self) -> Promise {
-        let unsubscribing = self.model.unsubscribe();
+        let unsubscribing = self.control.unsubscribe();
         future_to_promise(async move { unsubscribing.await.map(|()| JsValue::UNDEFINED).map_err(js_error) })
     }
 
@@ -132,57 +144,44 @@ impl Client {
             Ok(topics) => topics,
             Err(e) => return Promise::reject(&e),
         };
-        let saving = self.model.set_topics(topics);
-        future_to_promise(async move { saving.await.map(|t| to_js(&t)).map_err(js_error) })
+        let saving = self.control.set_topics(topics);
+        future_to_promise(async move { saving.await.map(|t| browser::string_array(&t)).map_err(js_error) })
     }
 
     /// Pushes a test notification to this browser; resolves to
     /// `{ outcome: "delivered" | "gone" | "failed", reason? }`.
     #[wasm_bindgen(js_name = sendTest)]
     pub fn send_test(&self) -> Promise {
-        let sending = self.model.send_test();
-        future_to_promise(async move { sending.await.map(|r| to_js(&r)).map_err(js_error) })
+        let sending = self.control.send_test();
+        future_to_promise(async move {
+            Ok(match sending.await.map_err(js_error)? {
+                TestPushResult::Delivered => browser::object(&[("outcome", "delivered".into())]),
+                TestPushResult::Gone => browser::object(&[("outcome", "gone".into())]),
+                TestPushResult::Failed { reason } => browser::object(&[("outcome", "failed".into()), ("reason", reason.into())]),
+            })
+        })
     }
 
     /// Renders Clarion's push control into `element`, inside a shadow root of its own.
     /// Mounting into the same element again replaces the card.
     pub fn mount(&self, element: Element) -> Result<(), JsValue> {
-        let document = element.owner_document().ok_or_else(|| type_error("mount: the element is not in a document"))?;
-        self.mounts.borrow_mut().retain(|(host, _)| *host != element);
-        let root = match element.shadow_root() {
-            Some(root) => {
-                root.set_inner_html("");
-                root
-            }
-            None => element.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open))?,
-        };
-        let style = document.create_element("style")?;
-        style.set_text_content(Some(STYLE));
-        root.append_child(&style)?;
-        let container: HtmlElement = document.create_element("div")?.unchecked_into();
-        root.append_child(&container)?;
-        let model = self.model;
-        let handle = self.owner.with(|| leptos::mount::mount_to(container, move || model.view()));
-        self.mounts.borrow_mut().push((element, Box::new(handle)));
+        self.cards.borrow_mut().retain(|(host, _)| *host != element);
+        let card = card::mount(&self.control, &element)?;
+        self.cards.borrow_mut().push((element, card));
         Ok(())
     }
 
     /// Calls `callback(state)` on every change of state. Returns a function that stops it.
     #[wasm_bindgen(js_name = onChange)]
     pub fn on_change(&self, callback: Function) -> Function {
-        let state = self.model.state_signal();
-        let effect = self.owner.with(|| {
-            Effect::watch(
-                move || state.get(),
-                move |now, before, _| {
-                    if before != Some(now) {
-                        let _ = callback.call1(&JsValue::NULL, &JsValue::from_str(sdk_state(*now)));
-                    }
-                },
-                false,
-            )
+        let last = Cell::new(self.control.state());
+        let watch = self.control.watch(move |card| {
+            if last.replace(card.state) != card.state {
+                let _ = callback.call1(&JsValue::NULL, &JsValue::from_str(sdk_state(card.state)));
+            }
         });
-        Closure::once_into_js(move || effect.stop()).unchecked_into()
+        let control = self.control.clone();
+        Closure::once_into_js(move || control.unwatch(watch)).unchecked_into()
     }
 }
 
@@ -208,10 +207,6 @@ fn js_error(e: ControlError) -> JsValue {
 
 fn type_error(message: &str) -> JsValue {
     js_sys::TypeError::new(message).into()
-}
-
-fn to_js(value: &impl Serialize) -> JsValue {
-    clarion::browser::to_js(value).unwrap_or(JsValue::NULL)
 }
 
 /// `options[name]` as a string; absent, `undefined` and `null` are `None`.

@@ -5,7 +5,7 @@
 //! Every function turns JavaScript exceptions into a [`BrowserError`] carrying the
 //! exception's name and message, so the page can say what failed.
 
-use crate::domain::{base64url, SubscriptionJson};
+use crate::domain::{base64url, SubscriptionJson, SubscriptionKeysJson};
 use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -130,25 +130,54 @@ pub fn subscription_server_key(subscription: &PushSubscription) -> Option<Vec<u8
 
 /// `subscription.toJSON()` as the shared wire type.
 pub fn subscription_json(subscription: &PushSubscription) -> Result<SubscriptionJson> {
-    from_js(subscription.to_json()?.into()).map_err(|e| BrowserError(format!("unexpected subscription JSON: {e}")))
+    let json: JsValue = subscription.to_json()?.into();
+    let keys = member(&json, "keys");
+    Ok(SubscriptionJson {
+        endpoint: subscription.endpoint(),
+        expiration_time: member(&json, "expirationTime").as_f64(),
+        keys: SubscriptionKeysJson { p256dh: string_member(&keys, "p256dh")?, auth: string_member(&keys, "auth")? },
+    })
 }
 
-/// A Rust value as the plain JavaScript value `JSON.parse` would give (objects, arrays,
-/// `null` for `None`). The browser's own JSON does the text, so the WASM carries no JSON
-/// parser or printer.
-pub fn to_js<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsValue> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| BrowserError(e.to_string()))
+// Plain JavaScript values (what `JSON.parse` gives), read and built member by member: the
+// browser's own `JSON` does the text, so the SDK's WASM carries no JSON or serde code.
+
+/// `value[name]`, or `undefined`.
+pub fn member(value: &JsValue, name: &str) -> JsValue {
+    Reflect::get(value, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// A plain JavaScript value (what `JSON.parse` or `Response.json()` gives) as a Rust value.
-pub fn from_js<T: serde::de::DeserializeOwned>(value: JsValue) -> Result<T> {
-    serde_wasm_bindgen::from_value(value).map_err(|e| BrowserError(e.to_string()))
+/// `value[name]`, which must be a string.
+pub fn string_member(value: &JsValue, name: &str) -> Result<String> {
+    member(value, name).as_string().ok_or_else(|| BrowserError(format!("{name} is missing")))
+}
+
+/// `value[name]` as a list of strings (none: empty).
+pub fn strings_member(value: &JsValue, name: &str) -> Vec<String> {
+    let list = member(value, name);
+    if !js_sys::Array::is_array(&list) {
+        return Vec::new();
+    }
+    js_sys::Array::from(&list).iter().filter_map(|item| item.as_string()).collect()
+}
+
+/// A plain object with these members.
+pub fn object(members: &[(&str, JsValue)]) -> JsValue {
+    let object = js_sys::Object::new();
+    for (name, value) in members {
+        let _ = Reflect::set(&object, &JsValue::from_str(name), value);
+    }
+    object.into()
+}
+
+/// A list of strings as an array.
+pub fn string_array(items: &[String]) -> JsValue {
+    items.iter().map(|item| JsValue::from_str(item)).collect::<js_sys::Array>().into()
 }
 
 /// `JSON.stringify(value, null, indent)`.
-pub fn json_text<T: serde::Serialize + ?Sized>(value: &T, indent: u32) -> Result<String> {
-    let text = js_sys::JSON::stringify_with_replacer_and_space(&to_js(value)?, &JsValue::NULL, &JsValue::from(indent))?;
-    Ok(text.into())
+pub fn json_text(value: &JsValue, indent: u32) -> Result<String> {
+    Ok(js_sys::JSON::stringify_with_replacer_and_space(value, &JsValue::NULL, &JsValue::from(indent))?.into())
 }
 
 /// Unsubscribes in the browser.

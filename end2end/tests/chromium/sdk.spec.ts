@@ -3,6 +3,8 @@
 // styles that stay on their side of the shadow root; `onChange`; and a click reported
 // by the site's own worker (which imports Clarion's sw.js) to Clarion's origin.
 import { expect, test } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { DemoSite } from '../pages/demo-site';
 import { installFakePush } from '../support/fake-push';
 import { appURL, broadcast, defineTopic, deleteTopic, demoURL, listedEndpoints, mintSubscription, notificationStatus, pushURL, storedTopics, vapidPublicKey } from '../support/servers';
@@ -12,6 +14,19 @@ const sales = `sales-${run}`;
 const shipping = `shipping-${run}`;
 
 test.describe.configure({ mode: 'serial' });
+
+/** A file's lines, trimmed, without blank ones. */
+const lines = (text: string) => text.split('\n').map((l) => l.trim()).filter(Boolean);
+
+test('the demo site is the README\'s snippets, as pasted', () => {
+  const read = (file: string) => readFileSync(path.resolve(__dirname, '../..', file), 'utf8');
+  const section = read('../README.md').split('## Add Clarion to your site')[1];
+  const [worker, snippet] = [...section.matchAll(/```(?:js|html)\n([\s\S]*?)```/g)].map((m) => lines(m[1]));
+  expect(lines(read('demo-site/clarion-worker.js'))).toEqual(worker);
+  // The page adds one line for the tests: `window.clarion = clarion;`.
+  const page = lines(read('demo-site/index.html')).filter((l) => l !== 'window.clarion = clarion;').join('\n');
+  expect(page).toContain(snippet.join('\n'));
+});
 
 test.describe('the SDK\'s mounted card on another site (Chromium, fake PushManager)', () => {
   test.beforeAll(async () => {

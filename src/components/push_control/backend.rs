@@ -3,7 +3,8 @@
 //! site (the SDK). Both end in the same core operations on the server.
 
 use crate::browser::BrowserError;
-use crate::domain::{SavedSubscription, SubscriptionJson, TestPushResult, Topic};
+use crate::domain::{SubscriptionJson, TestPushResult, Topic};
+use web_sys::PushSubscription;
 
 /// Where the control's calls go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +28,7 @@ impl Backend {
             Backend::ServerFunctions => Ok(crate::api::vapid_public_key().await?),
             #[cfg(feature = "sdk")]
             Backend::Rest { origin } => {
-                #[derive(serde::Deserialize)]
-                struct Key {
-                    public_key: String,
-                }
-                Ok(rest::call::<Key>(origin, rest::Method::Get, "/vapid-public-key", rest::NO_BODY).await?.public_key)
+                rest::call(origin, rest::Method::Get, "/vapid-public-key", None).await.and_then(|key| rest::read(key, "public_key"))
             }
         }
     }
@@ -42,34 +39,38 @@ impl Backend {
             #[cfg(feature = "hydrate")]
             Backend::ServerFunctions => Ok(crate::api::topics().await?),
             #[cfg(feature = "sdk")]
-            Backend::Rest { origin } => {
-                #[derive(serde::Deserialize)]
-                struct Topics {
-                    topics: Vec<Topic>,
-                }
-                Ok(rest::call::<Topics>(origin, rest::Method::Get, "/topics", rest::NO_BODY).await?.topics)
-            }
+            Backend::Rest { origin } => rest::call(origin, rest::Method::Get, "/topics", None).await.map(|answer| rest::topics(&answer)),
         }
     }
 
-    /// Stores (or refreshes) a subscription.
+    /// Stores (or refreshes) a subscription; answers the topics it has now.
     pub async fn save(
         &self,
-        subscription: SubscriptionJson,
+        subscription: &PushSubscription,
+        json: &SubscriptionJson,
         topics: Option<Vec<String>>,
         user_token: Option<String>,
-    ) -> Result<SavedSubscription> {
+    ) -> Result<Vec<String>> {
         match self {
             #[cfg(feature = "hydrate")]
-            Backend::ServerFunctions => Ok(crate::api::save_subscription(subscription, topics, user_token).await?),
+            Backend::ServerFunctions => {
+                let _ = subscription;
+                Ok(crate::api::save_subscription(json.clone(), topics, user_token).await?.topics)
+            }
             #[cfg(feature = "sdk")]
             Backend::Rest { origin } => {
-                let request = crate::domain::SubscribeRequest {
-                    topics,
-                    user_token,
-                    ..crate::domain::SubscribeRequest::from_subscription(subscription)
-                };
-                rest::call(origin, rest::Method::Post, "/subscriptions", Some(&request)).await
+                let _ = json;
+                // The browser's own `toJSON()`, plus the audience members.
+                let body: wasm_bindgen::JsValue = subscription.to_json()?.into();
+                if let Some(topics) = topics {
+                    let _ = js_sys::Reflect::set(&body, &"topics".into(), &browser::string_array(&topics));
+                }
+                if let Some(token) = user_token {
+                    let _ = js_sys::Reflect::set(&body, &"user_token".into(), &token.into());
+                }
+                rest::call(origin, rest::Method::Post, "/subscriptions", Some(body))
+                    .await
+                    .map(|saved| browser::strings_member(&saved, "topics"))
             }
         }
     }
@@ -81,12 +82,11 @@ impl Backend {
             Backend::ServerFunctions => Ok(crate::api::save_topics(endpoint, auth, topics).await?),
             #[cfg(feature = "sdk")]
             Backend::Rest { origin } => {
-                #[derive(serde::Deserialize)]
-                struct Chosen {
-                    topics: Vec<String>,
-                }
-                let body = rest::Owned { endpoint: &endpoint, auth: &auth, topics: Some(&topics) };
-                Ok(rest::call::<Chosen>(origin, rest::Method::Put, "/subscriptions/topics", Some(&body)).await?.topics)
+                let body =
+                    browser::object(&[("endpoint", endpoint.into()), ("auth", auth.into()), ("topics", browser::string_array(&topics))]);
+                rest::call(origin, rest::Method::Put, "/subscriptions/topics", Some(body))
+                    .await
+                    .map(|chosen| browser::strings_member(&chosen, "topics"))
             }
         }
     }
@@ -98,11 +98,8 @@ impl Backend {
             Backend::ServerFunctions => crate::api::delete_subscription(endpoint).await.map(|_| ()).map_err(BrowserError::from),
             #[cfg(feature = "sdk")]
             Backend::Rest { origin } => {
-                #[derive(serde::Serialize)]
-                struct Endpoint {
-                    endpoint: String,
-                }
-                rest::send(origin, rest::Method::Delete, "/subscriptions", Some(&Endpoint { endpoint }), &[404]).await.map(|_| ())
+                let body = browser::object(&[("endpoint", endpoint.into())]);
+                rest::send(origin, rest::Method::Delete, "/subscriptions", Some(body), 404).await.map(|_| ())
             }
         }
     }
@@ -114,12 +111,20 @@ impl Backend {
             Backend::ServerFunctions => Ok(crate::api::send_test_notification(endpoint, auth).await?),
             #[cfg(feature = "sdk")]
             Backend::Rest { origin } => {
-                let body = rest::Owned { endpoint: &endpoint, auth: &auth, topics: None };
-                rest::call(origin, rest::Method::Post, "/subscriptions/test", Some(&body)).await
+                let body = browser::object(&[("endpoint", endpoint.into()), ("auth", auth.into())]);
+                let answer = rest::call(origin, rest::Method::Post, "/subscriptions/test", Some(body)).await?;
+                Ok(match browser::member(&answer, "outcome").as_string().as_deref() {
+                    Some("delivered") => TestPushResult::Delivered,
+                    Some("gone") => TestPushResult::Gone,
+                    _ => TestPushResult::Failed { reason: browser::string_member(&answer, "reason").unwrap_or_default() },
+                })
             }
         }
     }
 }
+
+#[cfg(feature = "sdk")]
+use crate::browser;
 
 #[cfg(feature = "hydrate")]
 impl From<leptos::server_fn::error::ServerFnError> for BrowserError {
@@ -135,12 +140,12 @@ impl From<leptos::server_fn::error::ServerFnError> for BrowserError {
 #[cfg(feature = "sdk")]
 mod rest {
     //! Calls to Clarion's REST API from another site's page: no cookies, JSON both ways
-    //! (through the browser's own `JSON`), and Clarion's own words when it refuses.
+    //! through the browser's own `JSON`, and Clarion's own words when it refuses.
 
     use crate::browser::{self, BrowserError};
+    use crate::domain::Topic;
     use gloo_net::http::{RequestBuilder, Response};
-    use serde::de::DeserializeOwned;
-    use serde::Serialize;
+    use wasm_bindgen::JsValue;
     use web_sys::RequestCredentials;
 
     pub enum Method {
@@ -150,43 +155,44 @@ mod rest {
         Delete,
     }
 
-    /// A subscription named by its endpoint and proven by its `auth` secret.
-    #[derive(Serialize)]
-    pub struct Owned<'a> {
-        pub endpoint: &'a str,
-        pub auth: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub topics: Option<&'a [String]>,
-    }
-
-    /// For a call without a body.
-    pub const NO_BODY: Option<&()> = None;
-
     /// Calls `path` under `/api/v1` and reads the JSON answer.
-    pub async fn call<T: DeserializeOwned>(
-        origin: &str,
-        method: Method,
-        path: &str,
-        body: Option<&impl Serialize>,
-    ) -> Result<T, BrowserError> {
-        let response = send(origin, method, path, body, &[]).await?;
-        json(&response).await.map_err(|e| BrowserError(format!("Clarion's answer to {path} was not what the SDK expects: {e}")))
+    pub async fn call(origin: &str, method: Method, path: &str, body: Option<JsValue>) -> Result<JsValue, BrowserError> {
+        let response = send(origin, method, path, body, 0).await?;
+        parse(&response).await.map_err(|e| BrowserError(format!("Clarion's answer to {path} was not JSON: {e}")))
     }
 
-    async fn json<T: DeserializeOwned>(response: &Response) -> Result<T, BrowserError> {
+    async fn parse(response: &Response) -> Result<JsValue, BrowserError> {
         let text = response.text().await.map_err(|e| BrowserError(e.to_string()))?;
-        browser::from_js(js_sys::JSON::parse(&text)?)
+        Ok(js_sys::JSON::parse(&text)?)
     }
 
-    /// Calls `path` under `/api/v1`; a status outside 2xx and `accepted` is an error in
-    /// Clarion's words.
-    pub async fn send(
-        origin: &str,
-        method: Method,
-        path: &str,
-        body: Option<&impl Serialize>,
-        accepted: &[u16],
-    ) -> Result<Response, BrowserError> {
+    /// `answer[name]` as a string, or an error naming what Clarion left out.
+    pub fn read(answer: JsValue, name: &str) -> Result<String, BrowserError> {
+        browser::string_member(&answer, name).map_err(|_| BrowserError(format!("Clarion's answer has no {name}")))
+    }
+
+    /// `{"topics": [{name, label, description, default}]}`.
+    pub fn topics(answer: &JsValue) -> Vec<Topic> {
+        let list = browser::member(answer, "topics");
+        if !js_sys::Array::is_array(&list) {
+            return Vec::new();
+        }
+        js_sys::Array::from(&list)
+            .iter()
+            .filter_map(|topic| {
+                Some(Topic {
+                    name: browser::member(&topic, "name").as_string()?,
+                    label: browser::member(&topic, "label").as_string()?,
+                    description: browser::member(&topic, "description").as_string().unwrap_or_default(),
+                    default: browser::member(&topic, "default").as_bool().unwrap_or(false),
+                })
+            })
+            .collect()
+    }
+
+    /// Calls `path` under `/api/v1`; a status outside 2xx (and `also_fine`) is an error
+    /// in Clarion's words.
+    pub async fn send(origin: &str, method: Method, path: &str, body: Option<JsValue>, also_fine: u16) -> Result<Response, BrowserError> {
         let url = format!("{origin}/api/v1{path}");
         let method = match method {
             Method::Get => gloo_net::http::Method::GET,
@@ -196,20 +202,20 @@ mod rest {
         };
         let builder = RequestBuilder::new(&url).method(method).credentials(RequestCredentials::Omit);
         let request = match body {
-            Some(body) => builder.header("Content-Type", "application/json").body(browser::json_text(body, 0)?),
+            Some(body) => builder.header("Content-Type", "application/json").body(browser::json_text(&body, 0)?),
             None => builder.build(),
         }
         .map_err(|e| BrowserError(e.to_string()))?;
         let response = request.send().await.map_err(|e| unreachable(origin, e))?;
-        if response.ok() || accepted.contains(&response.status()) {
+        let status = response.status();
+        if response.ok() || status == also_fine {
             return Ok(response);
         }
-        #[derive(serde::Deserialize)]
-        struct Refusal {
-            error: String,
-        }
-        let status = response.status();
-        let reason = json::<Refusal>(&response).await.map(|r| r.error).unwrap_or_else(|_| response.status_text());
+        let reason = parse(&response)
+            .await
+            .ok()
+            .and_then(|refusal| browser::member(&refusal, "error").as_string())
+            .unwrap_or_else(|| response.status_text());
         Err(BrowserError(format!("Clarion refused ({status}): {reason}")))
     }
 

@@ -1,18 +1,20 @@
 //! The browser side of the push control: what each operation does, for the page's
 //! buttons and the SDK's methods alike.
 //!
-//! Each operation marks the control busy while it runs, leaves a notice saying how it
-//! went, and returns the outcome: a button ignores it, and the SDK resolves or rejects
-//! with it. So a control mounted by the SDK shows what a script did, and the other way
-//! round.
+//! A [`Control`] holds the [`CardState`] and tells its watchers of every change (the
+//! page's Leptos view, the SDK's card, a site's `onChange`). Each operation marks the
+//! card busy while it runs, leaves a notice saying how it went, and returns the outcome:
+//! a button ignores it, and the SDK resolves or rejects with it. So a card shows what a
+//! script did, and the other way round.
 
 use super::backend::Backend;
-use super::{PushControlModel, PushState};
+use super::{CardState, PushState};
 use crate::browser::{self, BrowserError};
-use crate::domain::{base64url, SubscriptionJson, TestPushResult};
-use leptos::prelude::*;
+use crate::domain::{base64url, TestPushResult};
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use web_sys::{NotificationPermission, PushSubscription, ServiceWorkerRegistration};
 
 /// The service worker the control registers: its script and, optionally, its scope
@@ -28,15 +30,6 @@ impl WorkerScript {
     pub fn clarion_page() -> Self {
         Self { url: "/sw.js".into(), scope: Some("/".into()) }
     }
-}
-
-/// How the control reaches Clarion, and what it stores subscriptions with.
-#[derive(Debug, Clone)]
-pub(super) struct Link {
-    backend: Backend,
-    worker: WorkerScript,
-    /// The identity token subscriptions are saved with: the site's signed-in user.
-    user_token: Option<String>,
 }
 
 /// An operation in progress. Boxed, so the page's buttons and the SDK's promises share
@@ -78,7 +71,7 @@ impl std::fmt::Display for ControlError {
             ControlError::Blocked => f.write_str("notifications are blocked for this site"),
             ControlError::Dismissed => f.write_str("notification permission was not given"),
             ControlError::NotSubscribed => f.write_str("this browser is not subscribed"),
-            ControlError::Failed(e) => write!(f, "{e}"),
+            ControlError::Failed(e) => f.write_str(&e.0),
         }
     }
 }
@@ -89,79 +82,173 @@ impl From<BrowserError> for ControlError {
     }
 }
 
-impl PushControlModel {
+/// Names a watcher, to stop it.
+pub type WatchId = u32;
+
+/// Something that follows the card: the page's view, the SDK's card, a site's callback.
+type Watcher = Rc<dyn Fn(&CardState)>;
+
+/// The push control: its card, its link to Clarion, and its operations. Cloning it
+/// shares it.
+#[derive(Clone)]
+pub struct Control(Rc<Shared>);
+
+struct Shared {
+    backend: Backend,
+    worker: WorkerScript,
+    /// The identity token subscriptions are saved with: the site's signed-in user.
+    user_token: RefCell<Option<String>>,
+    /// Clarion's VAPID key, after the first fetch.
+    vapid_key: RefCell<Option<String>>,
+    card: RefCell<CardState>,
+    watchers: RefCell<Vec<(WatchId, Watcher)>>,
+    next_watcher: Cell<WatchId>,
+}
+
+impl Control {
     /// A control that reaches Clarion through `backend`, with its service worker at
-    /// `worker`, saving subscriptions with `user_token`. Call [`Self::init`] next.
+    /// `worker`, saving subscriptions with `user_token`. It says `Checking` until
+    /// [`Self::init`] has run.
     pub fn new(backend: Backend, worker: WorkerScript, user_token: Option<String>) -> Self {
-        Self {
-            state: RwSignal::new(PushState::Checking),
-            busy: RwSignal::new(false),
-            notice: RwSignal::new(String::new()),
-            subscription: RwSignal::new(None),
-            topics: RwSignal::new(Vec::new()),
-            chosen: RwSignal::new(Vec::new()),
-            link: StoredValue::new(Link { backend, worker, user_token }),
-            vapid_key: RwSignal::new(None),
+        Self(Rc::new(Shared {
+            backend,
+            worker,
+            user_token: RefCell::new(user_token),
+            vapid_key: RefCell::new(None),
+            card: RefCell::new(CardState::default()),
+            watchers: RefCell::new(Vec::new()),
+            next_watcher: Cell::new(0),
+        }))
+    }
+
+    /// The card as it is now.
+    pub fn card(&self) -> CardState {
+        self.0.card.borrow().clone()
+    }
+
+    pub fn state(&self) -> PushState {
+        self.0.card.borrow().state
+    }
+
+    /// Calls `watcher` with the card after every change.
+    pub fn watch(&self, watcher: impl Fn(&CardState) + 'static) -> WatchId {
+        let id = self.0.next_watcher.get();
+        self.0.next_watcher.set(id + 1);
+        self.0.watchers.borrow_mut().push((id, Rc::new(watcher)));
+        id
+    }
+
+    pub fn unwatch(&self, id: WatchId) {
+        self.0.watchers.borrow_mut().retain(|(watcher, _)| *watcher != id);
+    }
+
+    fn update(&self, change: impl FnOnce(&mut CardState)) {
+        let now = {
+            let mut card = self.0.card.borrow_mut();
+            let before = card.clone();
+            change(&mut card);
+            if *card == before {
+                return;
+            }
+            card.clone()
+        };
+        // Watchers may read the control, so none of its cells is borrowed while they run.
+        let watchers: Vec<Watcher> = self.0.watchers.borrow().iter().map(|(_, watcher)| watcher.clone()).collect();
+        for watcher in watchers {
+            watcher(&now);
         }
     }
 
-    fn backend(self) -> Backend {
-        self.link.with_value(|link| link.backend.clone())
+    fn settle(&self, state: PushState, notice: impl Into<String>) {
+        let notice = notice.into();
+        self.update(|card| {
+            card.state = state;
+            card.notice = notice;
+            if state != PushState::Subscribed {
+                card.subscription = None;
+                card.subscription_text.clear();
+            }
+        });
     }
 
-    fn settle(self, state: PushState, notice: impl Into<String>) {
-        self.state.set(state);
-        self.notice.set(notice.into());
-        if state != PushState::Subscribed {
-            self.subscription.set(None);
+    fn say(&self, notice: impl Into<String>) {
+        let notice = notice.into();
+        self.update(|card| card.notice = notice);
+    }
+
+    fn set_busy(&self, busy: bool) {
+        self.update(|card| card.busy = busy);
+    }
+
+    /// Runs an operation for a button, which has nothing to do with its outcome.
+    pub fn run<T: 'static>(&self, operation: Operation<T>) {
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = operation.await;
+        });
+    }
+
+    /// Starts [`Self::init`] without waiting for it.
+    pub fn start(&self) {
+        wasm_bindgen_futures::spawn_local(self.init());
+    }
+
+    /// The main button: Enable when ready, Disable when subscribed. Call it from the
+    /// click handler itself, so the permission prompt sees the user gesture.
+    pub fn toggle(&self) {
+        match self.state() {
+            PushState::Ready => self.run(self.subscribe(None, None)),
+            PushState::Subscribed => self.run(self.unsubscribe()),
+            _ => {}
         }
     }
 
     /// Registers the worker (a no-op when it already is) and waits until it is active.
-    async fn registration(self) -> Result<ServiceWorkerRegistration, BrowserError> {
-        let worker = self.link.with_value(|link| link.worker.clone());
-        browser::register_service_worker(&worker.url, worker.scope.as_deref()).await
+    async fn registration(&self) -> Result<ServiceWorkerRegistration, BrowserError> {
+        browser::register_service_worker(&self.0.worker.url, self.0.worker.scope.as_deref()).await
     }
 
-    async fn vapid_key(self) -> Result<String, BrowserError> {
-        if let Some(key) = self.vapid_key.get_untracked() {
+    async fn vapid_key(&self) -> Result<String, BrowserError> {
+        if let Some(key) = self.0.vapid_key.borrow().clone() {
             return Ok(key);
         }
-        let key = self.backend().vapid_public_key().await?;
-        self.vapid_key.set(Some(key.clone()));
+        let key = self.0.backend.vapid_public_key().await?;
+        *self.0.vapid_key.borrow_mut() = Some(key.clone());
         Ok(key)
     }
 
     /// Sends the subscription to Clarion (with the topics chosen, when given, and the
     /// identity token) and shows it and its topics.
-    async fn save(self, subscription: &PushSubscription, topics: Option<Vec<String>>) -> Result<SubscriptionJson, BrowserError> {
+    async fn save(&self, subscription: &PushSubscription, topics: Option<Vec<String>>) -> Result<(), BrowserError> {
         let json = browser::subscription_json(subscription)?;
-        let user_token = self.link.with_value(|link| link.user_token.clone());
-        let saved = self.backend().save(json.clone(), topics, user_token).await?;
-        self.chosen.set(saved.topics);
-        self.subscription.set(Some(json.clone()));
-        self.state.set(PushState::Subscribed);
-        Ok(json)
+        let text = browser::json_text(&subscription.to_json()?.into(), 2)?;
+        let user_token = self.0.user_token.borrow().clone();
+        let chosen = self.0.backend.save(subscription, &json, topics, user_token).await?;
+        self.update(|card| {
+            card.chosen = chosen;
+            card.subscription = Some(json);
+            card.subscription_text = text;
+            card.state = PushState::Subscribed;
+        });
+        Ok(())
     }
 
     /// On load: register the worker, then reconcile the browser's subscription with
     /// Clarion's key and records. It settles in a state whatever happens.
-    pub fn init(self) -> Pin<Box<dyn Future<Output = ()>>> {
-        Box::pin(self.reconcile())
+    pub fn init(&self) -> Pin<Box<dyn Future<Output = ()>>> {
+        let this = self.clone();
+        Box::pin(async move { this.reconcile().await })
     }
 
-    async fn reconcile(self) {
+    async fn reconcile(&self) {
         // iOS offers push only to Home Screen apps; a button here could never work.
         if browser::is_ios() && !browser::is_standalone() {
-            self.settle(PushState::InstallFirst, "");
-            return;
+            return self.settle(PushState::InstallFirst, "");
         }
         if !browser::push_supported() {
-            self.settle(PushState::Unsupported, "");
-            return;
+            return self.settle(PushState::Unsupported, "");
         }
-        if let Ok(topics) = self.backend().topics().await {
-            self.topics.set(topics);
+        if let Ok(topics) = self.0.backend.topics().await {
+            self.update(|card| card.topics = topics);
         }
         if let Err(e) = self.sync().await {
             self.settle(PushState::Ready, format!("Could not check this browser's subscription: {e}"));
@@ -170,7 +257,7 @@ impl PushControlModel {
 
     /// The same rules wherever the control runs: a subscription Clarion does not know is
     /// saved again, and one made with another VAPID key is replaced.
-    async fn sync(self) -> Result<(), BrowserError> {
+    async fn sync(&self) -> Result<(), BrowserError> {
         let registration = self.registration().await?;
         let key = self.vapid_key().await?;
         let permission = browser::permission();
@@ -186,19 +273,19 @@ impl PushControlModel {
         let made_with_other_key = browser::subscription_server_key(&existing).is_some_and(|k| k != expected);
         if !made_with_other_key {
             // Saving is an upsert: it restores a subscription the server lost.
-            return self.save(&existing, None).await.map(|_| ());
+            return self.save(&existing, None).await;
         }
         // The server's VAPID key changed: the old subscription can never be pushed to.
         let old_endpoint = existing.endpoint();
         browser::unsubscribe(&existing).await?;
-        let _ = self.backend().delete(old_endpoint).await;
+        let _ = self.0.backend.delete(old_endpoint).await;
         if permission != NotificationPermission::Granted {
             self.settle(PushState::Ready, "The server's key changed; enable notifications again.");
             return Ok(());
         }
         let renewed = browser::subscribe(&registration, &key).await?;
         self.save(&renewed, None).await?;
-        self.notice.set("The server's key changed, so this browser subscribed again.".into());
+        self.say("The server's key changed, so this browser subscribed again.");
         Ok(())
     }
 
@@ -207,32 +294,37 @@ impl PushControlModel {
     ///
     /// The permission prompt starts before this returns, so call it straight from a
     /// click handler: browsers only prompt during a user gesture.
-    pub fn subscribe(self, topics: Option<Vec<String>>, user_token: Option<String>) -> Operation<SubscriptionJson> {
-        let prompt = match self.state.get_untracked() {
+    pub fn subscribe(&self, topics: Option<Vec<String>>, user_token: Option<String>) -> Operation<crate::domain::SubscriptionJson> {
+        let prompt = match self.state() {
             PushState::Unsupported | PushState::InstallFirst => Err(ControlError::Unsupported),
             _ => browser::request_permission().map_err(ControlError::from),
         };
         if let Some(token) = user_token {
-            self.link.update_value(|link| link.user_token = Some(token));
+            *self.0.user_token.borrow_mut() = Some(token);
         }
+        let this = self.clone();
         Box::pin(async move {
-            self.busy.set(true);
+            this.set_busy(true);
             let result = match prompt {
-                Ok(prompt) => self.subscribe_after(prompt, topics).await,
+                Ok(prompt) => this.subscribe_after(prompt, topics).await,
                 Err(e) => Err(e),
             };
             match &result {
-                Ok(_) => self.notice.set("Notifications are on. Try Send test notification.".into()),
-                Err(ControlError::Failed(e)) => self.notice.set(format!("Could not enable notifications: {e}")),
+                Ok(_) => this.say("Notifications are on. Try Send test notification."),
+                Err(ControlError::Failed(e)) => this.say(format!("Could not enable notifications: {e}")),
                 // `subscribe_after` settled in the state that says why.
                 Err(_) => {}
             }
-            self.busy.set(false);
+            this.set_busy(false);
             result
         })
     }
 
-    async fn subscribe_after(self, prompt: js_sys::Promise, topics: Option<Vec<String>>) -> Result<SubscriptionJson, ControlError> {
+    async fn subscribe_after(
+        &self,
+        prompt: js_sys::Promise,
+        topics: Option<Vec<String>>,
+    ) -> Result<crate::domain::SubscriptionJson, ControlError> {
         match browser::permission_answer(prompt).await? {
             NotificationPermission::Granted => {}
             NotificationPermission::Denied => {
@@ -247,18 +339,24 @@ impl PushControlModel {
         let registration = self.registration().await?;
         let key = self.vapid_key().await?;
         let subscription = browser::subscribe(&registration, &key).await?;
-        Ok(self.save(&subscription, topics).await?)
+        self.save(&subscription, topics).await?;
+        self.0.card.borrow().subscription.clone().ok_or(ControlError::NotSubscribed)
     }
 
     /// Unsubscribes in the browser and deletes the subscription on Clarion. Not being
     /// subscribed is not an error: the goal holds either way.
-    pub fn unsubscribe(self) -> Operation<()> {
-        Box::pin(self.unsubscribe_here_and_there())
+    pub fn unsubscribe(&self) -> Operation<()> {
+        let this = self.clone();
+        Box::pin(async move {
+            this.set_busy(true);
+            let result = this.unsubscribe_here_and_there().await;
+            this.set_busy(false);
+            result
+        })
     }
 
-    async fn unsubscribe_here_and_there(self) -> Result<(), ControlError> {
-        self.busy.set(true);
-        let known_endpoint = self.subscription.get_untracked().map(|s| s.endpoint);
+    async fn unsubscribe_here_and_there(&self) -> Result<(), ControlError> {
+        let known_endpoint = self.0.card.borrow().subscription.as_ref().map(|s| s.endpoint.clone());
         let in_browser = match self.registration().await {
             Ok(registration) => browser::current_subscription(&registration).await,
             Err(e) => Err(e),
@@ -272,10 +370,10 @@ impl PushControlModel {
             Err(e) => (Err(e), known_endpoint),
         };
         let server_result = match endpoint {
-            Some(endpoint) => self.backend().delete(endpoint).await,
+            Some(endpoint) => self.0.backend.delete(endpoint).await,
             None => Ok(()),
         };
-        let result = match (browser_result, server_result) {
+        match (browser_result, server_result) {
             (Ok(()), Ok(())) => {
                 self.settle(PushState::Ready, "Notifications are off. The server has forgotten this browser.");
                 Ok(())
@@ -290,17 +388,15 @@ impl PushControlModel {
             }
             (Err(b), Err(s)) => {
                 let both = format!("Could not disable notifications. Browser: {b}. Server: {s}");
-                self.notice.set(both.clone());
+                self.say(both.clone());
                 Err(BrowserError(both).into())
             }
-        };
-        self.busy.set(false);
-        result
+        }
     }
 
     /// Ticks or unticks one topic and saves the whole set at once.
-    pub(super) fn choose_topic(self, name: String, on: bool) -> Operation<Vec<String>> {
-        let mut topics = self.chosen.get_untracked();
+    pub fn choose_topic(&self, name: String, on: bool) -> Operation<Vec<String>> {
+        let mut topics = self.0.card.borrow().chosen.clone();
         topics.retain(|t| *t != name);
         if on {
             topics.push(name);
@@ -309,58 +405,57 @@ impl PushControlModel {
     }
 
     /// Replaces this browser's topics; resolves to the set Clarion stored.
-    pub fn set_topics(self, topics: Vec<String>) -> Operation<Vec<String>> {
-        Box::pin(self.save_topics(topics))
-    }
-
-    async fn save_topics(self, topics: Vec<String>) -> Result<Vec<String>, ControlError> {
-        let Some(subscription) = self.subscription.get_untracked() else { return Err(ControlError::NotSubscribed) };
-        self.busy.set(true);
-        let result = self.backend().save_topics(subscription.endpoint, subscription.keys.auth, topics).await;
-        let result = match result {
-            Ok(stored) => {
-                self.chosen.set(stored.clone());
-                self.notice.set("Your topics are saved.".into());
-                Ok(stored)
-            }
-            Err(e) => {
-                // Show what the server has, not what was clicked.
-                self.chosen.update(|_| {});
-                self.notice.set(format!("Could not save your topics: {e}"));
-                Err(e.into())
-            }
-        };
-        self.busy.set(false);
-        result
+    pub fn set_topics(&self, topics: Vec<String>) -> Operation<Vec<String>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let Some(subscription) = this.0.card.borrow().subscription.clone() else { return Err(ControlError::NotSubscribed) };
+            this.set_busy(true);
+            let result = match this.0.backend.save_topics(subscription.endpoint, subscription.keys.auth, topics).await {
+                Ok(stored) => {
+                    let saved = stored.clone();
+                    this.update(|card| {
+                        card.chosen = saved;
+                        card.notice = "Your topics are saved.".into();
+                    });
+                    Ok(stored)
+                }
+                Err(e) => {
+                    // The card keeps showing what Clarion has, not what was clicked.
+                    this.say(format!("Could not save your topics: {e}"));
+                    Err(e.into())
+                }
+            };
+            this.set_busy(false);
+            result
+        })
     }
 
     /// Pushes a test notification to this browser's own subscription.
-    pub fn send_test(self) -> Operation<TestPushResult> {
-        Box::pin(self.push_test())
-    }
-
-    async fn push_test(self) -> Result<TestPushResult, ControlError> {
-        let Some(subscription) = self.subscription.get_untracked() else { return Err(ControlError::NotSubscribed) };
-        self.busy.set(true);
-        self.notice.set("Sending a test notification…".into());
-        let result = self.backend().send_test(subscription.endpoint, subscription.keys.auth).await;
-        match &result {
-            Ok(TestPushResult::Delivered) => self.notice.set("Test notification sent. It should appear in a moment.".into()),
-            Ok(TestPushResult::Gone) => {
-                if let Ok(registration) = self.registration().await {
-                    if let Ok(Some(stale)) = browser::current_subscription(&registration).await {
-                        let _ = browser::unsubscribe(&stale).await;
+    pub fn send_test(&self) -> Operation<TestPushResult> {
+        let this = self.clone();
+        Box::pin(async move {
+            let Some(subscription) = this.0.card.borrow().subscription.clone() else { return Err(ControlError::NotSubscribed) };
+            this.set_busy(true);
+            this.say("Sending a test notification…");
+            let result = this.0.backend.send_test(subscription.endpoint, subscription.keys.auth).await;
+            match &result {
+                Ok(TestPushResult::Delivered) => this.say("Test notification sent. It should appear in a moment."),
+                Ok(TestPushResult::Gone) => {
+                    if let Ok(registration) = this.registration().await {
+                        if let Ok(Some(stale)) = browser::current_subscription(&registration).await {
+                            let _ = browser::unsubscribe(&stale).await;
+                        }
                     }
+                    this.settle(
+                        PushState::Ready,
+                        "The push service no longer knows this subscription, so it was removed. Enable notifications to subscribe again.",
+                    );
                 }
-                self.settle(
-                    PushState::Ready,
-                    "The push service no longer knows this subscription, so it was removed. Enable notifications to subscribe again.",
-                );
+                Ok(TestPushResult::Failed { reason }) => this.say(format!("The test was not delivered: {reason}")),
+                Err(e) => this.say(format!("Could not send the test: {e}")),
             }
-            Ok(TestPushResult::Failed { reason }) => self.notice.set(format!("The test was not delivered: {reason}")),
-            Err(e) => self.notice.set(format!("Could not send the test: {e}")),
-        }
-        self.busy.set(false);
-        Ok(result?)
+            this.set_busy(false);
+            Ok(result?)
+        })
     }
 }

@@ -1,20 +1,22 @@
 //! The push control: the Enable / Disable / Send test notification card, and, once
 //! subscribed, the topics the site offers as checkboxes (each change is saved at once).
 //!
-//! It runs in two places, from this one module:
-//! - **Clarion's own page**: rendered on the server, hydrated, and talking to the page's
-//!   server functions;
-//! - **any other site, through the SDK** (`sdk/`): rendered in the browser into a shadow
-//!   root, and talking to Clarion's public REST API at Clarion's origin.
+//! One control, in two places:
+//! - **Clarion's own page**: the Leptos view below, rendered on the server and hydrated,
+//!   reaching Clarion through the page's server functions;
+//! - **any other site, through the SDK** (`sdk/`): a card drawn with web-sys into a
+//!   shadow root (a Leptos runtime would not fit the SDK's size budget), reaching
+//!   Clarion's public REST API at Clarion's origin.
 //!
-//! [`backend::Backend`] is the only difference between the two.
+//! Both draw the same [`CardState`] with the same words, and both drive the same
+//! [`controller::Control`]; [`backend::Backend`] is the only difference in what they do.
 //!
-//! Its state machine has four settled states (unsupported, blocked, ready, subscribed)
+//! The state machine has four settled states (unsupported, blocked, ready, subscribed)
 //! plus `Checking`, which is what the server renders: the page reads sensibly before the
-//! WASM arrives, and the buttons stay disabled until it does. The browser work itself
-//! (service worker, Push API, permission) is in [`controller`], in the browser builds only.
+//! WASM arrives, and the buttons stay disabled until it does.
 
 use crate::domain::{SubscriptionJson, Topic};
+#[cfg(any(feature = "ssr", feature = "hydrate"))]
 use leptos::prelude::*;
 
 #[cfg(any(feature = "hydrate", feature = "sdk"))]
@@ -25,12 +27,13 @@ pub mod controller;
 #[cfg(any(feature = "hydrate", feature = "sdk"))]
 pub use backend::Backend;
 #[cfg(any(feature = "hydrate", feature = "sdk"))]
-pub use controller::ControlError;
+pub use controller::{Control, ControlError};
 
 /// Where this browser stands with push.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PushState {
     /// Server-rendered, before the page has looked at the browser.
+    #[default]
     Checking,
     /// No service worker, PushManager or Notification API.
     Unsupported,
@@ -91,119 +94,114 @@ impl PushState {
     pub fn toggle_enabled(self) -> bool {
         matches!(self, PushState::Ready | PushState::Subscribed)
     }
-}
 
-/// The control's reactive state; `Copy`, so closures (and the SDK's client) share it
-/// freely. The view reads the signals; the [`controller`] changes them.
-#[derive(Clone, Copy)]
-pub struct PushControlModel {
-    state: RwSignal<PushState>,
-    busy: RwSignal<bool>,
-    notice: RwSignal<String>,
-    subscription: RwSignal<Option<SubscriptionJson>>,
-    /// The topics the site offers (none: the control shows no choices).
-    topics: RwSignal<Vec<Topic>>,
-    /// The topics this browser's subscription has, as the server stored them.
-    chosen: RwSignal<Vec<String>>,
-    /// How it reaches Clarion, where its service worker is, and who the user is.
-    #[cfg(any(feature = "hydrate", feature = "sdk"))]
-    link: StoredValue<controller::Link>,
-    /// Cached after the first fetch.
-    #[cfg(any(feature = "hydrate", feature = "sdk"))]
-    vapid_key: RwSignal<Option<String>>,
-}
-
-impl PushControlModel {
-    /// The model the server renders: `Checking`, nothing known yet.
-    #[cfg(not(any(feature = "hydrate", feature = "sdk")))]
-    pub fn server_rendered() -> Self {
-        Self {
-            state: RwSignal::new(PushState::Checking),
-            busy: RwSignal::new(false),
-            notice: RwSignal::new(String::new()),
-            subscription: RwSignal::new(None),
-            topics: RwSignal::new(Vec::new()),
-            chosen: RwSignal::new(Vec::new()),
-        }
-    }
-
-    /// Where the control stands now (not tracked).
-    pub fn state(self) -> PushState {
-        self.state.get_untracked()
-    }
-
-    /// Where the control stands, as a signal to watch.
-    pub fn state_signal(self) -> Signal<PushState> {
-        self.state.into()
-    }
-
-    /// This browser's subscription, once the server has it.
-    pub fn subscription(self) -> Option<SubscriptionJson> {
-        self.subscription.get_untracked()
-    }
-
-    /// The topics the site offers.
-    pub fn offered_topics(self) -> Vec<Topic> {
-        self.topics.get_untracked()
-    }
-
-    fn on_topic(self, name: String, on: bool) {
-        #[cfg(any(feature = "hydrate", feature = "sdk"))]
-        {
-            let choosing = self.choose_topic(name, on);
-            leptos::task::spawn_local(async move {
-                let _ = choosing.await;
-            });
-        }
-        #[cfg(not(any(feature = "hydrate", feature = "sdk")))]
-        let _ = (name, on);
-    }
-
-    fn on_toggle(self) {
-        #[cfg(any(feature = "hydrate", feature = "sdk"))]
-        match self.state.get_untracked() {
-            PushState::Ready => {
-                // Ask from inside the click handler, so the browser sees the user gesture.
-                let subscribing = self.subscribe(None, None);
-                leptos::task::spawn_local(async move {
-                    let _ = subscribing.await;
-                });
-            }
-            PushState::Subscribed => {
-                let unsubscribing = self.unsubscribe();
-                leptos::task::spawn_local(async move {
-                    let _ = unsubscribing.await;
-                });
-            }
-            _ => {}
-        }
-    }
-
-    fn on_send_test(self) {
-        #[cfg(any(feature = "hydrate", feature = "sdk"))]
-        {
-            let sending = self.send_test();
-            leptos::task::spawn_local(async move {
-                let _ = sending.await;
-            });
+    /// How to get out of this state, when the card says more than its description.
+    pub fn help(self) -> Option<&'static str> {
+        match self {
+            PushState::Blocked => Some("To allow them, open this site's settings (the icon to the left of the address), set Notifications to Allow, then reload the page."),
+            PushState::Unsupported => Some(
+                "Web push needs service workers and the Push API. Current Chrome, Edge, Firefox and Safari have both. On iPhone and iPad, first add this site to your Home Screen (Share, then Add to Home Screen) and open it from there.",
+            ),
+            _ => None,
         }
     }
 }
 
-/// Clarion's own page's control: rendered on the server, then hydrated and connected to
-/// the page's server functions and `/sw.js`.
+/// The steps the card lists on iPhone and iPad in a tab ([`PushState::InstallFirst`]).
+pub const INSTALL_STEPS: [&str; 3] = [
+    "Tap the Share button in Safari's toolbar.",
+    "Choose Add to Home Screen, then Add.",
+    "Open this site from your Home Screen and tap Enable notifications there.",
+];
+
+/// The card's fixed words, for both renderings of it.
+pub mod words {
+    pub const HEADING: &str = "Notifications on this device";
+    pub const SEND_TEST: &str = "Send test notification";
+    pub const TOPICS: &str = "Notify me about";
+    pub const SUBSCRIPTION: &str = "This browser's subscription";
+}
+
+/// Everything the card shows. The [`controller`] changes it; the page's Leptos view and
+/// the SDK's card render it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CardState {
+    pub state: PushState,
+    /// An operation is running: the buttons wait.
+    pub busy: bool,
+    /// How the last operation went, in words (empty: nothing to say).
+    pub notice: String,
+    /// This browser's subscription, once Clarion has it.
+    pub subscription: Option<SubscriptionJson>,
+    /// The subscription as the card shows it (`JSON.stringify(subscription, null, 2)`).
+    pub subscription_text: String,
+    /// The topics the site offers (none: the card shows no choices).
+    pub topics: Vec<Topic>,
+    /// The topics this browser's subscription has, as Clarion stored them.
+    pub chosen: Vec<String>,
+}
+
+impl CardState {
+    /// Whether the topic choices show.
+    pub fn offers_topics(&self) -> bool {
+        self.state == PushState::Subscribed && !self.topics.is_empty()
+    }
+
+    /// Whether the main button does anything now.
+    pub fn toggle_enabled(&self) -> bool {
+        !self.busy && self.state.toggle_enabled()
+    }
+
+    /// Whether "Send test notification" does anything now.
+    pub fn send_test_enabled(&self) -> bool {
+        !self.busy && self.state == PushState::Subscribed
+    }
+}
+
+/// Clarion's own page's control: rendered on the server (`Checking`), then hydrated and
+/// connected to the page's server functions and `/sw.js`.
 #[cfg(any(feature = "ssr", feature = "hydrate"))]
 #[component]
 pub fn PushControl() -> impl IntoView {
+    let card = RwSignal::new(CardState::default());
     #[cfg(feature = "hydrate")]
-    let model = {
-        let model = PushControlModel::new(Backend::ServerFunctions, controller::WorkerScript::clarion_page(), page_user_token());
-        Effect::new(move |_| leptos::task::spawn_local(model.init()));
-        model
+    let actions = {
+        let control = Control::new(Backend::ServerFunctions, controller::WorkerScript::clarion_page(), page_user_token());
+        control.watch(move |now| card.set(now.clone()));
+        let control = StoredValue::new_local(control);
+        // After hydration: the server rendered `Checking`, and so must the first frame.
+        Effect::new(move |_| control.with_value(Control::start));
+        Actions(control)
     };
     #[cfg(not(feature = "hydrate"))]
-    let model = PushControlModel::server_rendered();
-    model.view()
+    let actions = Actions();
+    card_view(card, actions)
+}
+
+/// What the page's buttons do: the controller's operations in the browser, nothing on
+/// the server.
+#[cfg(any(feature = "ssr", feature = "hydrate"))]
+#[derive(Clone, Copy)]
+struct Actions(#[cfg(feature = "hydrate")] StoredValue<Control, LocalStorage>);
+
+#[cfg(any(feature = "ssr", feature = "hydrate"))]
+impl Actions {
+    fn toggle(self) {
+        #[cfg(feature = "hydrate")]
+        self.0.with_value(Control::toggle);
+    }
+
+    fn send_test(self) {
+        #[cfg(feature = "hydrate")]
+        self.0.with_value(|control| control.run(control.send_test()));
+    }
+
+    fn choose_topic(self, name: String, on: bool) {
+        #[cfg(feature = "hydrate")]
+        self.0.with_value(|control| control.run(control.choose_topic(name, on)));
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (name, on);
+    }
 }
 
 /// The identity token in the page's `?user_token=`, if it is a plausible one.
@@ -213,101 +211,82 @@ fn page_user_token() -> Option<String> {
     crate::browser::query_parameter("user_token").filter(|t| !t.is_empty() && t.len() <= 16 * MAX_USER_ID_CHARS)
 }
 
-/// The subscription as the card shows it.
-fn pretty_json(subscription: &SubscriptionJson) -> String {
-    #[cfg(any(feature = "hydrate", feature = "sdk"))]
-    return crate::browser::json_text(subscription, 2).unwrap_or_default();
-    #[cfg(not(any(feature = "hydrate", feature = "sdk")))]
-    serde_json::to_string_pretty(subscription).unwrap_or_default()
-}
-
-impl PushControlModel {
-    /// The card, in whatever state the model is.
-    pub fn view(self) -> impl IntoView {
-        let model = self;
-        let state = model.state;
-        let busy = model.busy;
-        let subscription_text = move || model.subscription.get().map(|s| pretty_json(&s)).unwrap_or_default();
-
-        view! {
-            <section class="push-card" aria-labelledby="push-heading" data-testid="push-control" data-state=move || state.get().key()>
-                <h2 id="push-heading">"Notifications on this device"</h2>
-                <div class="status" role="status" aria-live="polite" aria-atomic="true" data-testid="push-status">
-                    <span class="state-badge" data-state=move || state.get().key()>{move || state.get().label()}</span>
-                    <span class="state-text">{move || state.get().description()}</span>
-                    <Show when=move || !model.notice.get().is_empty()>
-                        <p class="notice" data-testid="push-notice">{move || model.notice.get()}</p>
-                    </Show>
-                </div>
-                <Show when=move || state.get() == PushState::Blocked>
-                    <p class="help" data-testid="blocked-help">
-                        "To allow them, open this site's settings (the icon to the left of the address), set Notifications to Allow, then reload the page."
-                    </p>
+/// The card, as Clarion's page renders it.
+#[cfg(any(feature = "ssr", feature = "hydrate"))]
+fn card_view(card: RwSignal<CardState>, actions: Actions) -> impl IntoView {
+    let state = move || card.with(|c| c.state);
+    view! {
+        <section class="push-card" aria-labelledby="push-heading" data-testid="push-control" data-state=move || state().key()>
+            <h2 id="push-heading">{words::HEADING}</h2>
+            <div class="status" role="status" aria-live="polite" aria-atomic="true" data-testid="push-status">
+                <span class="state-badge" data-state=move || state().key()>{move || state().label()}</span>
+                <span class="state-text">{move || state().description()}</span>
+                <Show when=move || card.with(|c| !c.notice.is_empty())>
+                    <p class="notice" data-testid="push-notice">{move || card.with(|c| c.notice.clone())}</p>
                 </Show>
-                <Show when=move || state.get() == PushState::InstallFirst>
-                    <ol class="help install-steps" data-testid="install-help">
-                        <li>"Tap the Share button in Safari's toolbar."</li>
-                        <li>"Choose " <strong>"Add to Home Screen"</strong> ", then Add."</li>
-                        <li>"Open this site from your Home Screen and tap Enable notifications there."</li>
-                    </ol>
-                </Show>
-                <Show when=move || state.get() == PushState::Unsupported>
-                    <p class="help" data-testid="unsupported-help">
-                        "Web push needs service workers and the Push API. Current Chrome, Edge, Firefox and Safari have both. On iPhone and iPad, first add this site to your Home Screen (Share, then Add to Home Screen) and open it from there."
-                    </p>
-                </Show>
-                <noscript>
-                    <p class="help">"Turning notifications on needs JavaScript."</p>
-                </noscript>
-                <div class="actions">
-                    <button
-                        type="button"
-                        class="primary"
-                        data-testid="push-toggle"
-                        aria-busy=move || busy.get().to_string()
-                        disabled=move || busy.get() || !state.get().toggle_enabled()
-                        on:click=move |_| model.on_toggle()
-                    >
-                        {move || state.get().toggle_label()}
-                    </button>
-                    <button
-                        type="button"
-                        data-testid="send-test"
-                        disabled=move || busy.get() || state.get() != PushState::Subscribed
-                        on:click=move |_| model.on_send_test()
-                    >
-                        "Send test notification"
-                    </button>
-                </div>
-                <Show when=move || state.get() == PushState::Subscribed && !model.topics.with(Vec::is_empty)>
-                    <fieldset class="topics" data-testid="topic-choices">
-                        <legend>"Notify me about"</legend>
-                        // The site offers a few topics, changed rarely: rebuilding the list
-                        // when they change costs less WASM than a keyed <For>.
-                        {move || model.topics.get().into_iter().map(|topic| {
+            </div>
+            <Show when=move || state() == PushState::Blocked>
+                <p class="help" data-testid="blocked-help">{PushState::Blocked.help()}</p>
+            </Show>
+            <Show when=move || state() == PushState::InstallFirst>
+                <ol class="help install-steps" data-testid="install-help">
+                    {INSTALL_STEPS.map(|step| view! { <li>{step}</li> })}
+                </ol>
+            </Show>
+            <Show when=move || state() == PushState::Unsupported>
+                <p class="help" data-testid="unsupported-help">{PushState::Unsupported.help()}</p>
+            </Show>
+            <noscript>
+                <p class="help">"Turning notifications on needs JavaScript."</p>
+            </noscript>
+            <div class="actions">
+                <button
+                    type="button"
+                    class="primary"
+                    data-testid="push-toggle"
+                    aria-busy=move || card.with(|c| c.busy).to_string()
+                    disabled=move || card.with(|c| !c.toggle_enabled())
+                    on:click=move |_| actions.toggle()
+                >
+                    {move || state().toggle_label()}
+                </button>
+                <button
+                    type="button"
+                    data-testid="send-test"
+                    disabled=move || card.with(|c| !c.send_test_enabled())
+                    on:click=move |_| actions.send_test()
+                >
+                    {words::SEND_TEST}
+                </button>
+            </div>
+            <Show when=move || card.with(CardState::offers_topics)>
+                <fieldset class="topics" data-testid="topic-choices">
+                    <legend>{words::TOPICS}</legend>
+                    <For each=move || card.with(|c| c.topics.clone()) key=|topic| topic.name.clone() let:topic>
+                        {
                             let id = format!("topic-{}", topic.name);
                             let label_for = id.clone();
                             let (name, ticked) = (topic.name.clone(), topic.name.clone());
                             view! {
                                 <label class="check" for=label_for>
                                     <input id=id type="checkbox" data-testid="topic-choice" value=topic.name.clone()
-                                        disabled=move || busy.get()
-                                        prop:checked=move || model.chosen.with(|c| c.contains(&ticked))
-                                        on:change=move |ev| model.on_topic(name.clone(), event_target_checked(&ev)) />
+                                        disabled=move || card.with(|c| c.busy)
+                                        prop:checked=move || card.with(|c| c.chosen.contains(&ticked))
+                                        on:change=move |ev| actions.choose_topic(name.clone(), event_target_checked(&ev)) />
                                     <span>{topic.label.clone()}</span>
                                     {(!topic.description.is_empty()).then(|| view! { <small class="help">{topic.description.clone()}</small> })}
                                 </label>
                             }
-                        }).collect_view()}
-                    </fieldset>
-                </Show>
-                <Show when=move || model.subscription.get().is_some()>
-                    <details class="subscription" open>
-                        <summary>"This browser's subscription"</summary>
-                        <pre data-testid="subscription-json">{subscription_text}</pre>
-                    </details>
-                </Show>
-            </section>
-        }
+                        }
+                    </For>
+                </fieldset>
+            </Show>
+            <Show when=move || card.with(|c| c.subscription.is_some())>
+                <details class="subscription" open>
+                    <summary>{words::SUBSCRIPTION}</summary>
+                    <pre data-testid="subscription-json">{move || card.with(|c| c.subscription_text.clone())}</pre>
+                </details>
+            </Show>
+        </section>
     }
 }
