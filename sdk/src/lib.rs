@@ -91,11 +91,7 @@ impl Client {
 
     /// This browser's `PushSubscription.toJSON()`, or `null` when it is not subscribed.
     pub fn subscription(&self) -> JsValue {
-        let card = self.control.card();
-        match card.subscription {
-            Some(_) => js_sys::JSON::parse(&card.subscription_text).unwrap_or(JsValue::NULL),
-            None => JsValue::NULL,
-        }
+        subscription_of(&self.control)
     }
 
     /// The topics the site offers: `[{ name, label, description, default }]`.
@@ -124,10 +120,10 @@ impl Client {
             (Err(e), _) | (_, Err(e)) => return Promise::reject(&e),
         };
         let subscribing = self.control.subscribe(topics, user_token);
-        let client = self.control.clone();
+        let control = self.control.clone();
         future_to_promise(async move {
             subscribing.await.map_err(js_error)?;
-            Ok(Client { control: client, cards: RefCell::new(Vec::new()) }.subscription())
+            Ok(subscription_of(&control))
         })
     }
 
@@ -182,6 +178,15 @@ impl Client {
         });
         let control = self.control.clone();
         Closure::once_into_js(move || control.unwatch(watch)).unchecked_into()
+    }
+}
+
+/// The control's subscription as `PushSubscription.toJSON()` gave it, or `null`.
+fn subscription_of(control: &Control) -> JsValue {
+    let card = control.card();
+    match card.subscription {
+        Some(_) => js_sys::JSON::parse(&card.subscription_text).unwrap_or(JsValue::NULL),
+        None => JsValue::NULL,
     }
 }
 

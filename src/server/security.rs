@@ -381,15 +381,21 @@ pub struct AllowedOrigins(Arc<Vec<String>>);
 
 impl AllowedOrigins {
     pub fn parse(list: &str) -> Self {
-        Self(Arc::new(list.split(',').map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase()).filter(|o| !o.is_empty()).collect()))
+        Self(Arc::new(list.split(',').map(|o| Self::normalize(o.trim())).filter(|o| !o.is_empty()).collect()))
+    }
+
+    /// An origin as the list keeps it: lower case, without a trailing slash.
+    pub fn normalize(origin: &str) -> String {
+        origin.trim_end_matches('/').to_ascii_lowercase()
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// Whether `origin` (as a browser sent it) is listed.
     pub fn contains(&self, origin: &str) -> bool {
-        self.0.iter().any(|o| o == origin)
+        self.0.contains(&Self::normalize(origin))
     }
 }
 
@@ -411,7 +417,7 @@ pub async fn guard_writes(State(state): State<super::state::AppState>, request: 
     }
     let headers = request.headers();
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        let origin = AllowedOrigins::normalize(origin);
         let listed_site =
             || state.cors_origins.contains(&origin) && super::rest::is_public_endpoint(request.method(), request.uri().path());
         if !same_site(&origin, headers) && !listed_site() {

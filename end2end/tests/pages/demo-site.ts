@@ -2,12 +2,7 @@
 // `window.clarion` client, and Clarion's card as the SDK mounts it in a shadow root.
 import { expect, type Page } from '@playwright/test';
 import { demoURL } from '../support/servers';
-
-export interface ShownNotification {
-  title: string;
-  body: string;
-  data: any;
-}
+import { waitForShown, type ShownNotification } from './push-page';
 
 export class DemoSite {
   constructor(readonly page: Page) {}
@@ -46,18 +41,11 @@ export class DemoSite {
     return this.page.evaluate(async () => {
       const registration = await navigator.serviceWorker.getRegistration('/clarion-worker.js');
       const shown = (await registration?.getNotifications()) ?? [];
-      return shown.map((n) => ({ title: n.title, body: n.body, data: n.data }));
+      return shown.map((n) => ({ title: n.title, body: n.body, icon: n.icon, data: n.data }));
     });
   }
 
   async waitForNotification(title: string): Promise<ShownNotification> {
-    let found: ShownNotification | undefined;
-    await expect
-      .poll(async () => {
-        found = (await this.notifications()).find((n) => n.title === title);
-        return found !== undefined;
-      }, { timeout: 20_000 })
-      .toBe(true);
-    return found!;
+    return waitForShown(() => this.notifications(), title);
   }
 }

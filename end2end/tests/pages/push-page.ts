@@ -7,7 +7,19 @@ export interface ShownNotification {
   title: string;
   body: string;
   icon: string;
-  data: { url?: string } | null;
+  data: any;
+}
+
+/** Polls `shown` (a page's `registration.getNotifications()`) until one is titled `title`. */
+export async function waitForShown(shown: () => Promise<ShownNotification[]>, title: string): Promise<ShownNotification> {
+  let found: ShownNotification | undefined;
+  await expect
+    .poll(async () => {
+      found = (await shown()).find((n) => n.title === title);
+      return found !== undefined;
+    }, { timeout: 20_000 })
+    .toBe(true);
+  return found!;
 }
 
 export class PushPage {
@@ -80,14 +92,7 @@ export class PushPage {
   }
 
   async waitForNotification(title: string): Promise<ShownNotification> {
-    let found: ShownNotification | undefined;
-    await expect
-      .poll(async () => {
-        found = (await this.notifications()).find((n) => n.title === title);
-        return found !== undefined;
-      }, { timeout: 20_000 })
-      .toBe(true);
-    return found!;
+    return waitForShown(() => this.notifications(), title);
   }
 
   async screenshot(name: string) {

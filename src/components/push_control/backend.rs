@@ -2,6 +2,8 @@
 //! Clarion's own page, or through the public REST API at Clarion's origin from any other
 //! site (the SDK). Both end in the same core operations on the server.
 
+#[cfg(feature = "sdk")]
+use crate::browser;
 use crate::browser::BrowserError;
 use crate::domain::{SubscriptionJson, TestPushResult, Topic};
 use web_sys::PushSubscription;
@@ -122,9 +124,6 @@ impl Backend {
         }
     }
 }
-
-#[cfg(feature = "sdk")]
-use crate::browser;
 
 #[cfg(feature = "hydrate")]
 impl From<leptos::server_fn::error::ServerFnError> for BrowserError {

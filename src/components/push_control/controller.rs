@@ -10,7 +10,7 @@
 use super::backend::Backend;
 use super::{CardState, PushState};
 use crate::browser::{self, BrowserError};
-use crate::domain::{base64url, TestPushResult};
+use crate::domain::{base64url, SubscriptionJson, TestPushResult};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -218,18 +218,18 @@ impl Control {
 
     /// Sends the subscription to Clarion (with the topics chosen, when given, and the
     /// identity token) and shows it and its topics.
-    async fn save(&self, subscription: &PushSubscription, topics: Option<Vec<String>>) -> Result<(), BrowserError> {
+    async fn save(&self, subscription: &PushSubscription, topics: Option<Vec<String>>) -> Result<SubscriptionJson, BrowserError> {
         let json = browser::subscription_json(subscription)?;
         let text = browser::json_text(&subscription.to_json()?.into(), 2)?;
         let user_token = self.0.user_token.borrow().clone();
         let chosen = self.0.backend.save(subscription, &json, topics, user_token).await?;
         self.update(|card| {
             card.chosen = chosen;
-            card.subscription = Some(json);
+            card.subscription = Some(json.clone());
             card.subscription_text = text;
             card.state = PushState::Subscribed;
         });
-        Ok(())
+        Ok(json)
     }
 
     /// On load: register the worker, then reconcile the browser's subscription with
@@ -273,7 +273,7 @@ impl Control {
         let made_with_other_key = browser::subscription_server_key(&existing).is_some_and(|k| k != expected);
         if !made_with_other_key {
             // Saving is an upsert: it restores a subscription the server lost.
-            return self.save(&existing, None).await;
+            return self.save(&existing, None).await.map(|_| ());
         }
         // The server's VAPID key changed: the old subscription can never be pushed to.
         let old_endpoint = existing.endpoint();
@@ -294,7 +294,7 @@ impl Control {
     ///
     /// The permission prompt starts before this returns, so call it straight from a
     /// click handler: browsers only prompt during a user gesture.
-    pub fn subscribe(&self, topics: Option<Vec<String>>, user_token: Option<String>) -> Operation<crate::domain::SubscriptionJson> {
+    pub fn subscribe(&self, topics: Option<Vec<String>>, user_token: Option<String>) -> Operation<SubscriptionJson> {
         let prompt = match self.state() {
             PushState::Unsupported | PushState::InstallFirst => Err(ControlError::Unsupported),
             _ => browser::request_permission().map_err(ControlError::from),
@@ -320,11 +320,7 @@ impl Control {
         })
     }
 
-    async fn subscribe_after(
-        &self,
-        prompt: js_sys::Promise,
-        topics: Option<Vec<String>>,
-    ) -> Result<crate::domain::SubscriptionJson, ControlError> {
+    async fn subscribe_after(&self, prompt: js_sys::Promise, topics: Option<Vec<String>>) -> Result<SubscriptionJson, ControlError> {
         match browser::permission_answer(prompt).await? {
             NotificationPermission::Granted => {}
             NotificationPermission::Denied => {
@@ -339,8 +335,7 @@ impl Control {
         let registration = self.registration().await?;
         let key = self.vapid_key().await?;
         let subscription = browser::subscribe(&registration, &key).await?;
-        self.save(&subscription, topics).await?;
-        self.0.card.borrow().subscription.clone().ok_or(ControlError::NotSubscribed)
+        Ok(self.save(&subscription, topics).await?)
     }
 
     /// Unsubscribes in the browser and deletes the subscription on Clarion. Not being

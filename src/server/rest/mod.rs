@@ -40,7 +40,7 @@ pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
         routes = routes.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
-                    origin.to_str().is_ok_and(|origin| sites.contains(&origin.to_ascii_lowercase()))
+                    origin.to_str().is_ok_and(|origin| sites.contains(origin))
                         && is_public_endpoint(&intended_method(request), request.uri.path())
                 }))
                 .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
