@@ -3,7 +3,8 @@
 #
 #   ./setup.sh serve   install the build toolchain, build the release site, run `clarion serve`
 #   ./setup.sh test    install the toolchain and the browsers, then run every test suite
-#   ./setup.sh tools   install the toolchain only
+#   ./setup.sh tools   install the development loop's toolchain (adds cargo-leptos, for
+#                      `cargo leptos watch`; serve, test and bench do not need it)
 #   ./setup.sh bench [--n N] [--no-peers] [--subscribe [--db sqlite,postgres]] [--scale] [--db D --instances N] [--topic-share F]
 #                      the send benchmark against Node web-push and pywebpush (bench/run.py)
 #
@@ -13,7 +14,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 CARGO_LEPTOS_VERSION=0.3.11
-WASM_OPT_VERSION=0.116.1
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 
@@ -65,15 +65,24 @@ cargo_install() {
     cargo +"$(rust_toolchain)" install --force "$crate" --version "$version" "$@"
 }
 
-install_tools() {
+# What building the release site needs (scripts/build-site.sh, scripts/build-sdk.sh): Rust
+# with wasm32, the wasm-bindgen CLI, Node, and from npm (scripts/package.json) binaryen's
+# wasm-opt and Lightning CSS, which install in seconds where compiling them took minutes.
+install_build_tools() {
   apt_packages pkg-config libssl-dev ca-certificates
+  command -v node >/dev/null && command -v npm >/dev/null || apt_packages nodejs npm
   install_rust
-  cargo_install cargo-leptos "cargo-leptos $CARGO_LEPTOS_VERSION" cargo-leptos "$CARGO_LEPTOS_VERSION" --locked
   local wb; wb=$(wasm_bindgen_version)
   # Not --locked: the CLI's lockfile names a webpki-roots release the registry no longer has.
   cargo_install wasm-bindgen "wasm-bindgen $wb" wasm-bindgen-cli "$wb"
-  # Never Debian's binaryen: its output breaks hydration in Chromium.
-  cargo_install wasm-opt "version $(echo "$WASM_OPT_VERSION" | cut -d. -f2)" wasm-opt "$WASM_OPT_VERSION" --locked
+  npm_ci scripts
+}
+
+# The development loop: cargo-leptos (`cargo leptos watch`) on top of the build tools. Its
+# debug builds need no wasm-opt; release sites come from scripts/build-site.sh.
+install_dev_tools() {
+  install_build_tools
+  cargo_install cargo-leptos "cargo-leptos $CARGO_LEPTOS_VERSION" cargo-leptos "$CARGO_LEPTOS_VERSION" --locked
 }
 
 # pywebpush in end2end/.venv: the independent sender of the push-service tests, and a
@@ -99,7 +108,7 @@ npm_ci() {
 }
 
 install_test_tools() {
-  install_tools
+  install_build_tools
   # postgresql: the server binaries for the tests' throw-away cluster (scripts/pg-cluster.sh);
   # the system's own cluster is left as the package sets it up.
   apt_packages chromium firefox-esr postgresql
@@ -108,10 +117,10 @@ install_test_tools() {
 }
 
 case "${1:-}" in
-  tools) install_tools ;;
+  tools) install_dev_tools ;;
   serve)
-    install_tools
-    cargo leptos build --release
+    install_build_tools
+    scripts/build-site.sh
     scripts/build-sdk.sh
     exec target/release/clarion serve "${@:2}"
     ;;
@@ -120,7 +129,7 @@ case "${1:-}" in
     exec ./scripts/test-all.sh
     ;;
   bench)
-    install_tools
+    install_build_tools
     install_pywebpush
     npm_ci bench
     apt_packages postgresql

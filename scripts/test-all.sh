@@ -17,12 +17,15 @@ cargo clippy -p clarion-sdk --target wasm32-unknown-unknown -- -D warnings
 step "service worker unit tests (node --test sw/)"
 node --test sw/
 
-step "release build (cargo leptos build --release; the SDK: scripts/build-sdk.sh)"
-cargo leptos build --release
+step "release build (the server and site: scripts/build-site.sh; the SDK: scripts/build-sdk.sh)"
+scripts/build-site.sh
 scripts/build-sdk.sh
 
 step "the SDK's size budget (node scripts/sdk-size.mjs)"
 node scripts/sdk-size.mjs
+
+step "the page's weight budget: a first visit to / in Chromium (node end2end/tools/page-weight.mjs)"
+node end2end/tools/page-weight.mjs
 
 step "PostgreSQL for the tests: a throw-away cluster (scripts/pg-cluster.sh)"
 source scripts/pg-cluster.sh

@@ -1,24 +1,35 @@
-//! The HTML shell and the page.
+//! The HTML shell and the pages, rendered on the server only (`ssr`): in islands mode the
+//! browser gets this as HTML, and code only for the islands in it (the push control, and
+//! on `/admin` the console).
 
 use crate::components::admin::AdminPage;
 use crate::components::push_control::PushControl;
+use crate::server::site::{SiteAssets, PKG_DIR};
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::StaticSegment;
 
-/// The document around the app, rendered on the server.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
-    #[cfg(feature = "ssr")]
+/// The document around the app. It links the built stylesheet and loads the bundle of the
+/// page asked for: the console's under `/admin`, the page's (the push control alone)
+/// everywhere else.
+pub fn shell(mut options: LeptosOptions, assets: &SiteAssets) -> impl IntoView {
     set_content_security_policy();
+    let path = use_context::<axum::http::request::Parts>().map(|parts| parts.uri.path().to_string()).unwrap_or_default();
+    // `HydrationScripts` loads `/<pkg>/<output_name>.js` and `.wasm`: the bundle's name
+    // (already content-hashed, so not hashed again).
+    options.output_name = assets.bundle_for(&path).into();
+    options.site_pkg_dir = PKG_DIR.into();
+    options.hash_files = false;
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="stylesheet" href=assets.stylesheet_href() />
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                <HydrationScripts options islands=true />
                 <MetaTags />
             </head>
             <body>
@@ -32,7 +43,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/clarion.css" />
         <Title text="Clarion: web push from your own server" />
         <Meta name="description" content="Self-hosted web push notifications." />
         <Meta name="theme-color" content="#1f3a5f" />
@@ -76,7 +86,6 @@ fn HomePage() -> impl IntoView {
 
 /// The page's CSP: scripts only from this origin or carrying this response's nonce (the
 /// inline hydration script), WASM compilation allowed, no framing, nothing else.
-#[cfg(feature = "ssr")]
 fn set_content_security_policy() {
     use leptos::nonce::{provide_nonce, use_nonce};
     let Some(response) = use_context::<leptos_axum::ResponseOptions>() else { return };

@@ -7,6 +7,11 @@
 //
 //   node end2end/tools/page-weight.mjs [PATH ...]      (default: / and /admin)
 //
+// It fails when a first visit to `/` transfers more than 150 KB (bodies as sent plus
+// headers, every response counted: the page, its stylesheet, bundle, icons, the service
+// worker and the API calls the push control makes), or when a content-hashed file under
+// /pkg/ is not sent compressed and `immutable`. The test command runs it.
+//
 // CLARION_BIN picks the binary (default target/release/clarion); LEPTOS_SITE_ROOT and
 // CLARION_SDK_DIR the built site and SDK (default target/site, target/sdk).
 import { chromium } from '@playwright/test';
@@ -52,6 +57,8 @@ async function waitForServer() {
 }
 
 const kb = (n) => (n / 1024).toFixed(1).padStart(8);
+// The most a first visit may transfer, per page.
+const BUDGETS = { '/': 150 * 1024 };
 
 try {
   await waitForServer();
@@ -65,8 +72,12 @@ try {
     const context = await browser.newContext({ extraHTTPHeaders: { 'Accept-Encoding': 'br, gzip' } });
     const page = await context.newPage();
     const loads = [];
-    page.on('requestfinished', (request) => loads.push(request));
+    // On the context, so the service worker's own fetches are counted too.
+    context.on('requestfinished', (request) => loads.push(request));
     await page.goto(`${base}${page_path}`, { waitUntil: 'networkidle' });
+    // The islands hydrate when the browser is idle; their first calls come after that.
+    await page.waitForTimeout(1000);
+    await page.waitForLoadState('networkidle');
     const rows = [];
     for (const request of loads) {
       const response = await request.response();
@@ -89,6 +100,18 @@ try {
       console.log(`${r.resource.slice(0, 44).padEnd(44)} ${kb(r.body)} ${kb(r.headers)}  ${r.encoding.padEnd(8)} ${r.cache}`);
     }
     if (rows.length === 0) failed = true;
+    const budget = BUDGETS[page_path];
+    if (budget !== undefined) {
+      const verdict = total <= budget ? 'within' : 'OVER';
+      console.log(`${page_path}: ${kb(total).trim()} KB, ${verdict} its budget of ${budget / 1024} KB`);
+      if (total > budget) failed = true;
+    }
+    for (const r of rows.filter((r) => r.resource.startsWith('/pkg/') && !r.resource.endsWith('.json'))) {
+      if (r.encoding === '-' || !r.cache.includes('immutable')) {
+        console.log(`${r.resource}: sent ${r.encoding === '-' ? 'uncompressed' : r.encoding}, cache-control ${r.cache}: want compressed and immutable`);
+        failed = true;
+      }
+    }
     await context.close();
   }
   await browser.close();

@@ -66,7 +66,7 @@ impl PushServiceServer {
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let origin = format!("{scheme}://{}", listener.local_addr()?);
+        let origin = serialize_origin(scheme, listener.local_addr()?);
         let service = Arc::new(PushService::new(origin.clone(), args.sink));
         let router = Router::new()
             .route("/", get(websocket::upgrade))
@@ -84,7 +84,7 @@ impl PushServiceServer {
         Ok(Self { listener, router, origin, tls })
     }
 
-    /// `http://host:port`.
+    /// `http://host:port`, or `http://host` on the scheme's default port.
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -95,6 +95,22 @@ impl PushServiceServer {
             Some(acceptor) => serve_tls(self.listener, acceptor, self.router).await?,
         }
         Ok(())
+    }
+}
+
+/// An origin as RFC 6454 serializes it, which is what a VAPID `aud` must be: the port is
+/// left out when it is the scheme's default (80 for http, 443 for https), as for
+/// `https://fcm.googleapis.com`.
+fn serialize_origin(scheme: &str, addr: SocketAddr) -> String {
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let host = match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    if addr.port() == default_port {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}:{}", addr.port())
     }
 }
 
@@ -146,4 +162,19 @@ async fn log_request(request: Request, next: Next) -> Response {
     let reason = response.extensions().get::<Reason>().map(|r| r.0.clone()).unwrap_or_default();
     tracing::info!(target: "push_service", %method, %path, ?version, status = response.status().as_u16(), %reason);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serialize_origin;
+
+    #[test]
+    fn an_origin_leaves_out_the_default_port_only() {
+        let at = |addr: &str| addr.parse().unwrap();
+        assert_eq!(serialize_origin("http", at("127.0.0.1:80")), "http://127.0.0.1");
+        assert_eq!(serialize_origin("https", at("127.0.0.1:443")), "https://127.0.0.1");
+        assert_eq!(serialize_origin("http", at("127.0.0.1:443")), "http://127.0.0.1:443");
+        assert_eq!(serialize_origin("https", at("127.0.0.1:8443")), "https://127.0.0.1:8443");
+        assert_eq!(serialize_origin("http", at("[::1]:8080")), "http://[::1]:8080");
+    }
 }

@@ -99,4 +99,5 @@ pub async fn send_test_notification(endpoint: String, auth: String) -> Result<Te
     crate::server::security::test_push_from(&state, ip, &endpoint, &auth).await.map_err(to_server_error)
 }
 
+#[cfg(any(feature = "ssr", feature = "console"))]
 pub mod admin;

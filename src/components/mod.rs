@@ -1,5 +1,5 @@
 //! UI components.
 
-#[cfg(any(feature = "ssr", feature = "hydrate"))]
+#[cfg(any(feature = "ssr", feature = "console"))]
 pub mod admin;
 pub mod push_control;

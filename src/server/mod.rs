@@ -20,6 +20,7 @@ pub mod sdk;
 pub mod secrets;
 pub mod security;
 pub mod sender;
+pub mod site;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -2,7 +2,8 @@
 //! `CLARION_SDK_DIR`):
 //! - `/sdk.js`, the loader sites import: revalidated on every load, so a new Clarion
 //!   reaches them at once;
-//! - `/sdk/*`, the wasm and its glue: named by their content, so cached for a year.
+//! - `/sdk/*`, the wasm and its glue: named by their content, so cached for a year, and
+//!   sent as the brotli or gzip copy the build made (`Vary: Accept-Encoding`).
 //!
 //! Any page may load them (`Access-Control-Allow-Origin: *`, without credentials): they
 //! are public code. What the SDK may *do* on a site is the API's CORS, which answers only
@@ -15,7 +16,6 @@ use axum::routing::get;
 use axum::Router;
 use std::path::PathBuf;
 use tower::ServiceBuilder;
-use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -29,7 +29,8 @@ pub fn routes(sdk_dir: PathBuf) -> Router<AppState> {
             "/sdk",
             ServiceBuilder::new()
                 .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, immutable))
-                .service(ServeDir::new(sdk_dir.join("assets"))),
+                .layer(SetResponseHeaderLayer::appending(header::VARY, HeaderValue::from_static("accept-encoding")))
+                .service(ServeDir::new(sdk_dir.join("assets")).precompressed_br().precompressed_gzip()),
         )
         .layer(
             ServiceBuilder::new()
@@ -37,8 +38,7 @@ pub fn routes(sdk_dir: PathBuf) -> Router<AppState> {
                 .layer(SetResponseHeaderLayer::overriding(
                     header::HeaderName::from_static("cross-origin-resource-policy"),
                     HeaderValue::from_static("cross-origin"),
-                ))
-                .layer(CompressionLayer::new()),
+                )),
         )
 }
 

@@ -9,6 +9,7 @@ use super::metrics::{self, Metrics};
 use super::secrets::{self, AdminToken};
 use super::security::{self, AllowedOrigins, ClientIpPolicy, Limits};
 use super::sender::{PushSender, PushTimeouts};
+use super::site::{self, SiteAssets};
 use super::state::{AppState, Clarion};
 use super::store::{DeploymentKey, Store};
 use super::{broadcasts, rest, sdk, vapid};
@@ -28,6 +29,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -101,10 +103,11 @@ impl Application {
         let leptos_options = LeptosOptions::builder()
             .output_name("clarion")
             .site_root(args.site_root.as_str())
-            .site_pkg_dir(env_or("LEPTOS_SITE_PKG_DIR", "pkg"))
+            .site_pkg_dir(site::PKG_DIR)
             .site_addr(addr)
             .reload_port(env_or("LEPTOS_RELOAD_PORT", "3001").parse::<u32>().unwrap_or(3001))
             .build();
+        let assets = Arc::new(SiteAssets::load(std::path::Path::new(&args.site_root))?);
         let limits = Arc::new(Limits::new(args.subscribe_rate_limit, args.write_rate_limit, args.test_push_rate_limit));
         let state = AppState {
             core: core.clone(),
@@ -132,7 +135,7 @@ impl Application {
         let idle_expiry = (args.idle_expiry_days > 0).then(|| (args.idle_expiry_days, Duration::from_secs(args.idle_sweep_seconds)));
         Ok(Self {
             listener,
-            router: router(state, leptos_options, args.sdk_dir.clone().into(), body_timeout),
+            router: router(state, leptos_options, assets, args.sdk_dir.clone().into(), body_timeout),
             core,
             limits,
             connection_limits,
@@ -196,14 +199,38 @@ impl Application {
     }
 }
 
-fn router(state: AppState, leptos_options: LeptosOptions, sdk_dir: std::path::PathBuf, body_timeout: Duration) -> Router {
+fn router(
+    state: AppState,
+    leptos_options: LeptosOptions,
+    assets: Arc<SiteAssets>,
+    sdk_dir: std::path::PathBuf,
+    body_timeout: Duration,
+) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
+    let context = move || provide_context(context_state.clone());
+    let site_root = std::path::PathBuf::from(leptos_options.site_root.as_ref());
+    let page = {
+        let (options, assets) = (leptos_options.clone(), assets.clone());
+        move || shell(options.clone(), &assets)
+    };
+    // A path that is neither a route nor a file: the page's "not found", with a 404.
+    let render = leptos_axum::render_app_to_stream_with_context(context.clone(), page.clone());
+    let not_found = tower::service_fn(move |request: axum::extract::Request| {
+        let answer = render(request);
+        async move {
+            let mut response = answer.await;
+            if response.status() == axum::http::StatusCode::OK {
+                *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
     Router::new()
-        .leptos_routes_with_context(&state, routes, move || provide_context(context_state.clone()), move || shell(leptos_options.clone()))
+        .leptos_routes_with_context(&state, routes, context, page)
         .merge(rest::router(&state.cors_origins))
         .merge(sdk::routes(sdk_dir))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .merge(site::files(&site_root, not_found))
         .layer(middleware::from_fn_with_state(state.clone(), security::guard_writes))
         .layer(middleware::from_fn(security::limit_header_size))
         .layer(middleware::from_fn(rest::error::limit_server_fn_body))
@@ -218,6 +245,12 @@ fn router(state: AppState, leptos_options: LeptosOptions, sdk_dir: std::path::Pa
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        // Pages (each has its own CSP nonce) and API answers are never reused unchecked;
+        // built files set their own (immutable under /pkg, revalidated elsewhere).
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        // Pages and JSON are compressed as they are sent (an event stream is not: it would
+        // hold events back); built files arrive here already compressed and pass through.
+        .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             // The path only: query strings are not logged.
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())

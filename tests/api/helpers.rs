@@ -128,14 +128,36 @@ pub struct PushService {
 }
 
 pub async fn spawn_push_service() -> PushService {
-    let server = PushServiceServer::bind(&Options { addr: "127.0.0.1:0".parse().unwrap(), sink: false, tls: None })
-        .await
-        .expect("push service binds");
+    spawn_push_service_at("127.0.0.1:0".parse().unwrap()).await.expect("push service binds")
+}
+
+/// A push service on port 80, so that its origin has no port (`http://127.x.y.z`), as a
+/// real push service's has none: on a loopback address of its own (all of 127/8 is this
+/// machine), so tests running at once never share one. Binding port 80 needs root or
+/// `CAP_NET_BIND_SERVICE`, as `./setup.sh test` and CI run.
+pub async fn spawn_push_service_without_port() -> PushService {
+    use std::hash::{BuildHasher, RandomState};
+    let mut last_error = None;
+    for attempt in 0u64..32 {
+        // A random address in 127.1.0.0/16 .. 127.254.255.254: another test's is taken.
+        let seed = RandomState::new().hash_one(attempt);
+        let [a, b, c, ..] = seed.to_le_bytes();
+        let addr = std::net::SocketAddr::from(([127, a.clamp(1, 254), b, c.clamp(1, 254)], 80));
+        match spawn_push_service_at(addr).await {
+            Ok(push) => return push,
+            Err(e) => last_error = Some(e),
+        }
+    }
+    panic!("no loopback address could bind port 80 (this test needs root or CAP_NET_BIND_SERVICE): {last_error:?}")
+}
+
+async fn spawn_push_service_at(addr: std::net::SocketAddr) -> anyhow::Result<PushService> {
+    let server = PushServiceServer::bind(&Options { addr, sink: false, tls: None }).await?;
     let origin = server.origin().to_string();
     let handle = tokio::spawn(async move {
         server.run().await.expect("push service runs");
     });
-    PushService { origin, client: reqwest::Client::new(), _server: handle }
+    Ok(PushService { origin, client: reqwest::Client::new(), _server: handle })
 }
 
 /// A server with a fresh data dir that trusts `push_hosts`.

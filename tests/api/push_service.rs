@@ -346,6 +346,91 @@ async fn an_independent_sender_pywebpush_is_accepted_and_decrypts() {
     assert_eq!(serde_json::from_slice::<Value>(&refused.stdout).unwrap()["status"], 403);
 }
 
+// ---- The web-push crate, an independent sender ---------------------------------------------
+
+/// Sends one message with the `web-push` crate (0.11), as its documentation shows: a
+/// `VapidSignatureBuilder` from the PEM key for each subscription, a message builder, and
+/// its hyper client. Returns the crate's own verdict.
+async fn send_with_web_push_crate(subscription: &Value, payload: &str, private_pem: &str) -> Result<(), web_push::WebPushError> {
+    use web_push::{ContentEncoding, HyperWebPushClient, SubscriptionInfo, VapidSignatureBuilder, WebPushClient, WebPushMessageBuilder};
+    let keys = &subscription["keys"];
+    let subscription_info =
+        SubscriptionInfo::new(subscription["endpoint"].as_str().unwrap(), keys["p256dh"].as_str().unwrap(), keys["auth"].as_str().unwrap());
+    let mut signature = VapidSignatureBuilder::from_pem(private_pem.as_bytes(), &subscription_info)?;
+    signature.add_claim("sub", SUBJECT);
+    let mut builder = WebPushMessageBuilder::new(&subscription_info);
+    builder.set_payload(ContentEncoding::Aes128Gcm, payload.as_bytes());
+    builder.set_ttl(120);
+    builder.set_vapid_signature(signature.build()?);
+    HyperWebPushClient::new().send(builder.build()?).await
+}
+
+#[tokio::test]
+async fn the_web_push_crate_is_accepted_and_decrypts_on_a_push_service_without_a_port() {
+    let push = spawn_push_service_without_port().await;
+    assert!(!push.origin.trim_start_matches("http://").contains(':'), "{}", push.origin);
+    let material = VapidKeyMaterial::generate();
+    let public = base64url::encode(&material.public_key());
+    let subscription = push.mint(Some(&public)).await;
+    let payload = "{\"title\":\"from the web-push crate\",\"body\":\"héllo ✓\"}";
+
+    send_with_web_push_crate(&subscription, payload, &material.to_pkcs8_pem()).await.expect("the push service accepts it");
+    let messages = push.messages(subscription["endpoint"].as_str().unwrap()).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["payload"], payload);
+    assert_eq!(messages[0]["ttl"], 120);
+    assert_eq!(messages[0]["claims"]["aud"], push.origin);
+    assert_eq!(messages[0]["claims"]["sub"], SUBJECT);
+
+    // Another VAPID key than the subscription's: it arrives and is refused (403, which the
+    // crate reports as `Other`), as FCM refuses it.
+    let other = VapidKeyMaterial::generate().to_pkcs8_pem();
+    let refused = send_with_web_push_crate(&subscription, "x", &other).await;
+    assert!(matches!(refused, Err(web_push::WebPushError::Other(_))), "{refused:?}");
+    let endpoint = subscription["endpoint"].as_str().unwrap();
+    assert_eq!(push.requests(endpoint).await, 2);
+    assert_eq!(push.messages(endpoint).await.len(), 1);
+}
+
+/// Why Clarion signs its own JWTs: the crate's `aud` is `scheme://host`, without the port,
+/// so a push service on any other port (every local one, `clarion push-service` included)
+/// refuses its pushes, while Clarion's sender is accepted there.
+#[tokio::test]
+async fn the_web_push_crate_drops_the_port_from_aud_and_is_refused_where_there_is_one() {
+    let push = spawn_push_service().await;
+    let material = VapidKeyMaterial::generate();
+    let subscription = push.mint(Some(&base64url::encode(&material.public_key()))).await;
+    let endpoint = subscription["endpoint"].as_str().unwrap();
+
+    // 401: the JWT's aud is not this push service's origin.
+    let refused = send_with_web_push_crate(&subscription, "x", &material.to_pkcs8_pem()).await;
+    assert!(matches!(refused, Err(web_push::WebPushError::Unauthorized(_))), "{refused:?}");
+    assert_eq!(push.requests(endpoint).await, 1);
+    assert!(push.messages(endpoint).await.is_empty());
+
+    // The same key through Clarion's header is accepted: its aud keeps the port.
+    let keys = VapidKeys::new(&material, SUBJECT).unwrap();
+    let body = encryption::encrypt(
+        &P256dhKey::parse(subscription["keys"]["p256dh"].as_str().unwrap()).unwrap(),
+        &AuthSecret::parse(subscription["keys"]["auth"].as_str().unwrap()).unwrap(),
+        b"y",
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let response = push
+        .client
+        .post(endpoint)
+        .header("TTL", "60")
+        .header("Content-Encoding", "aes128gcm")
+        .header("Authorization", keys.authorization(&push.origin))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(push.messages(endpoint).await[0]["claims"]["aud"], push.origin);
+}
+
 // ---- The sender against the push service's own crypto (RustCrypto, not ring) -----------
 
 #[test]

@@ -57,12 +57,12 @@ test.describe('admin console (Chromium)', () => {
     expect(await page.evaluate(() => document.cookie)).not.toContain('clarion_admin');
 
     // The server renders the console straight away for a signed-in browser.
-    await page.reload();
+    await admin.reload();
     await expect(admin.composer).toBeVisible();
 
     await admin.signOutButton.click();
     await expect(admin.token).toBeVisible();
-    await page.reload();
+    await admin.reload();
     await expect(admin.token).toBeVisible();
     await expect(admin.composer).toHaveCount(0);
   });

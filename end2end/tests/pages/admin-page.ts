@@ -31,6 +31,18 @@ export class AdminPage {
   /** Opens /admin and waits until the WASM has taken over the page. */
   async goto() {
     await this.page.goto('/admin');
+    await this.hydrated();
+  }
+
+  /** Loads the console again, and waits until its island is live (its buttons work). */
+  async reload() {
+    await this.page.reload();
+    await this.hydrated();
+  }
+
+  /** The console is an island that hydrates when the browser is idle: the server's HTML
+   * shows first, and its buttons do nothing until then. */
+  async hydrated() {
     await expect(this.page.getByTestId('admin')).toHaveAttribute('data-hydrated', 'true');
   }
 

@@ -67,7 +67,8 @@ mod tests {
     }
 }
 
-#[component]
+/// The console, one island: only `/admin` loads its code (the console's bundle).
+#[island]
 pub fn AdminPage() -> impl IntoView {
     let session = Resource::new(|| (), |_| admin_session());
     let signed_in = move || session.refetch();

@@ -159,9 +159,10 @@ impl CardState {
 }
 
 /// Clarion's own page's control: rendered on the server (`Checking`), then hydrated and
-/// connected to the page's server functions and `/sw.js`.
+/// connected to the page's server functions and `/sw.js`. It is an island: the page's
+/// bundle holds this and nothing else of the page.
 #[cfg(any(feature = "ssr", feature = "hydrate"))]
-#[component]
+#[island]
 pub fn PushControl() -> impl IntoView {
     let card = RwSignal::new(CardState::default());
     #[cfg(feature = "hydrate")]
