@@ -10,8 +10,9 @@ needs), or directly with the venv's Python once everything is built.
    each sink).
 3. Clarion: `clarion import` into a fresh SQLite database, then `clarion send`, once per
    sink. The send phase is timed from the broadcast's own started/finished times.
-4. The peers, on the same subscriptions and the HTTPS sink (Node `web-push` speaks only
-   https), 64 in flight each.
+4. The peers, on the same subscriptions, 64 in flight each: Node `web-push` and pywebpush
+   on the HTTPS sink (Node `web-push` speaks only https), and the Rust `web-push` crate
+   (examples/web_push_peer.rs) on both sinks.
 5. Prints a table and one final JSON line. CPU time and peak RSS come from the kernel
    (wait4 rusage) for each sender's process.
 """
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release" / "clarion"
+WEB_PUSH_PEER = ROOT / "target" / "release" / "examples" / "web_push_peer"
 SUBJECT = "mailto:bench@clarion.dev"
 PAYLOAD = json.dumps({"title": "Clarion benchmark", "body": "A typical notification body, about a hundred bytes long in all.", "url": "/news/42"})
 
@@ -188,6 +190,10 @@ def main() -> None:
                                     {"NODE_EXTRA_CA_CERTS": str(ca)}, args.n))
             results.append(run_peer("pywebpush 2.5.0", [sys.executable, "peers/pywebpush_peer.py", files["https"], pem, SUBJECT, PAYLOAD, ca],
                                     {}, args.n))
+            # The web-push crate over both sinks; its OpenSSL finds the run's CA through SSL_CERT_FILE.
+            for transport in ("https", "http"):
+                results.append({**run_peer("rust web-push 0.11", [WEB_PUSH_PEER, files[transport], pem, SUBJECT, PAYLOAD],
+                                           {"SSL_CERT_FILE": str(ca)}, args.n), "transport": transport})
     finally:
         for sink in sinks:
             sink.terminate()
