@@ -13,7 +13,9 @@
 
 use futures::stream::{self, StreamExt};
 use std::time::Instant;
-use web_push::{ContentEncoding, HyperWebPushClient, SubscriptionInfo, VapidSignatureBuilder, WebPushClient, WebPushError, WebPushMessageBuilder};
+use web_push::{
+    ContentEncoding, HyperWebPushClient, SubscriptionInfo, VapidSignatureBuilder, WebPushClient, WebPushError, WebPushMessageBuilder,
+};
 
 const IN_FLIGHT: usize = 64;
 

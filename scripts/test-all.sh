@@ -12,6 +12,7 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --features ssr -- -D warnings
 cargo clippy --all-targets --no-default-features --features hydrate -- -D warnings
 cargo clippy --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --lib --no-default-features --features console --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -p clarion-sdk --target wasm32-unknown-unknown -- -D warnings
 
 step "service worker unit tests (node --test sw/)"
