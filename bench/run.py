@@ -219,7 +219,10 @@ def main() -> None:
         "cpu_ms_per_push": round(clarion["cpu_ms_per_push"], 4),
         "peak_rss_mb": round(clarion["rss_mb"], 1),
         "clarion_http_pushes_per_s": round(by[("clarion", "http")]["pushes_per_s"]),
+        "http_ratio_vs_node": round(by[("clarion", "http")]["pushes_per_s"] / node["pushes_per_s"], 1) if node else None,
         "clarion_pushes_per_cpu_s": round(clarion["pushes_per_cpu_s"]),
+        "clarion_http_pushes_per_cpu_s": round(by[("clarion", "http")]["pushes_per_cpu_s"]),
+        "rust_web_push_pushes_per_s": {t: round(by[("rust", t)]["pushes_per_s"]) for t in ("https", "http") if ("rust", t) in by},
     }
     print()
     print(json.dumps(line))

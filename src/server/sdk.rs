@@ -22,13 +22,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// The routes, serving from `sdk_dir`: `sdk.js` and `assets/`.
 pub fn routes(sdk_dir: PathBuf) -> Router<AppState> {
     let loader = sdk_dir.join("sdk.js");
-    let immutable = HeaderValue::from_static("public, max-age=31536000, immutable");
     Router::new()
         .route("/sdk.js", get(move || serve_loader(loader.clone())))
         .nest_service(
             "/sdk",
             ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, immutable))
+                .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, super::site::immutable_when_found))
                 .layer(SetResponseHeaderLayer::appending(header::VARY, HeaderValue::from_static("accept-encoding")))
                 .service(ServeDir::new(sdk_dir.join("assets")).precompressed_br().precompressed_gzip()),
         )

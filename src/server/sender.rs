@@ -117,13 +117,13 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub fn build_request(
     client: &reqwest::Client,
     endpoint: &url::Url,
-    authorization: &str,
+    authorization: HeaderValue,
     body: Vec<u8>,
     message: &PushMessage,
 ) -> reqwest::RequestBuilder {
     let mut request = client
         .post(endpoint.clone())
-        .header("TTL", message.ttl)
+        .header("TTL", HeaderValue::from(message.ttl))
         .header(CONTENT_ENCODING, HeaderValue::from_static("aes128gcm"))
         .header(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))
         .header(AUTHORIZATION, authorization)
@@ -211,7 +211,7 @@ impl PushSender {
         let origin = target.endpoint.origin().ascii_serialization();
         let authorization = self.vapid.authorization(&origin);
         let started = Instant::now();
-        let outcome = match build_request(&self.client, &target.endpoint, &authorization, body, message).send().await {
+        let outcome = match build_request(&self.client, &target.endpoint, authorization, body, message).send().await {
             Ok(response) => DeliveryOutcome::from_response(response.status(), response.headers()),
             Err(e) => DeliveryOutcome::Transport { reason: transport_reason(&e) },
         };

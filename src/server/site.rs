@@ -89,20 +89,26 @@ impl SiteAssets {
     }
 }
 
+/// `Cache-Control` for a file named by its content: cached for a year, never revalidated.
+/// Only when it was found: a 404 for such a name (a page of a newer deploy, say) must not
+/// be kept for a year.
+pub fn immutable_when_found<B>(response: &axum::http::Response<B>) -> Option<HeaderValue> {
+    response.status().is_success().then(|| HeaderValue::from_static("public, max-age=31536000, immutable"))
+}
+
 /// The site's files under `site_root`, with `not_found` for any path that is none.
 pub fn files<F>(site_root: &Path, not_found: F) -> Router<AppState>
 where
     F: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible> + Clone + Send + Sync + 'static,
     F::Future: Send + 'static,
 {
-    let immutable = HeaderValue::from_static("public, max-age=31536000, immutable");
     let vary = || SetResponseHeaderLayer::appending(header::VARY, HeaderValue::from_static("accept-encoding"));
     let served = |dir: &Path| ServeDir::new(dir).precompressed_br().precompressed_gzip();
     Router::new()
         .nest_service(
             &format!("/{PKG_DIR}"),
             ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, immutable))
+                .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, immutable_when_found))
                 .layer(vary())
                 .service(served(&site_root.join(PKG_DIR)).fallback(not_found.clone())),
         )

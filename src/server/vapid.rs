@@ -8,6 +8,7 @@
 use crate::domain::base64url;
 use anyhow::{bail, Context};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use reqwest::header::HeaderValue;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use sha2::{Digest, Sha256};
@@ -34,7 +35,8 @@ pub struct VapidKeys {
 
 #[derive(Clone)]
 struct CachedHeader {
-    header: String,
+    /// Shared, not copied: a clone of a `HeaderValue` is a reference count.
+    header: HeaderValue,
     expires_at: u64,
 }
 
@@ -184,7 +186,7 @@ impl VapidKeys {
     }
 
     /// The `Authorization` header for a push-service origin, from the cache when fresh.
-    pub fn authorization(&self, origin: &str) -> String {
+    pub fn authorization(&self, origin: &str) -> HeaderValue {
         let now = unix_now();
         let mut cache = self.cache.lock().expect("JWT cache lock");
         if let Some(hit) = cache.get(origin) {
@@ -194,6 +196,7 @@ impl VapidKeys {
         }
         let expires_at = now + JWT_LIFETIME.as_secs();
         let header = format!("vapid t={}, k={}", self.sign_jwt(origin, expires_at), self.public_key_b64);
+        let header = HeaderValue::try_from(header).expect("base64url and ASCII are a valid header value");
         cache.insert(origin.to_string(), CachedHeader { header: header.clone(), expires_at });
         header
     }
@@ -263,6 +266,7 @@ mod tests {
         let b = keys.authorization("http://127.0.0.1:8090");
         assert_eq!(a1, a2);
         assert_ne!(a1, b);
+        let a1 = a1.to_str().unwrap();
         assert!(a1.starts_with("vapid t=") && a1.ends_with(&format!(", k={}", keys.public_key_b64())));
     }
 

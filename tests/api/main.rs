@@ -12,5 +12,6 @@ mod push_service;
 mod robustness;
 mod sdk;
 mod security;
+mod site;
 mod store;
 mod subscriptions;

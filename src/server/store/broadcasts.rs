@@ -759,47 +759,61 @@ trait ApplyOutcomes {
     async fn apply_outcomes(&mut self, broadcast_id: i64, range_no: i64, batch: &Progress, now: &str) -> anyhow::Result<()>;
 }
 
+/// Ids as a JSON array, for SQLite's `json_each`: a batch's outcomes of one kind are one
+/// statement, as on PostgreSQL (`= ANY`), rather than one per subscription, each a
+/// round trip to SQLite's thread.
+fn json_array<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).expect("numbers serialize")
+}
+
 impl ApplyOutcomes for sqlx::Transaction<'static, sqlx::Sqlite> {
     async fn apply_outcomes(&mut self, broadcast_id: i64, range_no: i64, batch: &Progress, now: &str) -> anyhow::Result<()> {
-        for subscription in &batch.delivered {
-            sqlx::query("UPDATE subscriptions SET last_success_at = $1, failure_count = 0, vapid_refusals = 0 WHERE id = $2")
-                .bind(now)
-                .bind(subscription)
+        const EACH: &str = "(SELECT value FROM json_each($1))";
+        let failed: Vec<i64> = batch.failed.iter().map(|(id, _)| *id).collect();
+        if !batch.delivered.is_empty() {
+            sqlx::query(&format!(
+                "UPDATE subscriptions SET last_success_at = $2, failure_count = 0, vapid_refusals = 0 WHERE id IN {EACH}"
+            ))
+            .bind(json_array(&batch.delivered))
+            .bind(now)
+            .execute(&mut **self)
+            .await?;
+        }
+        if !failed.is_empty() {
+            sqlx::query(&format!("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id IN {EACH}"))
+                .bind(json_array(&failed))
                 .execute(&mut **self)
                 .await?;
         }
-        for (subscription, _) in &batch.failed {
-            sqlx::query("UPDATE subscriptions SET failure_count = failure_count + 1 WHERE id = $1")
-                .bind(subscription)
+        if !batch.refused.is_empty() {
+            sqlx::query(&format!("UPDATE subscriptions SET vapid_refusals = vapid_refusals + 1 WHERE id IN {EACH}"))
+                .bind(json_array(&batch.refused))
                 .execute(&mut **self)
                 .await?;
         }
-        for subscription in &batch.refused {
-            sqlx::query("UPDATE subscriptions SET vapid_refusals = vapid_refusals + 1 WHERE id = $1")
-                .bind(subscription)
+        if !batch.removed.is_empty() {
+            sqlx::query(&format!("DELETE FROM subscriptions WHERE id IN {EACH}"))
+                .bind(json_array(&batch.removed))
                 .execute(&mut **self)
                 .await?;
         }
-        for subscription in &batch.removed {
-            sqlx::query("DELETE FROM subscriptions WHERE id = $1").bind(subscription).execute(&mut **self).await?;
-        }
-        let settled = batch.delivered.iter().chain(&batch.removed).chain(batch.failed.iter().map(|(id, _)| id));
-        for subscription in settled {
-            sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = $1 AND subscription_id = $2")
+        let settled: Vec<i64> = batch.delivered.iter().chain(&batch.removed).chain(&failed).copied().collect();
+        if !settled.is_empty() {
+            sqlx::query(&format!("DELETE FROM broadcast_retries WHERE broadcast_id = $2 AND subscription_id IN {EACH}"))
+                .bind(json_array(&settled))
                 .bind(broadcast_id)
-                .bind(subscription)
                 .execute(&mut **self)
                 .await?;
         }
-        for (subscription, attempts, not_before) in &batch.retry {
+        if !batch.retry.is_empty() {
+            // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
             sqlx::query(
-                "INSERT INTO broadcast_retries (broadcast_id, subscription_id, attempts, not_before, range_no) VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO broadcast_retries (broadcast_id, subscription_id, attempts, not_before, range_no)
+                 SELECT $2, value ->> 0, value ->> 1, value ->> 2, $3 FROM json_each($1) WHERE true
                  ON CONFLICT (broadcast_id, subscription_id) DO UPDATE SET attempts = excluded.attempts, not_before = excluded.not_before",
             )
+            .bind(json_array(&batch.retry))
             .bind(broadcast_id)
-            .bind(subscription)
-            .bind(*attempts as i64)
-            .bind(not_before)
             .bind(range_no)
             .execute(&mut **self)
             .await?;
