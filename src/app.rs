@@ -8,7 +8,7 @@ use crate::server::site::{SiteAssets, PKG_DIR};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::StaticSegment;
+use leptos_router::{SsrMode, StaticSegment};
 
 /// The document around the app. It links the built stylesheet and loads the bundle of the
 /// page asked for: the console's under `/admin`, the page's (the push control alone)
@@ -53,7 +53,9 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=|| view! { <main class="page"><h1>"Page not found"</h1></main> }>
                 <Route path=StaticSegment("") view=HomePage />
-                <Route path=StaticSegment("admin") view=AdminPage />
+                // The console's resources resolve before its HTML is sent, so the island
+                // hydrates over exactly what the browser will show (signed in or not).
+                <Route path=StaticSegment("admin") view=AdminPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

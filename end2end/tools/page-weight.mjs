@@ -17,6 +17,7 @@
 import { chromium } from '@playwright/test';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -57,6 +58,18 @@ async function waitForServer() {
 }
 
 const kb = (n) => (n / 1024).toFixed(1).padStart(8);
+
+// The bytes a response's body takes on the wire, fetched again as the browser asked for
+// it: Chromium reports 0 for some (the service worker's script), though they were sent.
+function wireBytes(url) {
+  return new Promise((resolve, reject) => {
+    get(url, { headers: { 'Accept-Encoding': 'br, gzip' } }, (response) => {
+      let bytes = 0;
+      response.on('data', (chunk) => (bytes += chunk.length));
+      response.on('end', () => resolve(bytes));
+    }).on('error', reject);
+  });
+}
 // The most a first visit may transfer, per page.
 const BUDGETS = { '/': 150 * 1024 };
 
@@ -85,9 +98,13 @@ try {
       const sizes = await request.sizes();
       const headers = await response.allHeaders();
       // A resource the page already had (the same icon twice) reports -1: nothing sent.
+      let body = Math.max(sizes.responseBodySize, 0);
+      if (sizes.responseBodySize === 0 && response.status() === 200 && request.method() === 'GET') {
+        body = await wireBytes(request.url());
+      }
       rows.push({
         resource: new URL(request.url()).pathname,
-        body: Math.max(sizes.responseBodySize, 0),
+        body,
         headers: sizes.responseHeadersSize,
         encoding: headers['content-encoding'] ?? '-',
         cache: headers['cache-control'] ?? '-',

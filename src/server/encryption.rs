@@ -59,6 +59,7 @@ pub fn encrypt(p256dh: &P256dhKey, auth: &AuthSecret, plaintext: &[u8], rng: &Sy
     let cek: [u8; 16] = expand(&prk, &[b"Content-Encoding: aes128gcm\0"]);
     let nonce: [u8; 12] = expand(&prk, &[b"Content-Encoding: nonce\0"]);
 
+    // One buffer, sealed in place: header, then the record, then its tag.
     let mut body = Vec::with_capacity(plaintext.len() + OVERHEAD);
     body.extend_from_slice(&salt);
     body.extend_from_slice(&RECORD_SIZE.to_be_bytes());
@@ -68,9 +69,9 @@ pub fn encrypt(p256dh: &P256dhKey, auth: &AuthSecret, plaintext: &[u8], rng: &Sy
     body.extend_from_slice(plaintext);
     body.push(0x02); // last-record delimiter, no padding
     let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &cek).expect("16-byte AES key"));
-    let mut record = body.split_off(header_len);
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut record)
+    let tag = key
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut body[header_len..])
         .expect("AES-GCM sealing does not fail for small inputs");
-    body.extend_from_slice(&record);
+    body.extend_from_slice(tag.as_ref());
     Ok(body)
 }

@@ -75,6 +75,7 @@ pub fn AdminPage() -> impl IntoView {
     // Effects run only in the browser: this marks the moment the buttons start working.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
+    provide_context(Live(hydrated));
     view! {
         <main class="page wide admin" data-testid="admin" data-hydrated=move || hydrated.get().to_string()>
             <header class="masthead">
@@ -155,6 +156,7 @@ fn SignIn(on_signed_in: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
 fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
     let context = ConsoleContext::new();
     provide_context(context);
+    let Live(live) = use_context::<Live>().expect("the console is inside AdminPage");
     let idle = match settings.idle_expiry_days {
         0 => format!("Idle expiry off · {} removed for being idle", settings.idle_removed),
         days => format!("Idle expiry after {days} days · {} removed for being idle", settings.idle_removed),
@@ -173,8 +175,17 @@ fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sy
             <button type="button" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
         </div>
         {view! { <composer::Composer format=settings.payload_format topics=settings.topics /> }.into_any()}
-        {view! { <scheduled::Scheduled /> }.into_any()}
-        {view! { <history::History /> }.into_any()}
-        {view! { <subscribers::Subscribers /> }.into_any()}
+        // The lists load in the browser, once the island is live: resources created under
+        // the session's Suspense are not carried into an island's hydration, so lists
+        // rendered by the server would meet pending ones and fail to hydrate.
+        <Show when=move || live.get() fallback=|| view! { <p class="help">"Loading…"</p> }>
+            {view! { <scheduled::Scheduled /> }.into_any()}
+            {view! { <history::History /> }.into_any()}
+            {view! { <subscribers::Subscribers /> }.into_any()}
+        </Show>
     }
 }
+
+/// Whether the console's island has hydrated (its effects have run): the browser's turn.
+#[derive(Clone, Copy)]
+struct Live(RwSignal<bool>);
