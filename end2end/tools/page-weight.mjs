@@ -99,7 +99,8 @@ try {
       const headers = await response.allHeaders();
       // A resource the page already had (the same icon twice) reports -1: nothing sent.
       let body = Math.max(sizes.responseBodySize, 0);
-      if (sizes.responseBodySize === 0 && response.status() === 200 && request.method() === 'GET') {
+      // (A copy the page already had carries no Content-Encoding here, and is not counted.)
+      if (sizes.responseBodySize === 0 && response.status() === 200 && headers['content-encoding']) {
         body = await wireBytes(request.url());
       }
       rows.push({

@@ -92,7 +92,7 @@ pub struct ServeArgs {
     /// Bearer token for the admin API. Generated into `<data-dir>/admin_token` when unset.
     #[arg(long, env = "CLARION_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// The built site (`cargo leptos build` output).
+    /// The built site (`scripts/build-site.sh`, or `cargo leptos build`, output).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
     /// The built SDK (`scripts/build-sdk.sh` output), served as `/sdk.js` and `/sdk/*`.
