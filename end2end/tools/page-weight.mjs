@@ -59,17 +59,34 @@ async function waitForServer() {
 
 const kb = (n) => (n / 1024).toFixed(1).padStart(8);
 
-// The bytes a response's body takes on the wire, fetched again as the browser asked for
-// it: Chromium reports 0 for some (the service worker's script), though they were sent.
-function wireBytes(url) {
+// A resource fetched the way the browser asks for it, measured on the wire: its body as
+// sent, its headers, encoding and Cache-Control. For the service worker's script, which
+// the worker (not the page) fetches, so the page's events do not list it.
+function fetchAsSent(url) {
   return new Promise((resolve, reject) => {
     get(url, { headers: { 'Accept-Encoding': 'br, gzip' } }, (response) => {
-      let bytes = 0;
-      response.on('data', (chunk) => (bytes += chunk.length));
-      response.on('end', () => resolve(bytes));
+      let body = 0;
+      response.on('data', (chunk) => (body += chunk.length));
+      response.on('end', () => {
+        const headers = response.rawHeaders.reduce((sum, part) => sum + part.length + 2, 0);
+        resolve({
+          resource: new URL(url).pathname,
+          body,
+          headers,
+          encoding: response.headers['content-encoding'] ?? '-',
+          cache: response.headers['cache-control'] ?? '-',
+        });
+      });
     }).on('error', reject);
   });
 }
+
+// Nothing here may wait forever: a stuck browser or server fails the run instead.
+setTimeout(() => {
+  console.error('page-weight: no result after 120 s');
+  server.kill('SIGKILL');
+  process.exit(1);
+}, 120_000).unref();
 // The most a first visit may transfer, per page.
 const BUDGETS = { '/': 150 * 1024 };
 
@@ -85,8 +102,7 @@ try {
     const context = await browser.newContext({ extraHTTPHeaders: { 'Accept-Encoding': 'br, gzip' } });
     const page = await context.newPage();
     const loads = [];
-    // On the context, so the service worker's own fetches are counted too.
-    context.on('requestfinished', (request) => loads.push(request));
+    page.on('requestfinished', (request) => loads.push(request));
     await page.goto(`${base}${page_path}`, { waitUntil: 'networkidle' });
     // The islands hydrate when the browser is idle; their first calls come after that.
     await page.waitForTimeout(1000);
@@ -98,19 +114,17 @@ try {
       const sizes = await request.sizes();
       const headers = await response.allHeaders();
       // A resource the page already had (the same icon twice) reports -1: nothing sent.
-      let body = Math.max(sizes.responseBodySize, 0);
-      // (A copy the page already had carries no Content-Encoding here, and is not counted.)
-      if (sizes.responseBodySize === 0 && response.status() === 200 && headers['content-encoding']) {
-        body = await wireBytes(request.url());
-      }
       rows.push({
         resource: new URL(request.url()).pathname,
-        body,
+        body: Math.max(sizes.responseBodySize, 0),
         headers: sizes.responseHeadersSize,
         encoding: headers['content-encoding'] ?? '-',
         cache: headers['cache-control'] ?? '-',
       });
     }
+    // A page that registered /sw.js made the browser fetch it, from the worker's side.
+    const registered = await page.evaluate(async () => Boolean(await navigator.serviceWorker?.getRegistration()));
+    if (registered && !rows.some((r) => r.resource === '/sw.js')) rows.push(await fetchAsSent(`${base}/sw.js`));
     const total = rows.reduce((sum, r) => sum + r.body + r.headers, 0);
     console.log(`\n${page_path}: ${rows.length} responses, ${kb(total).trim()} KB transferred (bodies as sent, plus headers)`);
     console.log(`${'resource'.padEnd(44)} ${'body KB'.padStart(8)} ${'hdr KB'.padStart(8)}  ${'encoding'.padEnd(8)} cache-control`);
