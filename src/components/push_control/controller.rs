@@ -404,7 +404,13 @@ impl Control {
         let this = self.clone();
         Box::pin(async move {
             let Some(subscription) = this.0.card.borrow().subscription.clone() else { return Err(ControlError::NotSubscribed) };
-            this.set_busy(true);
+            // While saving, the boxes show what was asked for: showing the old set meanwhile
+            // unticked a box the visitor had just ticked, until the answer came.
+            let before = this.0.card.borrow().chosen.clone();
+            this.update(|card| {
+                card.chosen = topics.clone();
+                card.busy = true;
+            });
             let result = match this.0.backend.save_topics(subscription.endpoint, subscription.keys.auth, topics).await {
                 Ok(stored) => {
                     let saved = stored.clone();
@@ -415,7 +421,8 @@ impl Control {
                     Ok(stored)
                 }
                 Err(e) => {
-                    // The card keeps showing what Clarion has, not what was clicked.
+                    // The card goes back to what Clarion has, not what was clicked.
+                    this.update(|card| card.chosen = before);
                     this.say(format!("Could not save your topics: {e}"));
                     Err(e.into())
                 }
