@@ -133,7 +133,7 @@ case "${1:-}" in
     install_pywebpush
     npm_ci bench
     apt_packages postgresql
-    cargo build --release --features ssr --bin clarion --example web_push_peer
+    cargo build --release --features ssr --bin clarion --example web_push_peer --example encryption_floor
     # A throw-away PostgreSQL for `--db postgres`, stopped when the benchmark ends.
     source scripts/pg-cluster.sh
     trap pg_cluster_stop EXIT

@@ -308,7 +308,7 @@ fn push_target(row: &StoredSubscription, policy: &PushHostPolicy) -> Result<Push
     policy.check(&endpoint).map_err(Unsendable::NotAllowed)?;
     let p256dh = P256dhKey::from_stored(&row.p256dh).ok_or_else(|| Unsendable::Invalid("p256dh has the wrong length".into()))?;
     let auth = AuthSecret::from_bytes(&row.auth).map_err(|e| Unsendable::Invalid(e.to_string()))?;
-    Ok(PushTarget { endpoint, p256dh, auth })
+    Ok(PushTarget::new(endpoint, p256dh, auth))
 }
 
 fn push_message(job: &RangeJob) -> PushMessage {
@@ -382,8 +382,8 @@ async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, r
             return (Settled::Failed(refusal.reason()), false);
         }
     };
-    let origin = target.endpoint.origin().ascii_serialization();
-    match gate.check(&origin, now_ms()) {
+    let origin = target.origin.as_str();
+    match gate.check(origin, now_ms()) {
         GateCheck::Stopped => return (Settled::Failed("vapid_rejected"), false),
         GateCheck::HeldUntil(until) => return (Settled::Retry { attempts, not_before: until }, false),
         GateCheck::Open => {}
@@ -393,22 +393,22 @@ async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, r
     let current_key = row.vapid_key_fingerprint == core.sender.vapid().fingerprint();
     let settled = match core.retry.decide(&outcome, attempts, current_key) {
         Decision::Delivered => {
-            gate.accepted(&origin);
+            gate.accepted(origin);
             Settled::Delivered
         }
         Decision::Remove => Settled::Removed,
         Decision::Refused => {
-            if gate.refused(&origin) {
+            if gate.refused(origin) {
                 tracing::error!(%origin, "configuration error: the push service refuses our VAPID key; stopped sending this broadcast to it");
             }
-            Settled::Refused { origin, prior: row.vapid_refusals }
+            Settled::Refused { origin: origin.to_string(), prior: row.vapid_refusals }
         }
         Decision::Fail(reason) => Settled::Failed(reason),
         Decision::Retry(delay) => {
             let not_before = now_ms() + delay.as_millis() as i64;
             if matches!(outcome, DeliveryOutcome::RateLimited { .. }) {
                 // The whole origin waits, not just this subscription.
-                gate.hold(&origin, not_before);
+                gate.hold(origin, not_before);
             }
             Settled::Retry { attempts, not_before }
         }
@@ -580,9 +580,9 @@ async fn start_broadcast(core: &Clarion, owner: &str, start: &BroadcastStart, st
 
 /// Carries out one claimed range of a broadcast: the main pass over its subscriptions in
 /// pages, then its retries as they fall due. `on_progress` sees the broadcast's running
-/// status after each committed batch (the CLI draws its progress bar from it). When
-/// `stop` fires, no more pushes start; those in flight get [`SHUTDOWN_GRACE`] to settle
-/// and be committed, and the lease is handed back.
+/// status after committed batches, at most every [`REPORT_EVERY`] (the CLI draws its
+/// progress bar from it). When `stop` fires, no more pushes start; those in flight get
+/// [`SHUTDOWN_GRACE`] to settle and be committed, and the lease is handed back.
 pub async fn drive_range(
     core: &Clarion,
     owner: &str,
@@ -632,6 +632,7 @@ async fn drive(
     // The stopped origins and holds arrive before the first page (`share_origin_state`).
     let gate = Arc::new(OriginGate::default());
     let page_size = page_size(core.send_concurrency);
+    let mut reporter = Reporter { last: None };
     let commit = |progress: Progress| async move {
         with_storage(core, id, halt, "commit the broadcast's progress", || core.store.record_progress(range, owner, &progress)).await
     };
@@ -664,7 +665,7 @@ async fn drive(
         if commit(progress).await? == LeaseStatus::Lost {
             return Ok(DriveEnd::LeaseLost);
         }
-        report(core, id, on_progress).await;
+        reporter.report(core, id, on_progress).await;
     }
     if halt.is_cancelled() {
         return Ok(DriveEnd::Stopped);
@@ -691,7 +692,7 @@ async fn drive(
         if commit(progress).await? == LeaseStatus::Lost {
             return Ok(DriveEnd::LeaseLost);
         }
-        report(core, id, on_progress).await;
+        reporter.report(core, id, on_progress).await;
     }
 
     let (lease, broadcast_done) = with_storage(core, id, halt, "finish the range", || core.store.finish_range(range, owner)).await?;
@@ -715,10 +716,25 @@ async fn drive(
     Ok(DriveEnd::Done)
 }
 
-/// Shows the running status to the caller of [`drive_range`].
-async fn report(core: &Clarion, id: i64, on_progress: &mut impl FnMut(&BroadcastStatus)) {
-    if let Ok(status) = broadcast_status(core, id).await {
-        on_progress(&status);
+/// How often a drive reads its broadcast's running status for [`drive_range`]'s caller:
+/// a progress bar needs no more, and a page's commit then costs no extra query.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+
+/// Shows the running status to the caller of [`drive_range`], at most every
+/// [`REPORT_EVERY`]; the drive's end always shows the final one.
+struct Reporter {
+    last: Option<std::time::Instant>,
+}
+
+impl Reporter {
+    async fn report(&mut self, core: &Clarion, id: i64, on_progress: &mut impl FnMut(&BroadcastStatus)) {
+        if self.last.is_some_and(|last| last.elapsed() < REPORT_EVERY) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        if let Ok(status) = broadcast_status(core, id).await {
+            on_progress(&status);
+        }
     }
 }
 

@@ -31,8 +31,18 @@ pub struct PushMessage {
 #[derive(Debug, Clone)]
 pub struct PushTarget {
     pub endpoint: url::Url,
+    /// The endpoint's origin, serialized once: it keys the VAPID `aud`, the metrics and
+    /// the broadcast's origin gate.
+    pub origin: String,
     pub p256dh: P256dhKey,
     pub auth: AuthSecret,
+}
+
+impl PushTarget {
+    pub fn new(endpoint: url::Url, p256dh: P256dhKey, auth: AuthSecret) -> Self {
+        let origin = endpoint.origin().ascii_serialization();
+        Self { endpoint, origin, p256dh, auth }
+    }
 }
 
 /// What became of one push, mapped from the push service's answer in one place.
@@ -208,14 +218,13 @@ impl PushSender {
             Ok(body) => body,
             Err(e) => return DeliveryOutcome::Transport { reason: e.to_string() },
         };
-        let origin = target.endpoint.origin().ascii_serialization();
-        let authorization = self.vapid.authorization(&origin);
+        let authorization = self.vapid.authorization(&target.origin);
         let started = Instant::now();
         let outcome = match build_request(&self.client, &target.endpoint, authorization, body, message).send().await {
             Ok(response) => DeliveryOutcome::from_response(response.status(), response.headers()),
             Err(e) => DeliveryOutcome::Transport { reason: transport_reason(&e) },
         };
-        self.metrics.push_settled(&origin, &outcome, started.elapsed());
+        self.metrics.push_settled(&target.origin, &outcome, started.elapsed());
         match &outcome {
             DeliveryOutcome::Delivered { .. } => tracing::debug!(outcome = outcome.reason(), "push sent"),
             other => tracing::warn!(outcome = other.reason(), detail = %other.describe(), "push not delivered"),
