@@ -5,7 +5,7 @@
 #   ./setup.sh test    install the toolchain and the browsers, then run every test suite
 #   ./setup.sh tools   install the development loop's toolchain (adds cargo-leptos, for
 #                      `cargo leptos watch`; serve, test and bench do not need it)
-#   ./setup.sh bench [--n N] [--no-peers] [--subscribe [--db sqlite,postgres]] [--scale] [--db D --instances N] [--topic-share F]
+#   ./setup.sh bench [--n N] [--repeat K] [--no-peers] [--subscribe [--db sqlite,postgres]] [--scale] [--db D --instances N] [--topic-share F]
 #                      the send benchmark against Node web-push and pywebpush (bench/run.py)
 #
 # Every install step checks what is already there and skips it when the version is right,

@@ -16,7 +16,8 @@ needs), or directly with the venv's Python once everything is built.
 5. The encryption floor (examples/encryption_floor.rs): Clarion's per-message encryption
    alone on one thread, in the same run, so that a slower or busier machine shows in it
    too; the table's last column is each sender's pushes/CPU-s as a share of it.
-6. Prints a table and one final JSON line. CPU time and peak RSS come from the kernel
+6. Prints a table and a JSON line. With `--repeat K` it does steps 3 to 5 K times on the
+   same subscriptions and ends with the medians (and ranges) as the final JSON line. CPU time and peak RSS come from the kernel
    (wait4 rusage) for each sender's process.
 """
 import argparse
@@ -24,6 +25,7 @@ import base64
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -131,6 +133,8 @@ def run_peer(name, cmd, env, n) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000, help="subscriptions (10k by default; 100k and 1M as options)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="K",
+                        help="run the send comparison K times on the same subscriptions; prints each round and the medians")
     parser.add_argument("--no-peers", action="store_true", help="measure Clarion only (for the memory runs at 1M)")
     parser.add_argument("--perf", metavar="FILE", help="record Clarion's https send with `perf record -e cpu-clock -g` into FILE")
     parser.add_argument("--subscribe", action="store_true", help="measure subscribe latency as the audience grows (bench/subscribe.py)")
@@ -184,30 +188,56 @@ def main() -> None:
             scale.run(BIN, args.n, files["https"], f"127.0.0.1:{tls_port}", ca, configurations, free_port, wait_for_port)
             return
         prefix = ("perf", "record", "-e", "cpu-clock", "-F", "2000", "-g", "-o", args.perf) if args.perf else ()
-        results = [run_clarion(args.n, files["https"], f"127.0.0.1:{tls_port}", ca, work, "https", prefix),
-                   run_clarion(args.n, files["http"], f"127.0.0.1:{http_port}", ca, work, "http")]
-        if not args.no_peers:
-            vapid = ec.generate_private_key(ec.SECP256R1())
-            public = b64(vapid.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
-            private = b64(vapid.private_numbers().private_value.to_bytes(32, "big"))
-            pem = work / "vapid.pem"
-            pem.write_bytes(vapid.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-            results.append(run_peer("node web-push 3.6.7", ["node", "peers/node_web_push.mjs", files["https"], public, private, SUBJECT, PAYLOAD],
-                                    {"NODE_EXTRA_CA_CERTS": str(ca)}, args.n))
-            results.append(run_peer("pywebpush 2.5.0", [sys.executable, "peers/pywebpush_peer.py", files["https"], pem, SUBJECT, PAYLOAD, ca],
-                                    {}, args.n))
-            # The web-push crate over both sinks; its OpenSSL finds the run's CA through SSL_CERT_FILE.
-            for transport in ("https", "http"):
-                results.append({**run_peer("rust web-push 0.11", [WEB_PUSH_PEER, files[transport], pem, SUBJECT, PAYLOAD],
-                                           {"SSL_CERT_FILE": str(ca)}, args.n), "transport": transport})
+        lines = []
+        for round_no in range(1, args.repeat + 1):
+            if args.repeat > 1:
+                print(f"\nround {round_no} of {args.repeat}", file=sys.stderr)
+            results = send_round(args, files, tls_port, http_port, ca, work / f"round-{round_no}", prefix if round_no == 1 else ())
+            floor = json.loads(subprocess.run([ENCRYPTION_FLOOR, str(args.n), str(len(PAYLOAD))], check=True, capture_output=True,
+                                              text=True).stdout)
+            lines.append(report_round(args.n, results, floor))
     finally:
         for sink in sinks:
             sink.terminate()
             sink.wait()
-    floor = json.loads(subprocess.run([ENCRYPTION_FLOOR, str(args.n), str(len(PAYLOAD))], check=True, capture_output=True,
-                                      text=True).stdout)
+    if args.repeat > 1:
+        # Single runs vary here by more than the changes measured: the medians, and the range.
+        median = {"n": args.n, "rounds": args.repeat}
+        print(f"\nOver {args.repeat} rounds: median (lowest to highest)")
+        for key in lines[0]:
+            values = [line[key] for line in lines if isinstance(line[key], (int, float)) and key != "n"]
+            if len(values) == len(lines):
+                median[key] = statistics.median(values)
+                print(f"  {key:<32}{median[key]:>10}  ({min(values)} to {max(values)})")
+        print()
+        print(json.dumps(median))
 
-    print(f"\nN = {args.n} subscriptions, 64 in flight, {os.cpu_count()} cores shared by sender and sink\n")
+
+def send_round(args, files, tls_port, http_port, ca, work: Path, prefix) -> list:
+    """Clarion over both sinks, then the peers, on the same subscriptions."""
+    work.mkdir()
+    results = [run_clarion(args.n, files["https"], f"127.0.0.1:{tls_port}", ca, work, "https", prefix),
+               run_clarion(args.n, files["http"], f"127.0.0.1:{http_port}", ca, work, "http")]
+    if not args.no_peers:
+        vapid = ec.generate_private_key(ec.SECP256R1())
+        public = b64(vapid.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
+        private = b64(vapid.private_numbers().private_value.to_bytes(32, "big"))
+        pem = work / "vapid.pem"
+        pem.write_bytes(vapid.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        results.append(run_peer("node web-push 3.6.7", ["node", "peers/node_web_push.mjs", files["https"], public, private, SUBJECT, PAYLOAD],
+                                {"NODE_EXTRA_CA_CERTS": str(ca)}, args.n))
+        results.append(run_peer("pywebpush 2.5.0", [sys.executable, "peers/pywebpush_peer.py", files["https"], pem, SUBJECT, PAYLOAD, ca],
+                                {}, args.n))
+        # The web-push crate over both sinks; its OpenSSL finds the run's CA through SSL_CERT_FILE.
+        for transport in ("https", "http"):
+            results.append({**run_peer("rust web-push 0.11", [WEB_PUSH_PEER, files[transport], pem, SUBJECT, PAYLOAD],
+                                       {"SSL_CERT_FILE": str(ca)}, args.n), "transport": transport})
+    return results
+
+
+def report_round(n: int, results: list, floor: dict) -> dict:
+    """Prints one round's table and JSON line; returns the line."""
+    print(f"\nN = {n} subscriptions, 64 in flight, {os.cpu_count()} cores shared by sender and sink\n")
     print(f"{'sender':<22}{'transport':<11}{'ok':>9}{'seconds':>9}{'pushes/s':>10}{'CPU ms/push':>13}{'pushes/CPU-s':>14}{'peak RSS MB':>13}{'of floor':>10}")
     for r in results:
         r["pushes_per_s"] = r["ok"] / r["seconds"]
@@ -218,25 +248,28 @@ def main() -> None:
               f"{r['pushes_per_cpu_s'] / floor['messages_per_cpu_s']:>10.0%}")
     print(f"{'encryption floor':<33}{'':>28}{floor['us_per_message'] / 1000:>13.3f}{floor['messages_per_cpu_s']:>14.0f}{'':>13}{1:>10.0%}")
     by = {(r["sender"].split()[0], r["transport"]): r for r in results}
-    clarion = by[("clarion", "https")]
+    clarion, clarion_http = by[("clarion", "https")], by[("clarion", "http")]
     node, py = by.get(("node", "https")), by.get(("pywebpush", "https"))
     line = {
-        "n": args.n,
+        "n": n,
         "clarion_pushes_per_s": round(clarion["pushes_per_s"]),
         "node_web_push_pushes_per_s": round(node["pushes_per_s"]) if node else None,
         "pywebpush_pushes_per_s": round(py["pushes_per_s"]) if py else None,
         "ratio_vs_node": round(clarion["pushes_per_s"] / node["pushes_per_s"], 1) if node else None,
         "cpu_ms_per_push": round(clarion["cpu_ms_per_push"], 4),
         "peak_rss_mb": round(clarion["rss_mb"], 1),
-        "clarion_http_pushes_per_s": round(by[("clarion", "http")]["pushes_per_s"]),
-        "http_ratio_vs_node": round(by[("clarion", "http")]["pushes_per_s"] / node["pushes_per_s"], 1) if node else None,
+        "clarion_http_pushes_per_s": round(clarion_http["pushes_per_s"]),
+        "http_ratio_vs_node": round(clarion_http["pushes_per_s"] / node["pushes_per_s"], 1) if node else None,
         "clarion_pushes_per_cpu_s": round(clarion["pushes_per_cpu_s"]),
-        "clarion_http_pushes_per_cpu_s": round(by[("clarion", "http")]["pushes_per_cpu_s"]),
+        "clarion_http_pushes_per_cpu_s": round(clarion_http["pushes_per_cpu_s"]),
         "encryption_floor_per_cpu_s": round(floor["messages_per_cpu_s"]),
+        "clarion_share_of_floor": round(clarion["pushes_per_cpu_s"] / floor["messages_per_cpu_s"], 3),
+        "clarion_http_share_of_floor": round(clarion_http["pushes_per_cpu_s"] / floor["messages_per_cpu_s"], 3),
         "rust_web_push_pushes_per_s": {t: round(by[("rust", t)]["pushes_per_s"]) for t in ("https", "http") if ("rust", t) in by},
     }
     print()
     print(json.dumps(line))
+    return line
 
 
 if __name__ == "__main__":
