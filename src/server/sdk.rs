@@ -9,6 +9,7 @@
 //! are public code. What the SDK may *do* on a site is the API's CORS, which answers only
 //! the sites in `CLARION_CORS_ORIGINS`.
 
+use super::site;
 use super::state::AppState;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,6 @@ use axum::routing::get;
 use axum::Router;
 use std::path::PathBuf;
 use tower::ServiceBuilder;
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The routes, serving from `sdk_dir`: `sdk.js` and `assets/`.
@@ -27,9 +27,9 @@ pub fn routes(sdk_dir: PathBuf) -> Router<AppState> {
         .nest_service(
             "/sdk",
             ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, super::site::immutable_when_found))
-                .layer(SetResponseHeaderLayer::appending(header::VARY, HeaderValue::from_static("accept-encoding")))
-                .service(ServeDir::new(sdk_dir.join("assets")).precompressed_br().precompressed_gzip()),
+                .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, site::immutable_when_found))
+                .layer(site::vary_on_encoding())
+                .service(site::precompressed(&sdk_dir.join("assets"))),
         )
         .layer(
             ServiceBuilder::new()

@@ -96,27 +96,36 @@ pub fn immutable_when_found<B>(response: &axum::http::Response<B>) -> Option<Hea
     response.status().is_success().then(|| HeaderValue::from_static("public, max-age=31536000, immutable"))
 }
 
+/// `Vary: Accept-Encoding`, for files served from their precompressed copies.
+pub fn vary_on_encoding() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::appending(header::VARY, HeaderValue::from_static("accept-encoding"))
+}
+
+/// The files under `dir`, each sent as its brotli or gzip copy (made at build time,
+/// `scripts/precompress.mjs`) when the browser accepts it and the copy exists.
+pub fn precompressed(dir: &Path) -> ServeDir {
+    ServeDir::new(dir).precompressed_br().precompressed_gzip()
+}
+
 /// The site's files under `site_root`, with `not_found` for any path that is none.
 pub fn files<F>(site_root: &Path, not_found: F) -> Router<AppState>
 where
     F: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible> + Clone + Send + Sync + 'static,
     F::Future: Send + 'static,
 {
-    let vary = || SetResponseHeaderLayer::appending(header::VARY, HeaderValue::from_static("accept-encoding"));
-    let served = |dir: &Path| ServeDir::new(dir).precompressed_br().precompressed_gzip();
     Router::new()
         .nest_service(
             &format!("/{PKG_DIR}"),
             ServiceBuilder::new()
                 .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, immutable_when_found))
-                .layer(vary())
-                .service(served(&site_root.join(PKG_DIR)).fallback(not_found.clone())),
+                .layer(vary_on_encoding())
+                .service(precompressed(&site_root.join(PKG_DIR)).fallback(not_found.clone())),
         )
         .fallback_service(
             ServiceBuilder::new()
                 .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-                .layer(vary())
-                .service(served(site_root).append_index_html_on_directories(false).fallback(not_found)),
+                .layer(vary_on_encoding())
+                .service(precompressed(site_root).append_index_html_on_directories(false).fallback(not_found)),
         )
 }
 

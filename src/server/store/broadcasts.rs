@@ -753,8 +753,8 @@ impl Store {
 }
 
 /// Writes a batch's outcomes to the subscriptions and the retry rows, inside the commit's
-/// transaction: a statement per subscription on SQLite (in-process, so each is cheap), a
-/// statement per kind of outcome on PostgreSQL (each is a round trip).
+/// transaction: one statement per kind of outcome on both backends, the ids passed as one
+/// array (`json_each` on SQLite, `= ANY` on PostgreSQL).
 trait ApplyOutcomes {
     async fn apply_outcomes(&mut self, broadcast_id: i64, range_no: i64, batch: &Progress, now: &str) -> anyhow::Result<()>;
 }
