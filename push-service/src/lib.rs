@@ -91,7 +91,13 @@ impl PushServiceServer {
 
     pub async fn run(self) -> anyhow::Result<()> {
         match self.tls {
-            None => axum::serve(self.listener, self.router).await?,
+            None => {
+                use axum::serve::ListenerExt;
+                let listener = self.listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, self.router).await?
+            }
             Some(acceptor) => serve_tls(self.listener, acceptor, self.router).await?,
         }
         Ok(())
@@ -132,9 +138,12 @@ fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 }
 
 /// Accepts TLS connections and serves each with HTTP/1.1 or HTTP/2 (and WebSocket upgrades).
+/// Replies leave at once (`TCP_NODELAY`), as from a real push service: an HTTP/2
+/// connection carries many small frames, which Nagle's algorithm would hold back.
 async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router) -> anyhow::Result<()> {
     loop {
         let (tcp, _) = listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
         let (acceptor, router) = (acceptor.clone(), router.clone());
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(tcp).await else { return };

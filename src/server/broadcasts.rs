@@ -605,19 +605,36 @@ pub async fn drive_range(
     Ok(end)
 }
 
+/// How often a drive asks the database what other ranges (maybe on other instances)
+/// learned about the push services. What this drive learns itself reaches its gate at
+/// once; what another learned reaches it within this interval and one page.
+const SHARE_EVERY: Duration = Duration::from_millis(100);
+
 /// Lets the gate know what other ranges (maybe on other instances) learned about the push
 /// services: the origins that asked any sender to wait (a shared `Retry-After`), and the
-/// origins this broadcast stopped sending to.
-async fn share_origin_state(core: &Clarion, range: &RangeJob, halt: &CancellationToken, gate: &OriginGate) -> anyhow::Result<()> {
-    let id = range.broadcast_id;
-    let (holds, stopped) = with_storage(core, id, halt, "read the push services' state", || core.store.origin_state(id, now_ms())).await?;
-    for (origin, until) in holds {
-        gate.adopt_hold(&origin, until);
+/// origins this broadcast stopped sending to. Asks on the first call, then at most every
+/// [`SHARE_EVERY`].
+struct SharedOriginState {
+    last: Option<std::time::Instant>,
+}
+
+impl SharedOriginState {
+    async fn refresh(&mut self, core: &Clarion, range: &RangeJob, halt: &CancellationToken, gate: &OriginGate) -> anyhow::Result<()> {
+        if self.last.is_some_and(|last| last.elapsed() < SHARE_EVERY) {
+            return Ok(());
+        }
+        let id = range.broadcast_id;
+        let (holds, stopped) =
+            with_storage(core, id, halt, "read the push services' state", || core.store.origin_state(id, now_ms())).await?;
+        self.last = Some(std::time::Instant::now());
+        for (origin, until) in holds {
+            gate.adopt_hold(&origin, until);
+        }
+        for (origin, cause) in stopped {
+            gate.adopt_stopped(&origin, &cause);
+        }
+        Ok(())
     }
-    for (origin, cause) in stopped {
-        gate.adopt_stopped(&origin, &cause);
-    }
-    Ok(())
 }
 
 async fn drive(
@@ -629,8 +646,9 @@ async fn drive(
 ) -> anyhow::Result<DriveEnd> {
     let id = range.broadcast_id;
     let message = Arc::new(push_message(range));
-    // The stopped origins and holds arrive before the first page (`share_origin_state`).
+    // The stopped origins and holds arrive before the first page.
     let gate = Arc::new(OriginGate::default());
+    let mut shared = SharedOriginState { last: None };
     let page_size = page_size(core.send_concurrency);
     let mut reporter = Reporter { last: None };
     let commit = |progress: Progress| async move {
@@ -644,7 +662,7 @@ async fn drive(
     let mut exhausted = false;
     loop {
         while !exhausted && !halt.is_cancelled() && in_flight.len() < PAGES_IN_FLIGHT {
-            share_origin_state(core, range, halt, &gate).await?;
+            shared.refresh(core, range, halt, &gate).await?;
             let page =
                 with_storage(core, id, halt, "read the next page", || core.store.broadcast_page(range, fetched_up_to, page_size)).await?;
             match page.last().map(|s| s.id) {
@@ -685,7 +703,7 @@ async fn drive(
                 _ = halt.cancelled() => return Ok(DriveEnd::Stopped),
             }
         }
-        share_origin_state(core, range, halt, &gate).await?;
+        shared.refresh(core, range, halt, &gate).await?;
         let Some(progress) = settle(collect_batch(spawn_batch(core, &message, &gate, &permits, due), &gate), halt).await else {
             return Ok(DriveEnd::Stopped);
         };

@@ -69,29 +69,38 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         interrupt.cancel();
     });
-    let show = |status: &BroadcastStatus| {
-        bar.set_length(status.total.max(0) as u64);
-        bar.set_position(status.settled().max(0) as u64);
-        bar.set_message(format!("delivered {} failed {} removed {}", status.delivered, status.failed, status.removed));
-    };
-    // Start it, then send its ranges until none is left to claim; instances of
-    // `clarion serve` on the same database may send some of them meanwhile.
-    let status = loop {
-        if stop.is_cancelled() {
-            bar.finish_and_clear();
-            anyhow::bail!("interrupted: notification {} is handed back; a running `clarion serve` resumes it", queued.id);
+    // The drive runs as a task on the runtime's workers, as `clarion serve`'s does, not
+    // on the main thread: the wake-ups from its database and network futures then reach
+    // a worker that is often running already, rather than unparking one more thread.
+    let drive = tokio::spawn({
+        let (core, bar, id) = (core.clone(), bar.clone(), queued.id);
+        async move {
+            let show = |status: &BroadcastStatus| {
+                bar.set_length(status.total.max(0) as u64);
+                bar.set_position(status.settled().max(0) as u64);
+                bar.set_message(format!("delivered {} failed {} removed {}", status.delivered, status.failed, status.removed));
+            };
+            // Start it, then send its ranges until none is left to claim; instances of
+            // `clarion serve` on the same database may send some of them meanwhile.
+            loop {
+                if stop.is_cancelled() {
+                    bar.finish_and_clear();
+                    anyhow::bail!("interrupted: notification {id} is handed back; a running `clarion serve` resumes it");
+                }
+                let worked = broadcasts::work_once(&core, &owner, &stop, Some(id), show).await?;
+                let status = broadcasts::broadcast_status(&core, id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+                show(&status);
+                if status.is_done() {
+                    return Ok(status);
+                }
+                if !worked {
+                    // The ranges left are held by other instances: wait for them to finish.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
         }
-        let worked = broadcasts::work_once(&core, &owner, &stop, Some(queued.id), show).await?;
-        let status = broadcasts::broadcast_status(&core, queued.id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
-        show(&status);
-        if status.is_done() {
-            break status;
-        }
-        if !worked {
-            // The ranges left are held by other instances: wait for them to finish.
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    };
+    });
+    let status = drive.await.map_err(|e| anyhow::anyhow!("the send failed: {e}"))??;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string(&status)?);
@@ -111,7 +120,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let core = build_core(&args.site).await?;
     let report = if args.file.as_os_str() == "-" {
-        super::subscriptions::import(&core, std::io::stdin().lock()).await
+        super::subscriptions::import(&core, std::io::BufReader::new(std::io::stdin())).await
     } else {
         let file = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("Failed to open {}: {e}", args.file.display()))?;
         super::subscriptions::import(&core, std::io::BufReader::new(file)).await

@@ -211,8 +211,10 @@ impl PushSender {
         &self.vapid
     }
 
-    /// Encrypts and sends one message; never panics, every failure is an outcome.
-    #[tracing::instrument(skip_all, fields(endpoint_host = target.endpoint.host_str().unwrap_or("")))]
+    /// Encrypts and sends one message; never panics, every failure is an outcome. Its span
+    /// is at debug level, as is the log of a delivered push: at the default `info` a
+    /// broadcast does not build a span per push, and a failure's warning names the origin.
+    #[tracing::instrument(level = "debug", skip_all, fields(endpoint_host = target.endpoint.host_str().unwrap_or("")))]
     pub async fn send(&self, target: &PushTarget, message: &PushMessage) -> DeliveryOutcome {
         let body = match encryption::encrypt(&target.p256dh, &target.auth, &message.payload, &self.rng) {
             Ok(body) => body,
@@ -227,7 +229,7 @@ impl PushSender {
         self.metrics.push_settled(&target.origin, &outcome, started.elapsed());
         match &outcome {
             DeliveryOutcome::Delivered { .. } => tracing::debug!(outcome = outcome.reason(), "push sent"),
-            other => tracing::warn!(outcome = other.reason(), detail = %other.describe(), "push not delivered"),
+            other => tracing::warn!(origin = %target.origin, outcome = other.reason(), detail = %other.describe(), "push not delivered"),
         }
         outcome
     }

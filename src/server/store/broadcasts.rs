@@ -563,24 +563,32 @@ impl Store {
             if LeaseStatus::of(held.rows_affected()) == LeaseStatus::Lost {
                 return Ok(LeaseStatus::Lost);
             }
-            let (Json(mut by_reason), Json(mut stopped)): (Json<FailureCounts>, Json<StoppedOrigins>) =
-                sqlx::query_as(read_merged).bind(id).fetch_one(&mut *tx).await?;
-            for (_, reason) in &batch.failed {
-                *by_reason.entry((*reason).to_string()).or_default() += 1;
-            }
-            for (origin, cause) in &batch.stopped_origins {
-                stopped.entry(origin.clone()).or_insert_with(|| cause.clone());
-            }
+            // The failure reasons and stopped origins are read, merged and written back
+            // only when the batch adds to them, which a batch that all went through does not.
+            let merged = if batch.failed.is_empty() && batch.stopped_origins.is_empty() {
+                None
+            } else {
+                let (Json(mut by_reason), Json(mut stopped)): (Json<FailureCounts>, Json<StoppedOrigins>) =
+                    sqlx::query_as(read_merged).bind(id).fetch_one(&mut *tx).await?;
+                for (_, reason) in &batch.failed {
+                    *by_reason.entry((*reason).to_string()).or_default() += 1;
+                }
+                for (origin, cause) in &batch.stopped_origins {
+                    stopped.entry(origin.clone()).or_insert_with(|| cause.clone());
+                }
+                Some((by_reason, stopped))
+            };
             sqlx::query(
                 "UPDATE broadcasts SET delivered = delivered + $1, failed = failed + $2, removed = removed + $3,
-                 retried = retried + $4, failures = $5, stopped_origins = $6 WHERE id = $7",
+                 retried = retried + $4, failures = COALESCE($5, failures), stopped_origins = COALESCE($6, stopped_origins)
+                 WHERE id = $7",
             )
             .bind(batch.delivered.len() as i64)
             .bind(batch.failed.len() as i64)
             .bind(batch.removed.len() as i64)
             .bind(batch.retried)
-            .bind(Json(&by_reason))
-            .bind(Json(&stopped))
+            .bind(merged.as_ref().map(|(by_reason, _)| Json(by_reason)))
+            .bind(merged.as_ref().map(|(_, stopped)| Json(stopped)))
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -606,23 +614,22 @@ impl Store {
     }
 
     /// What every sender of broadcast `id` must know about the push services now: the
-    /// [`Store::origin_holds`], and the origins the broadcast stopped sending to.
+    /// origins that asked every sender to wait and until when (unix ms), for those still
+    /// waiting at `now_ms`, and the origins the broadcast stopped sending to. One query:
+    /// the drive asks before each page.
     pub async fn origin_state(&self, id: i64, now_ms: i64) -> anyhow::Result<(Vec<(String, i64)>, StoppedOrigins)> {
-        let holds = self.origin_holds(now_ms).await?;
-        let Json(stopped) = on_pool!(self, pool => sqlx::query_scalar("SELECT stopped_origins FROM broadcasts WHERE id = $1")
-            .bind(id)
-            .fetch_one(pool)
-            .await?);
+        let query = match self.db {
+            Db::Sqlite(_) => {
+                "SELECT (SELECT json_group_array(json_array(origin, until_ms)) FROM origin_holds WHERE until_ms > $2), stopped_origins
+                 FROM broadcasts WHERE id = $1"
+            }
+            Db::Postgres(_) => {
+                "SELECT COALESCE((SELECT json_agg(json_build_array(origin, until_ms)) FROM origin_holds WHERE until_ms > $2), '[]'::json),
+                 stopped_origins FROM broadcasts WHERE id = $1"
+            }
+        };
+        let (Json(holds), Json(stopped)) = on_pool!(self, pool => sqlx::query_as(query).bind(id).bind(now_ms).fetch_one(pool).await?);
         Ok((holds, stopped))
-    }
-
-    /// The origins that asked every sender to wait, and until when (unix ms), for those
-    /// still waiting at `now_ms`.
-    pub async fn origin_holds(&self, now_ms: i64) -> anyhow::Result<Vec<(String, i64)>> {
-        on_pool!(self, pool => Ok(sqlx::query_as("SELECT origin, until_ms FROM origin_holds WHERE until_ms > $1")
-            .bind(now_ms)
-            .fetch_all(pool)
-            .await?))
     }
 
     /// A range's retries due by `now_ms`, with the sends already made. Retries whose
@@ -759,6 +766,17 @@ trait ApplyOutcomes {
     async fn apply_outcomes(&mut self, broadcast_id: i64, range_no: i64, batch: &Progress, now: &str) -> anyhow::Result<()>;
 }
 
+/// The retry rows a batch settles: those of its delivered, removed and failed
+/// subscriptions, when it is a batch of retries. A main-pass page has none to settle: its
+/// subscriptions lie past the range's cursor, and every retry row was committed together
+/// with a cursor past its subscription.
+fn settled_retries(batch: &Progress) -> Vec<i64> {
+    if batch.cursor.is_some() {
+        return Vec::new();
+    }
+    batch.delivered.iter().chain(&batch.removed).chain(batch.failed.iter().map(|(id, _)| id)).copied().collect()
+}
+
 /// Ids as a JSON array, for SQLite's `json_each`: a batch's outcomes of one kind are one
 /// statement, as on PostgreSQL (`= ANY`), rather than one per subscription, each a
 /// round trip to SQLite's thread.
@@ -797,7 +815,7 @@ impl ApplyOutcomes for sqlx::Transaction<'static, sqlx::Sqlite> {
                 .execute(&mut **self)
                 .await?;
         }
-        let settled: Vec<i64> = batch.delivered.iter().chain(&batch.removed).chain(&failed).copied().collect();
+        let settled: Vec<i64> = settled_retries(batch);
         if !settled.is_empty() {
             sqlx::query(&format!("DELETE FROM broadcast_retries WHERE broadcast_id = $2 AND subscription_id IN {EACH}"))
                 .bind(json_array(&settled))
@@ -847,7 +865,7 @@ impl ApplyOutcomes for sqlx::Transaction<'static, sqlx::Postgres> {
         if !batch.removed.is_empty() {
             sqlx::query("DELETE FROM subscriptions WHERE id = ANY($1)").bind(&batch.removed).execute(&mut **self).await?;
         }
-        let settled: Vec<i64> = batch.delivered.iter().chain(&batch.removed).chain(&failed).copied().collect();
+        let settled: Vec<i64> = settled_retries(batch);
         if !settled.is_empty() {
             sqlx::query("DELETE FROM broadcast_retries WHERE broadcast_id = $1 AND subscription_id = ANY($2)")
                 .bind(broadcast_id)

@@ -211,7 +211,15 @@ impl Store {
             anyhow::ensure!(broken.is_empty(), "the migrated database has rows whose foreign keys point nowhere, in {broken:?}");
         }
         migrating.close().await?;
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.context("Failed to open the database")?;
+        // No ping before each acquire: the file is in this process, so the test finds
+        // nothing a query would not, and each ping is a round trip to SQLite's thread.
+        // (sqlx still pings a connection as it returns to the pool.)
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .context("Failed to open the database")?;
         Ok(Self { db: Db::Sqlite(pool), lease })
     }
 
