@@ -18,7 +18,7 @@ use super::error::CoreError;
 use super::sender::{DeliveryOutcome, PushMessage, PushTarget};
 use super::state::Clarion;
 use super::store::{
-    BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, LeaseStatus, Progress, RangeJob, StoredSubscription,
+    BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, LeaseStatus, Progress, RangeJob, Store, StoredSubscription,
 };
 use crate::domain::notification::{Notification, NotificationRequest};
 use crate::domain::subscription::{AuthSecret, P256dhKey, PushHostPolicy};
@@ -619,13 +619,19 @@ struct SharedOriginState {
 }
 
 impl SharedOriginState {
-    async fn refresh(&mut self, core: &Clarion, range: &RangeJob, halt: &CancellationToken, gate: &OriginGate) -> anyhow::Result<()> {
+    async fn refresh(
+        &mut self,
+        core: &Clarion,
+        store: &Store,
+        range: &RangeJob,
+        halt: &CancellationToken,
+        gate: &OriginGate,
+    ) -> anyhow::Result<()> {
         if self.last.is_some_and(|last| last.elapsed() < SHARE_EVERY) {
             return Ok(());
         }
         let id = range.broadcast_id;
-        let (holds, stopped) =
-            with_storage(core, id, halt, "read the push services' state", || core.store.origin_state(id, now_ms())).await?;
+        let (holds, stopped) = with_storage(core, id, halt, "read the push services' state", || store.origin_state(id, now_ms())).await?;
         self.last = Some(std::time::Instant::now());
         for (origin, until) in holds {
             gate.adopt_hold(&origin, until);
@@ -645,6 +651,8 @@ async fn drive(
     on_progress: &mut impl FnMut(&BroadcastStatus),
 ) -> anyhow::Result<DriveEnd> {
     let id = range.broadcast_id;
+    let store = core.store.for_drives();
+    let store = &store;
     let message = Arc::new(push_message(range));
     // The stopped origins and holds arrive before the first page.
     let gate = Arc::new(OriginGate::default());
@@ -652,7 +660,7 @@ async fn drive(
     let page_size = page_size(core.send_concurrency);
     let mut reporter = Reporter { last: None };
     let commit = |progress: Progress| async move {
-        with_storage(core, id, halt, "commit the broadcast's progress", || core.store.record_progress(range, owner, &progress)).await
+        with_storage(core, id, halt, "commit the broadcast's progress", || store.record_progress(range, owner, &progress)).await
     };
 
     // Main pass: up to PAGES_IN_FLIGHT pages sending at once, committed in order.
@@ -662,9 +670,8 @@ async fn drive(
     let mut exhausted = false;
     loop {
         while !exhausted && !halt.is_cancelled() && in_flight.len() < PAGES_IN_FLIGHT {
-            shared.refresh(core, range, halt, &gate).await?;
-            let page =
-                with_storage(core, id, halt, "read the next page", || core.store.broadcast_page(range, fetched_up_to, page_size)).await?;
+            shared.refresh(core, store, range, halt, &gate).await?;
+            let page = with_storage(core, id, halt, "read the next page", || store.broadcast_page(range, fetched_up_to, page_size)).await?;
             match page.last().map(|s| s.id) {
                 None => exhausted = true,
                 Some(last) => {
@@ -692,9 +699,9 @@ async fn drive(
     // Retries, as they fall due.
     loop {
         let now = now_ms();
-        let due = with_storage(core, id, halt, "read due retries", || core.store.due_retries(range, now, page_size)).await?;
+        let due = with_storage(core, id, halt, "read due retries", || store.due_retries(range, now, page_size)).await?;
         if due.is_empty() {
-            let Some(next) = with_storage(core, id, halt, "read due retries", || core.store.next_retry_at(range)).await? else {
+            let Some(next) = with_storage(core, id, halt, "read due retries", || store.next_retry_at(range)).await? else {
                 break;
             };
             let wait = Duration::from_millis((next - now).clamp(10, 1_000) as u64);
@@ -703,7 +710,7 @@ async fn drive(
                 _ = halt.cancelled() => return Ok(DriveEnd::Stopped),
             }
         }
-        shared.refresh(core, range, halt, &gate).await?;
+        shared.refresh(core, store, range, halt, &gate).await?;
         let Some(progress) = settle(collect_batch(spawn_batch(core, &message, &gate, &permits, due), &gate), halt).await else {
             return Ok(DriveEnd::Stopped);
         };
@@ -713,7 +720,7 @@ async fn drive(
         reporter.report(core, id, on_progress).await;
     }
 
-    let (lease, broadcast_done) = with_storage(core, id, halt, "finish the range", || core.store.finish_range(range, owner)).await?;
+    let (lease, broadcast_done) = with_storage(core, id, halt, "finish the range", || store.finish_range(range, owner)).await?;
     if lease == LeaseStatus::Lost {
         return Ok(DriveEnd::LeaseLost);
     }

@@ -86,6 +86,8 @@ pub use subscriptions::{StoredSubscription, SubscriberFacts, Upserted};
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// The database as broadcast drives use it ([`Store::for_drives`]).
+    drives: Db,
     /// How long a claim on a broadcast lasts without renewal.
     lease: Duration,
 }
@@ -182,7 +184,7 @@ impl Store {
                 .await
                 .context("Failed to connect to PostgreSQL")?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await.context("Failed to run database migrations")?;
-            return Ok(Self { db: Db::Postgres(pool), lease });
+            return Ok(Self { db: Db::Postgres(pool.clone()), drives: Db::Postgres(pool), lease });
         }
         if !database_url.starts_with("sqlite:") {
             anyhow::bail!("CLARION_DATABASE_URL must start with sqlite:// or postgres://");
@@ -217,10 +219,26 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .context("Failed to open the database")?;
+        // A process drives one range at a time, and its reads and commits take turns.
+        let drives = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .context("Failed to open the database")?;
-        Ok(Self { db: Db::Sqlite(pool), lease })
+        Ok(Self { db: Db::Sqlite(pool), drives: Db::Sqlite(drives), lease })
+    }
+
+    /// The handle a broadcast's drive reads its pages and commits its progress through.
+    /// On SQLite it is a connection of its own: its page cache stays warm across a
+    /// broadcast (another connection's commit would make it read its pages afresh), and
+    /// every query goes to the same SQLite thread. On PostgreSQL it is the same pool.
+    /// Lease renewals stay on the shared pool, so they never wait behind a page.
+    pub fn for_drives(&self) -> Store {
+        Store { db: self.drives.clone(), drives: self.drives.clone(), lease: self.lease }
     }
 
     /// The backend's name, for `clarion_build_info`.
