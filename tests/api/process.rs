@@ -396,6 +396,51 @@ async fn sigterm_mid_broadcast_hands_the_lease_back_and_a_restart_resumes_at_onc
     assert_delivered_with_bounded_repeats(&push, &endpoints).await;
 }
 
+/// `clarion send` stopped with Ctrl-C (SIGINT) mid-broadcast: it says so and exits with an
+/// error, having handed its lease back, so a `clarion serve` started next finishes the
+/// broadcast at once rather than after the lease (50 s) lapses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_mid_send_hands_the_broadcast_back_and_serve_finishes_it_at_once() {
+    let push = spawn_push_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = interrupted_broadcast_env(&push.host());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (server, endpoints) = server_with_slow_subscribers(&push, &data, &env, 60, 100).await;
+    server.kill();
+
+    let mut command = Command::new(BIN);
+    command.args(["send", "--title", "Interrupted", "--json", "--data-dir"]).arg(&data).stdout(Stdio::null()).stderr(Stdio::piped());
+    for (key, value) in &env {
+        command.env(key, value);
+    }
+    let child = command.spawn().unwrap();
+    // Pushes go out in subscription order, two at a time: once the eighth has arrived,
+    // the send is well under way and far from done.
+    while push.messages(&endpoints[7]).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let interrupted = Instant::now();
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success(), "an interrupted send is an error: {stderr}");
+    assert!(interrupted.elapsed() < Duration::from_secs(10), "took {:?} to stop", interrupted.elapsed());
+    let id: i64 = stderr
+        .split("interrupted: notification ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("says which notification was handed back: {stderr}"));
+    assert!(stderr.contains("is handed back"), "{stderr}");
+
+    let restarted = ServerProcess::start(&data, &env);
+    let status = wait_until_done(&restarted.address, id, Duration::from_secs(20)).await;
+    restarted.kill();
+    assert_eq!(status["delivered"], 60, "{status}");
+    assert_delivered_with_bounded_repeats(&push, &endpoints).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_beside_serve_sends_each_push_once_when_the_push_service_is_slow() {
     let push = spawn_push_service().await;
