@@ -372,14 +372,46 @@ async fn status_over_http(address: &str, id: i64) -> Value {
     reqwest::Client::new().get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().json().await.unwrap()
 }
 
+/// The setting of the interrupted-broadcast tests: 60 subscribers whose pushes each take
+/// 100 ms, stored through a server on a fresh data dir.
+struct SlowBroadcast {
+    push: PushService,
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    env: Vec<(&'static str, String)>,
+    endpoints: Vec<String>,
+}
+
+impl SlowBroadcast {
+    /// The setting, and the server that stored the subscribers.
+    async fn start() -> (Self, ServerProcess) {
+        let push = spawn_push_service().await;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let env = interrupted_broadcast_env(&push.host());
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (server, endpoints) = server_with_slow_subscribers(&push, &data, &pairs, 60, 100).await;
+        (Self { push, _dir: dir, data, env, endpoints }, server)
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    /// The lease (50 s by default) was handed back, so a server started now finishes
+    /// broadcast `id` at once: to everyone, with repeats within the bound.
+    async fn finishes_at_once(&self, id: i64) {
+        let restarted = ServerProcess::start(&self.data, &self.env());
+        let status = wait_until_done(&restarted.address, id, Duration::from_secs(20)).await;
+        restarted.kill();
+        assert_eq!(status["delivered"], 60, "{status}");
+        assert_delivered_with_bounded_repeats(&self.push, &self.endpoints).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_broadcast_hands_the_lease_back_and_a_restart_resumes_at_once() {
-    let push = spawn_push_service().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let env = interrupted_broadcast_env(&push.host());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (server, endpoints) = server_with_slow_subscribers(&push, &data, &env, 60, 100).await;
+    let (setting, server) = SlowBroadcast::start().await;
     let id = queue_over_http(&server.address, "Survives SIGTERM").await;
     wait_until_delivered(&server.address, id, 8).await;
     let (exit, took, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
@@ -387,13 +419,7 @@ async fn sigterm_mid_broadcast_hands_the_lease_back_and_a_restart_resumes_at_onc
     assert!(exit.success(), "exit {exit:?}:\n{log}");
     assert!(took < Duration::from_secs(15), "took {took:?} to stop");
     assert!(log.contains("handed the lease back"), "{log}");
-
-    // The lease (50 s by default) was handed back, so the restart resumes at once.
-    let restarted = ServerProcess::start(&data, &env);
-    let status = wait_until_done(&restarted.address, id, Duration::from_secs(20)).await;
-    restarted.kill();
-    assert_eq!(status["delivered"], 60, "{status}");
-    assert_delivered_with_bounded_repeats(&push, &endpoints).await;
+    setting.finishes_at_once(id).await;
 }
 
 /// `clarion send` stopped with Ctrl-C (SIGINT) mid-broadcast: it says so and exits with an
@@ -401,23 +427,22 @@ async fn sigterm_mid_broadcast_hands_the_lease_back_and_a_restart_resumes_at_onc
 /// broadcast at once rather than after the lease (50 s) lapses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_mid_send_hands_the_broadcast_back_and_serve_finishes_it_at_once() {
-    let push = spawn_push_service().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let env = interrupted_broadcast_env(&push.host());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (server, endpoints) = server_with_slow_subscribers(&push, &data, &env, 60, 100).await;
+    let (setting, server) = SlowBroadcast::start().await;
     server.kill();
 
     let mut command = Command::new(BIN);
-    command.args(["send", "--title", "Interrupted", "--json", "--data-dir"]).arg(&data).stdout(Stdio::null()).stderr(Stdio::piped());
-    for (key, value) in &env {
+    command
+        .args(["send", "--title", "Interrupted", "--json", "--data-dir"])
+        .arg(&setting.data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (key, value) in setting.env() {
         command.env(key, value);
     }
     let child = command.spawn().unwrap();
     // Pushes go out in subscription order, two at a time: once the eighth has arrived,
     // the send is well under way and far from done.
-    while push.messages(&endpoints[7]).await.is_empty() {
+    while setting.push.messages(&setting.endpoints[7]).await.is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let interrupted = Instant::now();
@@ -434,11 +459,7 @@ async fn ctrl_c_mid_send_hands_the_broadcast_back_and_serve_finishes_it_at_once(
         .unwrap_or_else(|| panic!("says which notification was handed back: {stderr}"));
     assert!(stderr.contains("is handed back"), "{stderr}");
 
-    let restarted = ServerProcess::start(&data, &env);
-    let status = wait_until_done(&restarted.address, id, Duration::from_secs(20)).await;
-    restarted.kill();
-    assert_eq!(status["delivered"], 60, "{status}");
-    assert_delivered_with_bounded_repeats(&push, &endpoints).await;
+    setting.finishes_at_once(id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
