@@ -612,35 +612,24 @@ const SHARE_EVERY: Duration = Duration::from_millis(100);
 
 /// Lets the gate know what other ranges (maybe on other instances) learned about the push
 /// services: the origins that asked any sender to wait (a shared `Retry-After`), and the
-/// origins this broadcast stopped sending to. Asks on the first call, then at most every
-/// [`SHARE_EVERY`].
-struct SharedOriginState {
-    last: Option<std::time::Instant>,
-}
-
-impl SharedOriginState {
-    async fn refresh(
-        &mut self,
-        core: &Clarion,
-        store: &Store,
-        range: &RangeJob,
-        halt: &CancellationToken,
-        gate: &OriginGate,
-    ) -> anyhow::Result<()> {
-        if self.last.is_some_and(|last| last.elapsed() < SHARE_EVERY) {
-            return Ok(());
-        }
-        let id = range.broadcast_id;
-        let (holds, stopped) = with_storage(core, id, halt, "read the push services' state", || store.origin_state(id, now_ms())).await?;
-        self.last = Some(std::time::Instant::now());
-        for (origin, until) in holds {
-            gate.adopt_hold(&origin, until);
-        }
-        for (origin, cause) in stopped {
-            gate.adopt_stopped(&origin, &cause);
-        }
-        Ok(())
+/// origins this broadcast stopped sending to. The drive asks before its first page, then
+/// at most every [`SHARE_EVERY`].
+async fn share_origin_state(
+    core: &Clarion,
+    store: &Store,
+    range: &RangeJob,
+    halt: &CancellationToken,
+    gate: &OriginGate,
+) -> anyhow::Result<()> {
+    let id = range.broadcast_id;
+    let (holds, stopped) = with_storage(core, id, halt, "read the push services' state", || store.origin_state(id, now_ms())).await?;
+    for (origin, until) in holds {
+        gate.adopt_hold(&origin, until);
     }
+    for (origin, cause) in stopped {
+        gate.adopt_stopped(&origin, &cause);
+    }
+    Ok(())
 }
 
 async fn drive(
@@ -656,9 +645,9 @@ async fn drive(
     let message = Arc::new(push_message(range));
     // The stopped origins and holds arrive before the first page.
     let gate = Arc::new(OriginGate::default());
-    let mut shared = SharedOriginState { last: None };
+    let mut sharing = AtMostEvery::new(SHARE_EVERY);
     let page_size = page_size(core.send_concurrency);
-    let mut reporter = Reporter { last: None };
+    let mut reporting = AtMostEvery::new(REPORT_EVERY);
     let commit = |progress: Progress| async move {
         with_storage(core, id, halt, "commit the broadcast's progress", || store.record_progress(range, owner, &progress)).await
     };
@@ -670,7 +659,9 @@ async fn drive(
     let mut exhausted = false;
     loop {
         while !exhausted && !halt.is_cancelled() && in_flight.len() < PAGES_IN_FLIGHT {
-            shared.refresh(core, store, range, halt, &gate).await?;
+            if sharing.due() {
+                share_origin_state(core, store, range, halt, &gate).await?;
+            }
             let page = with_storage(core, id, halt, "read the next page", || store.broadcast_page(range, fetched_up_to, page_size)).await?;
             match page.last().map(|s| s.id) {
                 None => exhausted = true,
@@ -690,7 +681,9 @@ async fn drive(
         if commit(progress).await? == LeaseStatus::Lost {
             return Ok(DriveEnd::LeaseLost);
         }
-        reporter.report(core, id, on_progress).await;
+        if reporting.due() {
+            report(core, id, on_progress).await;
+        }
     }
     if halt.is_cancelled() {
         return Ok(DriveEnd::Stopped);
@@ -710,14 +703,18 @@ async fn drive(
                 _ = halt.cancelled() => return Ok(DriveEnd::Stopped),
             }
         }
-        shared.refresh(core, store, range, halt, &gate).await?;
+        if sharing.due() {
+            share_origin_state(core, store, range, halt, &gate).await?;
+        }
         let Some(progress) = settle(collect_batch(spawn_batch(core, &message, &gate, &permits, due), &gate), halt).await else {
             return Ok(DriveEnd::Stopped);
         };
         if commit(progress).await? == LeaseStatus::Lost {
             return Ok(DriveEnd::LeaseLost);
         }
-        reporter.report(core, id, on_progress).await;
+        if reporting.due() {
+            report(core, id, on_progress).await;
+        }
     }
 
     let (lease, broadcast_done) = with_storage(core, id, halt, "finish the range", || store.finish_range(range, owner)).await?;
@@ -745,21 +742,32 @@ async fn drive(
 /// a progress bar needs no more, and a page's commit then costs no extra query.
 const REPORT_EVERY: Duration = Duration::from_millis(250);
 
-/// Shows the running status to the caller of [`drive_range`], at most every
-/// [`REPORT_EVERY`]; the drive's end always shows the final one.
-struct Reporter {
+/// Shows the running status to the caller of [`drive_range`], which a drive does after
+/// commits at most every [`REPORT_EVERY`] (its end shows the final status itself).
+async fn report(core: &Clarion, id: i64, on_progress: &mut impl FnMut(&BroadcastStatus)) {
+    if let Ok(status) = broadcast_status(core, id).await {
+        on_progress(&status);
+    }
+}
+
+/// A drive's "at most every `period`" for one kind of read: the first ask is due, later
+/// ones only once `period` has passed since the last that was.
+struct AtMostEvery {
+    period: Duration,
     last: Option<std::time::Instant>,
 }
 
-impl Reporter {
-    async fn report(&mut self, core: &Clarion, id: i64, on_progress: &mut impl FnMut(&BroadcastStatus)) {
-        if self.last.is_some_and(|last| last.elapsed() < REPORT_EVERY) {
-            return;
+impl AtMostEvery {
+    fn new(period: Duration) -> Self {
+        Self { period, last: None }
+    }
+
+    fn due(&mut self) -> bool {
+        if self.last.is_some_and(|last| last.elapsed() < self.period) {
+            return false;
         }
         self.last = Some(std::time::Instant::now());
-        if let Ok(status) = broadcast_status(core, id).await {
-            on_progress(&status);
-        }
+        true
     }
 }
 

@@ -615,8 +615,7 @@ impl Store {
 
     /// What every sender of broadcast `id` must know about the push services now: the
     /// origins that asked every sender to wait and until when (unix ms), for those still
-    /// waiting at `now_ms`, and the origins the broadcast stopped sending to. One query:
-    /// the drive asks before each page.
+    /// waiting at `now_ms`, and the origins the broadcast stopped sending to, in one query.
     pub async fn origin_state(&self, id: i64, now_ms: i64) -> anyhow::Result<(Vec<(String, i64)>, StoppedOrigins)> {
         let query = match self.db {
             Db::Sqlite(_) => {

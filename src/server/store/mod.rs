@@ -216,19 +216,11 @@ impl Store {
         // No ping before each acquire: the file is in this process, so the test finds
         // nothing a query would not, and each ping is a round trip to SQLite's thread.
         // (sqlx still pings a connection as it returns to the pool.)
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await
-            .context("Failed to open the database")?;
+        let pool_of =
+            |connections| SqlitePoolOptions::new().max_connections(connections).test_before_acquire(false).connect_with(options.clone());
+        let pool = pool_of(8).await.context("Failed to open the database")?;
         // A process drives one range at a time, and its reads and commits take turns.
-        let drives = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .context("Failed to open the database")?;
+        let drives = pool_of(1).await.context("Failed to open the database")?;
         Ok(Self { db: Db::Sqlite(pool), drives: Db::Sqlite(drives), lease })
     }
 
