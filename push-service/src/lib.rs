@@ -5,7 +5,8 @@
 //!
 //! - `POST /push/{id}` is an RFC 8030 receiver that checks what a strict push service
 //!   checks (TTL, encoding, size, Topic, Urgency, the VAPID JWT and key binding).
-//! - `/_test/...` mints subscriptions it can decrypt, shows what arrived, injects faults.
+//! - `/_test/...` mints subscriptions it can decrypt, shows what arrived and how many
+//!   connections were opened, injects faults.
 //! - `GET /` upgraded to a WebSocket speaks Mozilla's push protocol, so Firefox with
 //!   `dom.push.serverURL` pointing here subscribes and receives through it.
 //!
@@ -30,6 +31,7 @@ use registry::PushService;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -46,6 +48,8 @@ pub struct Options {
     pub sink: bool,
     /// Serve HTTPS with this PEM certificate chain and key.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Wait this long before each TLS handshake, as a push service far away would take.
+    pub handshake_delay: Duration,
 }
 
 /// A bound push service, not yet serving.
@@ -53,7 +57,8 @@ pub struct PushServiceServer {
     listener: TcpListener,
     router: Router,
     origin: String,
-    tls: Option<TlsAcceptor>,
+    tls: Option<(TlsAcceptor, Duration)>,
+    service: Arc<PushService>,
 }
 
 impl PushServiceServer {
@@ -62,7 +67,7 @@ impl PushServiceServer {
     pub async fn bind(args: &Options) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(args.addr).await?;
         let tls = match &args.tls {
-            Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+            Some((cert, key)) => Some((tls_acceptor(cert, key)?, args.handshake_delay)),
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -80,8 +85,8 @@ impl PushServiceServer {
             .route("/_test/browsers", get(test_api::browsers))
             .route("/_test/requests", get(test_api::requests))
             .layer(middleware::from_fn(log_request))
-            .with_state(service);
-        Ok(Self { listener, router, origin, tls })
+            .with_state(service.clone());
+        Ok(Self { listener, router, origin, tls, service })
     }
 
     /// `http://host:port`, or `http://host` on the scheme's default port.
@@ -93,12 +98,14 @@ impl PushServiceServer {
         match self.tls {
             None => {
                 use axum::serve::ListenerExt;
-                let listener = self.listener.tap_io(|tcp| {
+                let service = self.service;
+                let listener = self.listener.tap_io(move |tcp| {
                     let _ = tcp.set_nodelay(true);
+                    service.lock().connections += 1;
                 });
                 axum::serve(listener, self.router).await?
             }
-            Some(acceptor) => serve_tls(self.listener, acceptor, self.router).await?,
+            Some((acceptor, handshake_delay)) => serve_tls(self.listener, acceptor, handshake_delay, self.router, self.service).await?,
         }
         Ok(())
     }
@@ -140,13 +147,22 @@ fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 /// Accepts TLS connections and serves each with HTTP/1.1 or HTTP/2 (and WebSocket upgrades).
 /// Replies leave at once (`TCP_NODELAY`), as from a real push service: an HTTP/2
 /// connection carries many small frames, which Nagle's algorithm would hold back.
-async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router) -> anyhow::Result<()> {
+/// Connections are counted once their handshake is done.
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    handshake_delay: Duration,
+    router: Router,
+    push_service: Arc<PushService>,
+) -> anyhow::Result<()> {
     loop {
         let (tcp, _) = listener.accept().await?;
         let _ = tcp.set_nodelay(true);
-        let (acceptor, router) = (acceptor.clone(), router.clone());
+        let (acceptor, router, push_service) = (acceptor.clone(), router.clone(), push_service.clone());
         tokio::spawn(async move {
+            tokio::time::sleep(handshake_delay).await;
             let Ok(stream) = acceptor.accept(tcp).await else { return };
+            push_service.lock().connections += 1;
             let service = hyper_util::service::TowerToHyperService::new(router);
             let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
                 .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)

@@ -90,6 +90,8 @@ pub struct Registry {
     pub channels: HashMap<String, Channel>,
     pub browsers: HashMap<String, Browser>,
     pub faults: HashMap<String, Fault>,
+    /// Connections accepted (over TLS, those whose handshake was done).
+    pub connections: u64,
 }
 
 pub struct PushService {

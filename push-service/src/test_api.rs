@@ -97,7 +97,8 @@ fn mint_one(service: &PushService, app_server_key: Option<[u8; 65]>) -> serde_js
 }
 
 /// `GET /_test/summary` → `{"subscriptions", "messages", "by_messages": {"0": n, "1": n,
-/// …}}`: how many minted subscriptions received how many messages, in one answer.
+/// …}, "connections"}`: how many minted subscriptions received how many messages, in one
+/// answer, and how many connections were accepted (any client's, this one's included).
 pub async fn summary(State(service): State<Arc<PushService>>) -> Response {
     let registry = service.lock();
     let mut by_messages = std::collections::BTreeMap::<usize, u64>::new();
@@ -109,7 +110,13 @@ pub async fn summary(State(service): State<Arc<PushService>>) -> Response {
         *by_messages.entry(channel.messages.len()).or_default() += 1;
     }
     let by_messages: serde_json::Map<String, serde_json::Value> = by_messages.into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
-    Json(serde_json::json!({ "subscriptions": subscriptions, "messages": messages, "by_messages": by_messages })).into_response()
+    Json(serde_json::json!({
+        "subscriptions": subscriptions,
+        "messages": messages,
+        "by_messages": by_messages,
+        "connections": registry.connections,
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]

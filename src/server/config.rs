@@ -173,11 +173,20 @@ pub struct PushServiceArgs {
     /// The PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Wait this long before each TLS handshake, as a push service a long round trip away
+    /// would take (with --tls-cert).
+    #[arg(long, default_value_t = 0, requires = "tls_cert")]
+    pub handshake_delay_ms: u64,
 }
 
 impl From<PushServiceArgs> for clarion_push_service::Options {
     fn from(args: PushServiceArgs) -> Self {
-        Self { addr: args.addr, sink: args.sink, tls: args.tls_cert.zip(args.tls_key) }
+        Self {
+            addr: args.addr,
+            sink: args.sink,
+            tls: args.tls_cert.zip(args.tls_key),
+            handshake_delay: std::time::Duration::from_millis(args.handshake_delay_ms),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod audience;
 pub mod broadcasts;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod encryption;
 pub mod error;

@@ -3,7 +3,10 @@
 //! [`build_request`] and [`DeliveryOutcome::from_response`] are plain functions; the
 //! [`PushSender`] only carries them over a pooled HTTP client (rustls, HTTP/2 where the
 //! push service offers it, no redirects, connect and request timeouts).
+//!
+//! A push service with no open connection gets one push first (see [`super::connections`]).
 
+use super::connections::{Connections, POOL_IDLE};
 use super::encryption;
 use super::metrics::Metrics;
 use super::resolver::PublicOnlyResolver;
@@ -176,6 +179,9 @@ pub struct PushSender {
     rng: SystemRandom,
     /// Every push's outcome and latency are counted here.
     metrics: Arc<Metrics>,
+    connections: Arc<Connections>,
+    /// How long a push waits for another to open the connection: the connect timeout.
+    patience: Duration,
 }
 
 impl PushSender {
@@ -201,10 +207,10 @@ impl PushSender {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.request)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(POOL_IDLE)
             .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, vapid, rng: SystemRandom::new(), metrics })
+        Ok(Self { client, vapid, rng: SystemRandom::new(), metrics, connections: Arc::default(), patience: timeouts.connect })
     }
 
     pub fn vapid(&self) -> &VapidKeys {
@@ -214,6 +220,8 @@ impl PushSender {
     /// Encrypts and sends one message; never panics, every failure is an outcome. Its span
     /// is at debug level, as is the log of a delivered push: at the default `info` a
     /// broadcast does not build a span per push, and a failure's warning names the origin.
+    /// When no connection to the push service is open, one push opens it and the others
+    /// wait for its answer (at most the connect timeout).
     #[tracing::instrument(level = "debug", skip_all, fields(endpoint_host = target.endpoint.host_str().unwrap_or("")))]
     pub async fn send(&self, target: &PushTarget, message: &PushMessage) -> DeliveryOutcome {
         let body = match encryption::encrypt(&target.p256dh, &target.auth, &message.payload, &self.rng) {
@@ -221,11 +229,20 @@ impl PushSender {
             Err(e) => return DeliveryOutcome::Transport { reason: e.to_string() },
         };
         let authorization = self.vapid.authorization(&target.origin);
+        let opening = self.connections.take_turn(&target.origin, self.patience).await;
         let started = Instant::now();
         let outcome = match build_request(&self.client, &target.endpoint, authorization, body, message).send().await {
-            Ok(response) => DeliveryOutcome::from_response(response.status(), response.headers()),
-            Err(e) => DeliveryOutcome::Transport { reason: transport_reason(&e) },
+            Ok(response) => {
+                self.connections.answered(&target.origin, Instant::now());
+                DeliveryOutcome::from_response(response.status(), response.headers())
+            }
+            Err(e) => {
+                self.connections.unanswered(&target.origin);
+                DeliveryOutcome::Transport { reason: transport_reason(&e) }
+            }
         };
+        // Pushes waiting for this one to open the connection go now.
+        drop(opening);
         self.metrics.push_settled(&target.origin, &outcome, started.elapsed());
         match &outcome {
             DeliveryOutcome::Delivered { .. } => tracing::debug!(outcome = outcome.reason(), "push sent"),

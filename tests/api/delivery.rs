@@ -18,6 +18,31 @@ async fn queue(app: &TestApp, body: Value) -> i64 {
     response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
 }
 
+/// A push service with no open connection gets one push first: the rest of the window
+/// waits for its answer, then goes over the connection it opened (HTTP/2 by ALPN), instead
+/// of each opening its own. The push service is 100 ms away: before, every push of the
+/// window that started during the handshake opened a TLS connection of its own.
+#[tokio::test]
+async fn a_broadcast_opens_one_tls_connection_to_a_push_service_and_sends_every_push_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (push, ca_file) = spawn_tls_push_service(dir.path(), Duration::from_millis(100)).await;
+    let app = spawn_app_with(&push.host(), |args| {
+        args.site.extra_ca_file = Some(ca_file);
+        args.site.send_concurrency = 64;
+        args.write_rate_limit = 0;
+    })
+    .await;
+    let n = 150;
+    subscribe_minted(&app, &push, n).await;
+    // The test's own client made one connection (minting); it is counted before and after.
+    let before = push.summary().await["connections"].as_u64().unwrap();
+    let status = app.broadcast(&json!({ "title": "T", "body": "" })).await;
+    assert_eq!(status["delivered"], n, "{status}");
+    let summary = push.summary().await;
+    assert_eq!(summary["by_messages"]["1"], n, "each subscriber got it once: {summary}");
+    assert_eq!(summary["connections"].as_u64().unwrap() - before, 1, "Clarion opened one connection: {summary}");
+}
+
 #[tokio::test]
 async fn a_429_is_waited_out_per_retry_after_then_delivered() {
     let push = spawn_push_service().await;

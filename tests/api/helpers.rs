@@ -127,6 +127,34 @@ pub struct PushService {
     _server: JoinHandle<()>,
 }
 
+/// A push service over TLS, offering HTTP/2 and HTTP/1.1 by ALPN as real ones do, with a
+/// certificate for 127.0.0.1 from a CA made for this test, that waits `handshake_delay`
+/// before each handshake. Answers the service and the CA's PEM file (in `dir`), for the
+/// app's `extra_ca_file`.
+pub async fn spawn_tls_push_service(dir: &std::path::Path, handshake_delay: Duration) -> (PushService, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "Clarion test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let certificate = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+    let (ca_file, cert_file, key_file) = (dir.join("ca.pem"), dir.join("push.pem"), dir.join("push.key"));
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&cert_file, certificate.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+
+    let options = Options { addr: "127.0.0.1:0".parse().unwrap(), sink: false, tls: Some((cert_file, key_file)), handshake_delay };
+    let server = PushServiceServer::bind(&options).await.expect("push service binds");
+    let origin = server.origin().to_string();
+    let handle = tokio::spawn(async move {
+        server.run().await.expect("push service runs");
+    });
+    let trust = reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap();
+    let client = reqwest::Client::builder().add_root_certificate(trust).build().unwrap();
+    (PushService { origin, client, _server: handle }, ca_file)
+}
+
 pub async fn spawn_push_service() -> PushService {
     spawn_push_service_at("127.0.0.1:0".parse().unwrap()).await.expect("push service binds")
 }
@@ -152,7 +180,7 @@ pub async fn spawn_push_service_without_port() -> PushService {
 }
 
 async fn spawn_push_service_at(addr: std::net::SocketAddr) -> anyhow::Result<PushService> {
-    let server = PushServiceServer::bind(&Options { addr, sink: false, tls: None }).await?;
+    let server = PushServiceServer::bind(&Options { addr, sink: false, tls: None, handshake_delay: Duration::ZERO }).await?;
     let origin = server.origin().to_string();
     let handle = tokio::spawn(async move {
         server.run().await.expect("push service runs");
@@ -361,8 +389,13 @@ impl TestApp {
 }
 
 impl PushService {
+    /// `GET /_test/summary`: messages per minted subscription, and connections pushes came over.
+    pub async fn summary(&self) -> Value {
+        self.client.get(format!("{}/_test/summary", self.origin)).send().await.unwrap().json().await.unwrap()
+    }
+
     pub fn host(&self) -> String {
-        self.origin.trim_start_matches("http://").to_string()
+        self.origin.trim_start_matches("http://").trim_start_matches("https://").to_string()
     }
 
     pub async fn mint(&self, application_server_key: Option<&str>) -> Value {

@@ -293,6 +293,7 @@ async fn the_sink_accepts_any_well_formed_push() {
         addr: "127.0.0.1:0".parse().unwrap(),
         sink: true,
         tls: None,
+        handshake_delay: std::time::Duration::ZERO,
     })
     .await
     .unwrap();
