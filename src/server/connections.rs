@@ -34,13 +34,20 @@ enum Link {
     Answered(Instant),
 }
 
+/// Held by the push that opens a connection: the pushes waiting for it go when it is
+/// dropped, whatever became of the push (answered, failed or cancelled).
+#[derive(Debug)]
+pub struct Opening {
+    _over: watch::Sender<()>,
+}
+
 /// What a push does before it is sent.
 #[derive(Debug)]
 enum Turn {
     /// A connection is open: send now.
     Send,
     /// Send now and open the connection; pushes that come meanwhile wait until this is dropped.
-    Open(watch::Sender<()>),
+    Open(Opening),
     /// Another push is opening the connection: wait until it is over.
     Wait(watch::Receiver<()>),
 }
@@ -55,7 +62,7 @@ impl Connections {
             _ => {
                 let (opening, over) = watch::channel(());
                 origins.insert(origin.to_string(), Link::Opening(over));
-                Turn::Open(opening)
+                Turn::Open(Opening { _over: opening })
             }
         }
     }
@@ -81,8 +88,8 @@ impl Connections {
 
     /// Waits until a connection to `origin` is open or being opened by this push, for at
     /// most `patience`. A push that waited its fill is sent anyway, so a push never takes
-    /// longer than `patience` plus its own request timeout.
-    pub async fn take_turn(&self, origin: &str, patience: Duration) -> Option<watch::Sender<()>> {
+    /// longer than `patience` plus its own request timeout. `Some` when this push opens it.
+    pub async fn take_turn(&self, origin: &str, patience: Duration) -> Option<Opening> {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             match self.turn(origin, Instant::now()) {
