@@ -145,14 +145,9 @@ pub async fn spawn_tls_push_service(dir: &std::path::Path, handshake_delay: Dura
     std::fs::write(&key_file, key.serialize_pem()).unwrap();
 
     let options = Options { addr: "127.0.0.1:0".parse().unwrap(), sink: false, tls: Some((cert_file, key_file)), handshake_delay };
-    let server = PushServiceServer::bind(&options).await.expect("push service binds");
-    let origin = server.origin().to_string();
-    let handle = tokio::spawn(async move {
-        server.run().await.expect("push service runs");
-    });
     let trust = reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap();
     let client = reqwest::Client::builder().add_root_certificate(trust).build().unwrap();
-    (PushService { origin, client, _server: handle }, ca_file)
+    (serve_push_service(&options, client).await.expect("push service binds"), ca_file)
 }
 
 pub async fn spawn_push_service() -> PushService {
@@ -180,12 +175,17 @@ pub async fn spawn_push_service_without_port() -> PushService {
 }
 
 async fn spawn_push_service_at(addr: std::net::SocketAddr) -> anyhow::Result<PushService> {
-    let server = PushServiceServer::bind(&Options { addr, sink: false, tls: None, handshake_delay: Duration::ZERO }).await?;
+    serve_push_service(&Options { addr, sink: false, tls: None, handshake_delay: Duration::ZERO }, reqwest::Client::new()).await
+}
+
+/// Binds a push service and serves it in the background; `client` is the test's own.
+async fn serve_push_service(options: &Options, client: reqwest::Client) -> anyhow::Result<PushService> {
+    let server = PushServiceServer::bind(options).await?;
     let origin = server.origin().to_string();
     let handle = tokio::spawn(async move {
         server.run().await.expect("push service runs");
     });
-    Ok(PushService { origin, client: reqwest::Client::new(), _server: handle })
+    Ok(PushService { origin, client, _server: handle })
 }
 
 /// A server with a fresh data dir that trusts `push_hosts`.
@@ -389,7 +389,7 @@ impl TestApp {
 }
 
 impl PushService {
-    /// `GET /_test/summary`: messages per minted subscription, and connections pushes came over.
+    /// `GET /_test/summary`: messages per minted subscription, and connections accepted.
     pub async fn summary(&self) -> Value {
         self.client.get(format!("{}/_test/summary", self.origin)).send().await.unwrap().json().await.unwrap()
     }

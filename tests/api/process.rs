@@ -200,6 +200,11 @@ async fn send_targets_topics_and_users_and_schedules_from_the_command_line() {
 
 /// The settings of the interrupted-broadcast tests: two pushes in flight, so pages are
 /// small and a broadcast to slow subscribers takes seconds.
+/// `env` as the `(name, value)` pairs that `ServerProcess::start` takes.
+fn env_pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 fn interrupted_broadcast_env(host: &str) -> Vec<(&'static str, String)> {
     vec![
         ("CLARION_PUSH_HOSTS", host.to_string()),
@@ -258,7 +263,7 @@ async fn a_broadcast_survives_kill_9_and_resumes_after_a_restart() {
     // Pushes take 40 ms here; a short push timeout makes the lease (2 + 2 + 10 s) lapse
     // sooner after the kill.
     env.push(("CLARION_PUSH_TIMEOUT", "2".to_string()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_pairs(&env);
     let (server, endpoints) = server_with_slow_subscribers(&push, &data, &env, 80, 40).await;
     let id = queue_over_http(&server.address, "Survives a crash").await;
     wait_until_delivered(&server.address, id, 16).await;
@@ -389,13 +394,12 @@ impl SlowBroadcast {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let env = interrupted_broadcast_env(&push.host());
-        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (server, endpoints) = server_with_slow_subscribers(&push, &data, &pairs, 60, 100).await;
+        let (server, endpoints) = server_with_slow_subscribers(&push, &data, &env_pairs(&env), 60, 100).await;
         (Self { push, _dir: dir, data, env, endpoints }, server)
     }
 
-    fn env(&self) -> Vec<(&str, &str)> {
-        self.env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    fn env(&self) -> Vec<(&'static str, &str)> {
+        env_pairs(&self.env)
     }
 
     /// The lease (50 s by default) was handed back, so a server started now finishes
@@ -749,7 +753,7 @@ async fn three_instances_on_postgres_share_a_broadcast_to_20000_and_survive_kill
     let status = wait_until_done(&instances[0].address, id, Duration::from_secs(90)).await;
     assert_eq!((status["total"].as_i64(), status["delivered"].as_i64()), (Some(AUDIENCE), Some(AUDIENCE)), "{status}");
     assert_eq!((status["failed"].as_i64(), status["removed"].as_i64()), (Some(0), Some(0)), "{status}");
-    let summary: Value = push.client.get(format!("{}/_test/summary", push.origin)).send().await.unwrap().json().await.unwrap();
+    let summary = push.summary().await;
     assert!(summary["by_messages"].get("0").is_none(), "every subscriber got it: {summary}");
     // The killed instance held one range at a time; what it had sent but not committed is
     // sent again: at most its pages in flight.
