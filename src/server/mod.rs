@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod encryption;
 pub mod error;
 pub mod http;
+pub mod http2;
 pub mod metrics;
 pub mod resolver;
 pub mod rest;

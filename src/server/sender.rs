@@ -1,13 +1,16 @@
 //! Sending one push message (RFC 8030) and classifying what the push service answered.
 //!
-//! [`build_request`] and [`DeliveryOutcome::from_response`] are plain functions; the
-//! [`PushSender`] only carries them over a pooled HTTP client (rustls, HTTP/2 where the
-//! push service offers it, no redirects, connect and request timeouts).
+//! [`push_headers`] and [`DeliveryOutcome::from_response`] are plain functions; the
+//! [`PushSender`] only carries them to the push service: over HTTP/2 on the `h2` crate
+//! where the push service offers it ([`super::http2`]), otherwise over a pooled reqwest
+//! client (HTTP/1.1). Both use rustls, follow no redirects and keep the connect and
+//! request timeouts.
 //!
 //! A push service with no open connection gets one push first (see [`super::connections`]).
 
 use super::connections::{Connections, POOL_IDLE};
 use super::encryption;
+use super::http2::{Answer, Http2Connections, Posted};
 use super::metrics::Metrics;
 use super::resolver::PublicOnlyResolver;
 use super::vapid::VapidKeys;
@@ -15,7 +18,7 @@ use crate::domain::subscription::PushHostPolicy;
 use crate::domain::subscription::{AuthSecret, P256dhKey};
 use crate::domain::Urgency;
 use anyhow::Context;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use ring::rand::SystemRandom;
 use std::sync::Arc;
@@ -126,29 +129,26 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
-/// Builds the POST for one encrypted message.
-pub fn build_request(
-    client: &reqwest::Client,
-    endpoint: &url::Url,
-    authorization: HeaderValue,
-    body: Vec<u8>,
-    message: &PushMessage,
-) -> reqwest::RequestBuilder {
-    let mut request = client
-        .post(endpoint.clone())
-        .header("TTL", HeaderValue::from(message.ttl))
-        .header(CONTENT_ENCODING, HeaderValue::from_static("aes128gcm"))
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))
-        .header(AUTHORIZATION, authorization)
-        .body(body);
+/// The headers of one encrypted message's POST (RFC 8030, RFC 8291, RFC 8292), whichever
+/// HTTP version carries it.
+pub fn push_headers(authorization: HeaderValue, message: &PushMessage) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(6);
+    headers.insert(TTL, HeaderValue::from(message.ttl));
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("aes128gcm"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(AUTHORIZATION, authorization);
     if let Some(urgency) = message.urgency {
-        request = request.header("Urgency", urgency.as_str());
+        headers.insert(URGENCY, HeaderValue::from_static(urgency.as_str()));
     }
-    if let Some(topic) = &message.topic {
-        request = request.header("Topic", topic.as_str());
+    if let Some(topic) = message.topic.as_deref().and_then(|topic| HeaderValue::from_str(topic).ok()) {
+        headers.insert(TOPIC, topic);
     }
-    request
+    headers
 }
+
+const TTL: HeaderName = HeaderName::from_static("ttl");
+const URGENCY: HeaderName = HeaderName::from_static("urgency");
+const TOPIC: HeaderName = HeaderName::from_static("topic");
 
 /// How long one push may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +174,9 @@ impl PushTimeouts {
 /// Sends pushes: holds the HTTP client, the VAPID keys and the random source.
 #[derive(Clone, Debug)]
 pub struct PushSender {
+    /// HTTP/1.1, for push services that do not offer HTTP/2 and for `http` endpoints.
     client: reqwest::Client,
+    http2: Arc<Http2Connections>,
     vapid: Arc<VapidKeys>,
     rng: SystemRandom,
     /// Every push's outcome and latency are counted here.
@@ -196,10 +198,14 @@ impl PushSender {
         timeouts: PushTimeouts,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder().no_proxy().dns_resolver(Arc::new(PublicOnlyResolver::new(policy)));
-        if let Some(path) = extra_ca_file {
-            let pem = std::fs::read(path).with_context(|| format!("Failed to read CLARION_EXTRA_CA_FILE {}", path.display()))?;
-            for certificate in reqwest::Certificate::from_pem_bundle(&pem).context("CLARION_EXTRA_CA_FILE is not PEM")? {
+        let resolver = Arc::new(PublicOnlyResolver::new(policy));
+        let mut builder = reqwest::Client::builder().no_proxy().dns_resolver(resolver.clone()).http1_only();
+        let extra_ca = match extra_ca_file {
+            Some(path) => Some(std::fs::read(path).with_context(|| format!("Failed to read CLARION_EXTRA_CA_FILE {}", path.display()))?),
+            None => None,
+        };
+        if let Some(pem) = &extra_ca {
+            for certificate in reqwest::Certificate::from_pem_bundle(pem).context("CLARION_EXTRA_CA_FILE is not PEM")? {
                 builder = builder.add_root_certificate(certificate);
             }
         }
@@ -208,9 +214,18 @@ impl PushSender {
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.request)
             .pool_idle_timeout(POOL_IDLE)
-            .user_agent(concat!("clarion/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()?;
-        Ok(Self { client, vapid, rng: SystemRandom::new(), metrics, connections: Arc::default(), patience: timeouts.connect })
+        let http2 = Http2Connections::new(extra_ca.as_deref(), resolver, timeouts, USER_AGENT).context("CLARION_EXTRA_CA_FILE")?;
+        Ok(Self {
+            client,
+            http2: Arc::new(http2),
+            vapid,
+            rng: SystemRandom::new(),
+            metrics,
+            connections: Arc::default(),
+            patience: timeouts.connect,
+        })
     }
 
     pub fn vapid(&self) -> &VapidKeys {
@@ -231,14 +246,14 @@ impl PushSender {
         let authorization = self.vapid.authorization(&target.origin);
         let opening = self.connections.take_turn(&target.origin, self.patience).await;
         let started = Instant::now();
-        let outcome = match build_request(&self.client, &target.endpoint, authorization, body, message).send().await {
-            Ok(response) => {
+        let outcome = match self.post(target, push_headers(authorization, message), body).await {
+            Ok((status, headers)) => {
                 self.connections.answered(&target.origin, Instant::now());
-                DeliveryOutcome::from_response(response.status(), response.headers())
+                DeliveryOutcome::from_response(status, &headers)
             }
-            Err(e) => {
+            Err(reason) => {
                 self.connections.unanswered(&target.origin);
-                DeliveryOutcome::Transport { reason: transport_reason(&e) }
+                DeliveryOutcome::Transport { reason }
             }
         };
         // Pushes waiting for this one to open the connection go now.
@@ -251,6 +266,28 @@ impl PushSender {
         outcome
     }
 }
+
+impl PushSender {
+    /// POSTs one encrypted message: over HTTP/2 where the push service offers it, else
+    /// over HTTP/1.1. `Err` says why no answer came.
+    async fn post(&self, target: &PushTarget, headers: HeaderMap, body: Vec<u8>) -> Result<Answer, String> {
+        let (headers, body) = match self.http2.post(&target.origin, &target.endpoint, headers, body).await {
+            Posted::Answered(answer) => return Ok(answer),
+            Posted::Unanswered(reason) => return Err(reason),
+            Posted::NotHttp2(headers, body) => (headers, body),
+        };
+        let mut request = reqwest::Request::new(reqwest::Method::POST, target.endpoint.clone());
+        *request.headers_mut() = headers;
+        *request.body_mut() = Some(body.into());
+        match self.client.execute(request).await {
+            Ok(mut response) => Ok((response.status(), std::mem::take(response.headers_mut()))),
+            Err(e) => Err(transport_reason(&e)),
+        }
+    }
+}
+
+/// Sent with every push.
+const USER_AGENT: &str = concat!("clarion/", env!("CARGO_PKG_VERSION"));
 
 fn transport_reason(e: &reqwest::Error) -> String {
     if e.is_timeout() {
