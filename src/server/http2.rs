@@ -373,31 +373,49 @@ mod tests {
         tokio_rustls::TlsAcceptor::from(Arc::new(config))
     }
 
-    #[tokio::test]
-    async fn a_connection_the_push_service_closed_is_replaced_by_the_next_push() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ca, cert, key) = certificates(dir.path());
-        let acceptor = tls_acceptor(&cert, &key, b"h2");
+    /// A push service of the test's own over TLS, offering only `protocol` in ALPN: each
+    /// accepted connection, after its handshake, goes to `serve`. Gives the CA to trust, the
+    /// origin and the count of TCP connections accepted.
+    async fn serve_tls<F, Fut>(dir: &Path, protocol: &[u8], serve: F) -> (Vec<u8>, String, Arc<AtomicU64>)
+    where
+        F: Fn(tokio_rustls::server::TlsStream<TcpStream>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (ca, cert, key) = certificates(dir);
+        let acceptor = tls_acceptor(&cert, &key, protocol);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = format!("https://{}", listener.local_addr().unwrap());
         let accepted = Arc::new(AtomicU64::new(0));
         let counted = accepted.clone();
-        // An HTTP/2 push service that answers one push per connection with 201, then
-        // closes the connection (GOAWAY), as a push service does when it restarts.
+        let serve = Arc::new(serve);
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 counted.fetch_add(1, Ordering::Relaxed);
-                let acceptor = acceptor.clone();
+                let (acceptor, serve) = (acceptor.clone(), serve.clone());
                 tokio::spawn(async move {
-                    let mut connection = h2::server::handshake(acceptor.accept(tcp).await.unwrap()).await.unwrap();
-                    if let Some(Ok((_request, mut respond))) = connection.accept().await {
-                        respond.send_response(http::Response::builder().status(201).body(()).unwrap(), true).unwrap();
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        serve(tls).await;
                     }
-                    connection.graceful_shutdown();
-                    while connection.accept().await.is_some() {}
                 });
             }
         });
+        (ca, origin, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_push_service_closed_is_replaced_by_the_next_push() {
+        let dir = tempfile::tempdir().unwrap();
+        // An HTTP/2 push service that answers one push per connection with 201, then
+        // closes the connection (GOAWAY), as a push service does when it restarts.
+        let (ca, origin, accepted) = serve_tls(dir.path(), b"h2", |tls| async move {
+            let mut connection = h2::server::handshake(tls).await.unwrap();
+            if let Some(Ok((_request, mut respond))) = connection.accept().await {
+                respond.send_response(http::Response::builder().status(201).body(()).unwrap(), true).unwrap();
+            }
+            connection.graceful_shutdown();
+            while connection.accept().await.is_some() {}
+        })
+        .await;
 
         let http2 = connections(&ca);
         let endpoint: url::Url = format!("{origin}/push/1").parse().unwrap();
@@ -420,19 +438,7 @@ mod tests {
     #[tokio::test]
     async fn a_push_service_that_chooses_http1_gets_the_push_back_and_is_not_asked_again() {
         let dir = tempfile::tempdir().unwrap();
-        let (ca, cert, key) = certificates(dir.path());
-        let acceptor = tls_acceptor(&cert, &key, b"http/1.1");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let origin = format!("https://{}", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicU64::new(0));
-        let counted = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                counted.fetch_add(1, Ordering::Relaxed);
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move { acceptor.accept(tcp).await });
-            }
-        });
+        let (ca, origin, accepted) = serve_tls(dir.path(), b"http/1.1", |_tls| async {}).await;
 
         let http2 = connections(&ca);
         let endpoint: url::Url = format!("{origin}/push/1").parse().unwrap();
