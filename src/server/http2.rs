@@ -110,7 +110,7 @@ impl Http2Connections {
     /// request that may have reached the push service is not repeated here (the delivery
     /// policy decides). Takes at most the request timeout.
     pub async fn post(&self, origin: &str, endpoint: &url::Url, mut headers: HeaderMap, body: Vec<u8>) -> Posted {
-        if endpoint.scheme() != "https" || matches!(self.routes.lock().expect("routes lock").get(origin), Some(Route::Http1)) {
+        if endpoint.scheme() != "https" {
             return Posted::NotHttp2(headers, body);
         }
         let deadline = tokio::time::Instant::now() + self.timeouts.request;
@@ -152,7 +152,7 @@ impl Http2Connections {
     /// The origin's connection, ready for a new stream: the pooled one, or a new one if
     /// there is none or the pooled one was found closed.
     async fn ready(&self, origin: &str, endpoint: &url::Url) -> Result<(u64, h2::client::SendRequest<Bytes>), Unready> {
-        if let Some((connection, requests)) = self.pooled(origin) {
+        if let Some((connection, requests)) = self.pooled(origin)? {
             match requests.ready().await {
                 Ok(ready) => return Ok((connection, ready)),
                 // Closed by the push service while idle, or refusing new streams.
@@ -162,20 +162,22 @@ impl Http2Connections {
         self.open(origin, endpoint).await
     }
 
-    /// The origin's connection, unless it has been idle longer than [`POOL_IDLE`].
-    fn pooled(&self, origin: &str) -> Option<(u64, h2::client::SendRequest<Bytes>)> {
+    /// The origin's connection, unless it has been idle longer than [`POOL_IDLE`];
+    /// [`Unready::NotHttp2`] for an origin whose push service chose HTTP/1.1.
+    fn pooled(&self, origin: &str) -> Result<Option<(u64, h2::client::SendRequest<Bytes>)>, Unready> {
         let mut routes = self.routes.lock().expect("routes lock");
         match routes.get_mut(origin) {
+            Some(Route::Http1) => Err(Unready::NotHttp2),
             Some(Route::Http2 { connection, requests, last_used }) if last_used.elapsed() < POOL_IDLE => {
                 *last_used = Instant::now();
-                Some((*connection, requests.clone()))
+                Ok(Some((*connection, requests.clone())))
             }
             Some(Route::Http2 { .. }) => {
                 // Dropping the last handle lets the idle connection close.
                 routes.remove(origin);
-                None
+                Ok(None)
             }
-            _ => None,
+            None => Ok(None),
         }
     }
 

@@ -265,9 +265,7 @@ impl PushSender {
         }
         outcome
     }
-}
 
-impl PushSender {
     /// POSTs one encrypted message: over HTTP/2 where the push service offers it, else
     /// over HTTP/1.1. `Err` says why no answer came.
     async fn post(&self, target: &PushTarget, headers: HeaderMap, body: Vec<u8>) -> Result<Answer, String> {
