@@ -64,6 +64,8 @@ pub struct Http2Connections {
     routes: Arc<Mutex<Routes>>,
     /// Numbers the connections opened.
     opened: AtomicU64,
+    /// How long an unused connection is kept: [`POOL_IDLE`].
+    idle: Duration,
 }
 
 type Routes = HashMap<String, Route>;
@@ -102,6 +104,7 @@ impl Http2Connections {
             user_agent: reqwest::header::HeaderValue::from_static(user_agent),
             routes: Arc::default(),
             opened: AtomicU64::new(0),
+            idle: POOL_IDLE,
         })
     }
 
@@ -162,13 +165,13 @@ impl Http2Connections {
         self.open(origin, endpoint).await
     }
 
-    /// The origin's connection, unless it has been idle longer than [`POOL_IDLE`];
+    /// The origin's connection, unless it has been idle for [`POOL_IDLE`];
     /// [`Unready::NotHttp2`] for an origin whose push service chose HTTP/1.1.
     fn pooled(&self, origin: &str) -> Result<Option<(u64, h2::client::SendRequest<Bytes>)>, Unready> {
         let mut routes = self.routes.lock().expect("routes lock");
         match routes.get_mut(origin) {
             Some(Route::Http1) => Err(Unready::NotHttp2),
-            Some(Route::Http2 { connection, requests, last_used }) if last_used.elapsed() < POOL_IDLE => {
+            Some(Route::Http2 { connection, requests, last_used }) if last_used.elapsed() < self.idle => {
                 *last_used = Instant::now();
                 Ok(Some((*connection, requests.clone())))
             }
@@ -183,7 +186,7 @@ impl Http2Connections {
 
     /// Drops the origin's connection if it is still `connection`.
     fn forget(&self, origin: &str, connection: u64) {
-        forget(&self.routes, origin, connection, Duration::ZERO);
+        release_if_idle(&self.routes, origin, connection, Duration::ZERO);
     }
 
     /// Opens a connection to the endpoint's origin, within the connect timeout, and makes
@@ -213,7 +216,7 @@ impl Http2Connections {
             }
             let (requests, connection) = h2::client::handshake(tls).await.map_err(|e| Unready::Failed(describe(&e)))?;
             let number = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
-            tokio::spawn(drive(connection, self.routes.clone(), origin.to_string(), number));
+            tokio::spawn(drive(connection, self.routes.clone(), origin.to_string(), number, self.idle));
             let ready = requests.clone().ready().await.map_err(|e| Unready::Failed(describe(&e)))?;
             Ok((number, requests, ready))
         };
@@ -237,35 +240,67 @@ enum Unready {
     NotHttp2,
 }
 
-/// Drives one connection until it ends, and lets it go once it has been idle for
-/// [`POOL_IDLE`]: dropping the route's handle closes it when its last stream is done.
+/// Drives one connection until it ends, and lets it go once it has been idle for `idle`
+/// (looking again when that time is up since its last use): dropping the route's handle
+/// closes it when its last stream is done.
 async fn drive<C: std::future::Future<Output = Result<(), h2::Error>>>(
     connection: C,
     routes: Arc<Mutex<Routes>>,
     origin: String,
     number: u64,
+    idle: Duration,
 ) {
     tokio::pin!(connection);
+    // None once it is no longer the origin's route.
+    let mut look_at = Some(tokio::time::Instant::now() + idle);
     loop {
+        let looking = async move {
+            match look_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             ended = &mut connection => {
                 if let Err(e) = ended {
                     tracing::debug!(%origin, error = %e, "HTTP/2 connection to a push service ended");
                 }
-                forget(&routes, &origin, number, Duration::ZERO);
+                release_if_idle(&routes, &origin, number, Duration::ZERO);
                 return;
             }
-            _ = tokio::time::sleep(POOL_IDLE) => forget(&routes, &origin, number, POOL_IDLE),
+            () = looking => {
+                look_at = match release_if_idle(&routes, &origin, number, idle) {
+                    Idleness::InUse { last_used } => Some(tokio::time::Instant::from_std(last_used + idle)),
+                    Idleness::Released | Idleness::NotRouted => None,
+                };
+            }
         }
     }
 }
 
+/// What [`release_if_idle`] found.
+enum Idleness {
+    /// The connection had been idle long enough, and is no longer the origin's route.
+    Released,
+    /// The connection is the origin's route, last used then.
+    InUse { last_used: Instant },
+    /// Another connection, or none, is the origin's route.
+    NotRouted,
+}
+
 /// Drops the origin's route if it is connection `number` and has been idle for `idle`.
-fn forget(routes: &Mutex<Routes>, origin: &str, number: u64, idle: Duration) {
+fn release_if_idle(routes: &Mutex<Routes>, origin: &str, number: u64, idle: Duration) -> Idleness {
     let mut routes = routes.lock().expect("routes lock");
-    if matches!(routes.get(origin), Some(Route::Http2 { connection, last_used, .. }) if *connection == number && last_used.elapsed() >= idle)
-    {
-        routes.remove(origin);
+    match routes.get(origin) {
+        Some(Route::Http2 { connection, last_used, .. }) if *connection == number => {
+            if last_used.elapsed() >= idle {
+                routes.remove(origin);
+                Idleness::Released
+            } else {
+                Idleness::InUse { last_used: *last_used }
+            }
+        }
+        _ => Idleness::NotRouted,
     }
 }
 
@@ -435,6 +470,52 @@ mod tests {
         }
         assert_eq!(accepted.load(Ordering::Relaxed), 3, "each push after a close opened a new connection");
         assert_eq!(http2.opened.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_connection_in_use_is_kept_and_one_left_idle_is_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        // An HTTP/2 push service that answers every push with 201 and says when Clarion
+        // closes a connection.
+        let (closing, mut closed) = tokio::sync::mpsc::unbounded_channel();
+        let (ca, origin, accepted) = serve_tls(dir.path(), b"h2", move |tls| {
+            let closing = closing.clone();
+            async move {
+                let mut connection = h2::server::handshake(tls).await.unwrap();
+                while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                    respond.send_response(http::Response::builder().status(201).body(()).unwrap(), true).unwrap();
+                }
+                closing.send(()).unwrap();
+            }
+        })
+        .await;
+        // The pool's idle time, shortened for the test.
+        let idle = Duration::from_millis(500);
+        let http2 = Http2Connections { idle, ..connections(&ca) };
+        let endpoint: url::Url = format!("{origin}/push/1").parse().unwrap();
+        let push = || async {
+            let posted = http2.post(&origin, &endpoint, push_headers(&origin), vec![3; 100]).await;
+            assert!(matches!(posted, Posted::Answered((StatusCode::CREATED, _))), "{posted:?}");
+        };
+
+        // A push every 50 ms, for three idle times: the one connection stays.
+        let started = Instant::now();
+        let mut last_push = started;
+        while started.elapsed() < idle * 3 {
+            last_push = Instant::now();
+            push().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(http2.opened.load(Ordering::Relaxed), 1, "a connection in use is kept");
+        assert!(closed.try_recv().is_err(), "and not closed");
+
+        // Then none: it is let go once idle for `idle`, and the next push opens another.
+        tokio::time::timeout(Duration::from_secs(10), closed.recv()).await.expect("the idle connection is closed").unwrap();
+        assert!(last_push.elapsed() >= idle, "not before it was idle for {idle:?}");
+        assert!(!http2.routes.lock().unwrap().contains_key(&origin), "and forgotten");
+        push().await;
+        assert_eq!(http2.opened.load(Ordering::Relaxed), 2);
+        assert_eq!(accepted.load(Ordering::Relaxed), 2);
     }
 
     #[tokio::test]
