@@ -7,8 +7,8 @@ next, so `bench/run.py` figures from two runs cannot tell it. This runs both bui
 session, against the same two sinks (`clarion push-service --sink` over HTTPS/HTTP2 and
 over HTTP/1.1, served by the last binary given) and the same N subscriptions, round after
 round with the builds alternated, and prints each build's median and range of pushes per
-CPU-second per transport. CPU time is the sender's whole process (`wait4` rusage), as in
-`bench/run.py`, whose helpers it uses.
+CPU-second and of pushes per second, per transport. CPU time is the sender's whole process
+(`wait4` rusage), as in `bench/run.py`, whose helpers it uses.
 
 Build the "before" binary from another checkout, e.g.
 `git worktree add /tmp/before REV && cd /tmp/before && CARGO_TARGET_DIR=/tmp/before-target
@@ -46,6 +46,7 @@ def main() -> None:
         subprocess.Popen([sink, "push-service", "--sink", "--addr", f"127.0.0.1:{http_port}"], **quiet),
     ]
     rates: dict[tuple[int, str], list[float]] = {}
+    speeds: dict[tuple[int, str], list[float]] = {}
     try:
         bench.wait_for_port(tls_port)
         bench.wait_for_port(http_port)
@@ -60,15 +61,17 @@ def main() -> None:
                         sys.exit(f"{binary} delivered {r['ok']} of {args.n} over {label}")
                     rate = args.n / r["cpu_s"]
                     rates.setdefault((index, label), []).append(rate)
+                    speeds.setdefault((index, label), []).append(args.n / r["seconds"])
                     print(f"round {round_no}, build {index + 1}, {label}: {rate:,.0f} pushes per CPU-s, {args.n / r['seconds']:,.0f} pushes/s",
                           file=sys.stderr)
     finally:
         for process in sinks:
             process.terminate()
             process.wait()
-    print(f"\nN = {args.n}, {args.rounds} rounds; pushes per CPU-second, median (lowest to highest)\n")
-    for (index, label), values in sorted(rates.items()):
-        print(f"build {index + 1} {label:<6} {statistics.median(values):>8,.0f}  ({min(values):,.0f} to {max(values):,.0f})  {args.binaries[index]}")
+    for title, table in (("pushes per CPU-second", rates), ("pushes per second", speeds)):
+        print(f"\nN = {args.n}, {args.rounds} rounds; {title}, median (lowest to highest)\n")
+        for (index, label), values in sorted(table.items()):
+            print(f"build {index + 1} {label:<6} {statistics.median(values):>8,.0f}  ({min(values):,.0f} to {max(values):,.0f})  {args.binaries[index]}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 //! with a JSON reason; a push that passes is `201 Created` with a `Location`.
 
 use super::crypto::{decrypt, verify_vapid};
-use super::registry::{Owner, Pending, PushService, ReceivedMessage};
+use super::registry::{InFlight, Owner, Pending, PushService, ReceivedMessage};
 use super::Reason;
 use crate::protocol::{self, MAX_BODY_BYTES, MAX_TOPIC_CHARS, URGENCIES};
 use axum::body::Bytes;
@@ -92,6 +92,7 @@ pub async fn push(State(service): State<Arc<PushService>>, Path(id): Path<String
         };
     }
 
+    let _in_flight = InFlight::enter(&service);
     // 1. The subscription.
     {
         let mut registry = service.lock();

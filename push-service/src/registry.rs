@@ -92,6 +92,29 @@ pub struct Registry {
     pub faults: HashMap<String, Fault>,
     /// Connections accepted (over TLS, those whose handshake was done).
     pub connections: u64,
+    /// Push requests being handled now, and the most there ever were at once.
+    pub in_flight: u64,
+    pub peak_in_flight: u64,
+}
+
+/// One push request being handled: counted in [`Registry::in_flight`] from its arrival
+/// until it is dropped, on every way out of the handler (a panic's included).
+pub struct InFlight<'a>(&'a PushService);
+
+impl<'a> InFlight<'a> {
+    pub fn enter(service: &'a PushService) -> Self {
+        let mut registry = service.lock();
+        registry.in_flight += 1;
+        registry.peak_in_flight = registry.peak_in_flight.max(registry.in_flight);
+        Self(service)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut registry = self.0.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        registry.in_flight -= 1;
+    }
 }
 
 pub struct PushService {

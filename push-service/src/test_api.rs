@@ -97,8 +97,9 @@ fn mint_one(service: &PushService, app_server_key: Option<[u8; 65]>) -> serde_js
 }
 
 /// `GET /_test/summary` → `{"subscriptions", "messages", "by_messages": {"0": n, "1": n,
-/// …}, "connections"}`: how many minted subscriptions received how many messages, in one
-/// answer, and how many connections were accepted (any client's, this one's included).
+/// …}, "connections", "peak_in_flight"}`: how many minted subscriptions received how many
+/// messages, in one answer, how many connections were accepted (any client's, this one's
+/// included), and the most push requests that were being handled at once.
 pub async fn summary(State(service): State<Arc<PushService>>) -> Response {
     let registry = service.lock();
     let mut by_messages = std::collections::BTreeMap::<usize, u64>::new();
@@ -115,6 +116,7 @@ pub async fn summary(State(service): State<Arc<PushService>>) -> Response {
         "messages": messages,
         "by_messages": by_messages,
         "connections": registry.connections,
+        "peak_in_flight": registry.peak_in_flight,
     }))
     .into_response()
 }

@@ -371,10 +371,23 @@ enum Settled {
     },
 }
 
-/// One push: ask the origin gate, send, and let the policy decide. `attempts` is the
-/// number of sends already made to this subscription for this broadcast. Also says
-/// whether a request actually went out (the gate can settle a push without one).
-async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, row: &StoredSubscription, attempts: u32) -> (Settled, bool) {
+/// One push: ask the origin gate, encrypt, wait for a place among the pushes in flight,
+/// ask the gate again (it may have learned something meanwhile), send, and let the policy
+/// decide. `attempts` is the number of sends already made to this subscription for this
+/// broadcast. Also says whether a request actually went out (the gate can settle a push
+/// without one).
+///
+/// The message is encrypted before the push takes a permit, so the next pages are sealed
+/// while this page's requests are in flight: `permits` bounds the requests the push
+/// services have from us, not the messages being encrypted.
+async fn deliver_one(
+    core: &Clarion,
+    message: &PushMessage,
+    gate: &OriginGate,
+    permits: &Semaphore,
+    row: &StoredSubscription,
+    attempts: u32,
+) -> (Settled, bool) {
     let target = match push_target(row, &core.policy) {
         Ok(target) => target,
         Err(refusal) => {
@@ -383,12 +396,27 @@ async fn deliver_one(core: &Clarion, message: &PushMessage, gate: &OriginGate, r
         }
     };
     let origin = target.origin.as_str();
-    match gate.check(origin, now_ms()) {
-        GateCheck::Stopped => return (Settled::Failed("vapid_rejected"), false),
-        GateCheck::HeldUntil(until) => return (Settled::Retry { attempts, not_before: until }, false),
-        GateCheck::Open => {}
+    let ask_gate = || match gate.check(origin, now_ms()) {
+        GateCheck::Stopped => Some((Settled::Failed("vapid_rejected"), false)),
+        GateCheck::HeldUntil(until) => Some((Settled::Retry { attempts, not_before: until }, false)),
+        GateCheck::Open => None,
+    };
+    if let Some(settled) = ask_gate() {
+        return settled;
     }
-    let outcome = core.sender.send(&target, message).await;
+    let outcome = match core.sender.seal(&target, message) {
+        Ok(sealed) => {
+            // A page's encryption is one long computation: let the worker run other tasks
+            // (the connection's I/O, the API) at least every coop budget's worth of pushes.
+            tokio::task::coop::consume_budget().await;
+            let _permit = permits.acquire().await.expect("the semaphore is never closed");
+            if let Some(settled) = ask_gate() {
+                return settled;
+            }
+            core.sender.deliver(&target, message, sealed).await
+        }
+        Err(outcome) => outcome,
+    };
     let attempts = attempts + 1;
     let current_key = row.vapid_key_fingerprint == core.sender.vapid().fingerprint();
     let settled = match core.retry.decide(&outcome, attempts, current_key) {
@@ -425,11 +453,12 @@ struct Sending {
 }
 
 /// Starts one task for a batch (a page, or the retries due), which drives its pushes
-/// together; each waits for a permit of the shared, fair semaphore, which bounds the pushes
-/// in flight. One task per batch rather than per push: a task per push cost a spawn and a
-/// wake-up of another thread each, and a batch's requests now reach the HTTP/2 connection
-/// together, so they leave in fewer writes. Pages in flight still spread the encryption
-/// over the cores. A panic in one push fails that push only.
+/// together; each push is encrypted, then waits for a permit of the shared, fair semaphore,
+/// which bounds the requests in flight. One task per batch rather than per push: a task per
+/// push cost a spawn and a wake-up of another thread each, and a batch's requests now reach
+/// the HTTP/2 connection together, so they leave in fewer writes. The pages in flight are
+/// encrypted on all the cores at once, while the requests of the page before are still out.
+/// A panic in one push fails that push only.
 fn spawn_batch(
     core: &Clarion,
     message: &Arc<PushMessage>,
@@ -442,22 +471,16 @@ fn spawn_batch(
     let (core, message, gate, permits) = (core.clone(), message.clone(), gate.clone(), permits.clone());
     let task = tokio::spawn(async move {
         let (core, message, gate, permits) = (&core, &*message, &*gate, &*permits);
-        let mut sends = Vec::with_capacity(batch.len());
-        for (row, attempts) in &batch {
-            let send = async move {
-                let _permit = permits.acquire().await.expect("the semaphore is never closed");
-                deliver_one(core, message, gate, row, *attempts).await
-            };
-            sends.push(async move {
-                match std::panic::AssertUnwindSafe(send).catch_unwind().await {
-                    Ok(sent) => sent,
-                    Err(_) => {
-                        tracing::error!(id = row.id, "a delivery panicked");
-                        (Settled::Failed("internal_error"), false)
-                    }
+        // Straight into `join_all`, with no Vec between: each push's future is moved once.
+        let sends = batch.iter().map(|(row, attempts)| async move {
+            match std::panic::AssertUnwindSafe(deliver_one(core, message, gate, permits, row, *attempts)).catch_unwind().await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    tracing::error!(id = row.id, "a delivery panicked");
+                    (Settled::Failed("internal_error"), false)
                 }
-            });
-        }
+            }
+        });
         futures::future::join_all(sends).await
     });
     Sending { pushes, task: AbortOnDropHandle::new(task) }

@@ -60,7 +60,7 @@ pub struct SiteArgs {
     /// use plain `http://`, a port or an IP address.
     #[arg(long, env = "CLARION_PUSH_HOSTS", default_value = "")]
     pub push_hosts: String,
-    /// Pushes in flight at once during a broadcast.
+    /// Push requests in flight at once during a broadcast (the next pages are encrypted meanwhile).
     #[arg(long, env = "CLARION_SEND_CONCURRENCY", default_value_t = 64)]
     pub send_concurrency: usize,
     /// Sends per subscription and broadcast at most, retries included.

@@ -162,7 +162,9 @@ impl Http2Connections {
                 Err(_) => self.forget(origin, connection),
             }
         }
-        self.open(origin, endpoint).await
+        // Boxed: the TLS handshake's state is kilobytes, and a push future that held it
+        // inline would be copied whole each time it is moved, for every push.
+        Box::pin(self.open(origin, endpoint)).await
     }
 
     /// The origin's connection, unless it has been idle for [`POOL_IDLE`];

@@ -33,6 +33,10 @@ pub struct PushMessage {
     pub topic: Option<String>,
 }
 
+/// One message encrypted for one subscriber (RFC 8291), ready to POST.
+#[derive(Debug)]
+pub struct Sealed(Vec<u8>);
+
 /// Where a message goes: a stored subscription's endpoint and keys.
 #[derive(Debug, Clone)]
 pub struct PushTarget {
@@ -232,21 +236,34 @@ impl PushSender {
         &self.vapid
     }
 
-    /// Encrypts and sends one message; never panics, every failure is an outcome. Its span
-    /// is at debug level, as is the log of a delivered push: at the default `info` a
+    /// Encrypts and sends one message; never panics, every failure is an outcome.
+    pub async fn send(&self, target: &PushTarget, message: &PushMessage) -> DeliveryOutcome {
+        match self.seal(target, message) {
+            Ok(sealed) => self.deliver(target, message, sealed).await,
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Encrypts one message for its subscriber: the CPU-bound half of a push, done before
+    /// the push takes its place among the requests in flight.
+    pub fn seal(&self, target: &PushTarget, message: &PushMessage) -> Result<Sealed, DeliveryOutcome> {
+        encryption::encrypt(&target.p256dh, &target.auth, &message.payload, &self.rng).map(Sealed).map_err(|e| {
+            tracing::warn!(origin = %target.origin, error = %e, "push not encrypted");
+            DeliveryOutcome::Transport { reason: e.to_string() }
+        })
+    }
+
+    /// Sends one sealed message; never panics, every failure is an outcome. Its span is
+    /// at debug level, as is the log of a delivered push: at the default `info` a
     /// broadcast does not build a span per push, and a failure's warning names the origin.
     /// When no connection to the push service is open, one push opens it and the others
     /// wait for its answer (at most the connect timeout).
     #[tracing::instrument(level = "debug", skip_all, fields(endpoint_host = target.endpoint.host_str().unwrap_or("")))]
-    pub async fn send(&self, target: &PushTarget, message: &PushMessage) -> DeliveryOutcome {
-        let body = match encryption::encrypt(&target.p256dh, &target.auth, &message.payload, &self.rng) {
-            Ok(body) => body,
-            Err(e) => return DeliveryOutcome::Transport { reason: e.to_string() },
-        };
+    pub async fn deliver(&self, target: &PushTarget, message: &PushMessage, sealed: Sealed) -> DeliveryOutcome {
         let authorization = self.vapid.authorization(&target.origin);
         let opening = self.connections.take_turn(&target.origin, self.patience).await;
         let started = Instant::now();
-        let outcome = match self.post(target, push_headers(authorization, message), body).await {
+        let outcome = match self.post(target, push_headers(authorization, message), sealed.0).await {
             Ok((status, headers)) => {
                 self.connections.answered(&target.origin, Instant::now());
                 DeliveryOutcome::from_response(status, &headers)

@@ -43,6 +43,27 @@ async fn a_broadcast_opens_one_tls_connection_to_a_push_service_and_sends_every_
     assert_eq!(summary["connections"].as_u64().unwrap() - before, 1, "Clarion opened one connection: {summary}");
 }
 
+/// `CLARION_SEND_CONCURRENCY` bounds the requests a push service has from Clarion at once,
+/// though the pushes of the next pages are encrypted while a page's requests are out. Each
+/// push waits 50 ms at the push service, so the permits are all taken most of the time.
+#[tokio::test]
+async fn the_requests_in_flight_never_exceed_the_send_concurrency() {
+    let push = spawn_push_service().await;
+    let app = spawn_app_with(&push.host(), |args| {
+        args.site.send_concurrency = 4;
+        args.write_rate_limit = 0;
+    })
+    .await;
+    let n = 40;
+    subscribe_minted(&app, &push, n).await;
+    push.fault(&json!({ "endpoint": "*", "mode": "delay", "delay_ms": 50 })).await;
+    let status = app.broadcast(&json!({ "title": "T", "body": "" })).await;
+    assert_eq!(status["delivered"], n, "{status}");
+    let summary = push.summary().await;
+    assert_eq!(summary["by_messages"]["1"], n, "each subscriber got it once: {summary}");
+    assert_eq!(summary["peak_in_flight"], 4, "at most 4 requests at once, and the 4 were used: {summary}");
+}
+
 #[tokio::test]
 async fn a_429_is_waited_out_per_retry_after_then_delivered() {
     let push = spawn_push_service().await;
