@@ -59,10 +59,10 @@ def main() -> None:
                     r = bench.run_clarion(args.n, files[label], f"127.0.0.1:{port}", ca, work / f"round-{round_no}-{index}", label)
                     if r["ok"] != args.n:
                         sys.exit(f"{binary} delivered {r['ok']} of {args.n} over {label}")
-                    rate = args.n / r["cpu_s"]
+                    rate, speed = args.n / r["cpu_s"], args.n / r["seconds"]
                     rates.setdefault((index, label), []).append(rate)
-                    speeds.setdefault((index, label), []).append(args.n / r["seconds"])
-                    print(f"round {round_no}, build {index + 1}, {label}: {rate:,.0f} pushes per CPU-s, {args.n / r['seconds']:,.0f} pushes/s",
+                    speeds.setdefault((index, label), []).append(speed)
+                    print(f"round {round_no}, build {index + 1}, {label}: {rate:,.0f} pushes per CPU-s, {speed:,.0f} pushes/s",
                           file=sys.stderr)
     finally:
         for process in sinks:
