@@ -12,7 +12,7 @@
 //! own CPU time (`/proc/thread-self/schedstat`). Built by `./setup.sh bench`.
 
 use clarion::domain::subscription::{AuthSecret, P256dhKey};
-use clarion::server::encryption;
+use clarion_push::encryption;
 use ring::agreement::{EphemeralPrivateKey, ECDH_P256};
 use ring::rand::SystemRandom;
 

@@ -55,7 +55,7 @@ bundle() {
     "$bin/wasm-opt" -Oz -g --enable-bulk-memory --enable-nontrapping-float-to-int \
       "$out/${name}_bg.wasm" -o "target/site-names/$name.wasm"
   fi
-  # The features rustc's wasm32 target emits; never Debian's binaryen (see README).
+  # The features rustc's wasm32 target emits; never Debian's binaryen (see docs/development.md).
   "$bin/wasm-opt" -Oz --strip-debug --enable-bulk-memory --enable-nontrapping-float-to-int \
     "$out/${name}_bg.wasm" -o "$out/$name.wasm"
   served="$name.$(hash "$out/$name.js" "$out/$name.wasm")"

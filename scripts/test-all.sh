@@ -7,6 +7,10 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
 started=$(date +%s)
 
+step "the architecture and the docs (scripts/check-architecture.py, scripts/check-docs.py)"
+python3 scripts/check-architecture.py
+python3 scripts/check-docs.py
+
 step "lint (cargo fmt --check; cargo clippy -D warnings for ssr and hydrate)"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --features ssr -- -D warnings

@@ -4,7 +4,7 @@
 
 use crate::components::admin::AdminPage;
 use crate::components::push_control::PushControl;
-use crate::server::site::{SiteAssets, PKG_DIR};
+use crate::server::http::site::{SiteAssets, PKG_DIR};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};

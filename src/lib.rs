@@ -1,6 +1,10 @@
-//! Clarion: self-hosted web push notifications.
+//! Clarion: self-hosted web push notifications. This is the app crate: the pages, the
+//! console and the push control (Leptos), the server functions, the axum layer, the CLI
+//! and `main`. Beneath it, each its own crate: `clarion-domain` (wire types, here as
+//! [`domain`]), `clarion-push` (the sender), `clarion-store` (the database) and
+//! `clarion-core` (the operations); docs/architecture.md draws them.
 //!
-//! One crate, three builds:
+//! Three builds of this crate:
 //! - `ssr`: the `clarion` server binary (see [`server`]);
 //! - `hydrate`: the page's WASM, and with `console` the console's: Leptos islands, so
 //!   only the push control and the console hydrate (see [`hydrate`]);
@@ -17,7 +21,8 @@ pub mod api;
 #[cfg(feature = "ssr")]
 pub mod app;
 pub mod components;
-pub mod domain;
+/// The wire types and their validation, shared with the SDK and the server crates.
+pub use clarion_domain as domain;
 
 #[cfg(any(feature = "hydrate", feature = "sdk"))]
 pub mod browser;

@@ -33,7 +33,7 @@ pub struct ConsoleSettings {
 async fn require_session(state: &crate::server::state::AppState) -> Result<(), ServerFnError> {
     use axum::extract::FromRequestParts;
     let mut parts = use_context::<axum::http::request::Parts>().ok_or_else(|| ServerFnError::new("the request is missing"))?;
-    crate::server::admin::AdminAccess::from_request_parts(&mut parts, state).await.map(|_| ()).map_err(to_server_error)
+    crate::server::http::admin::AdminAccess::from_request_parts(&mut parts, state).await.map(|_| ()).map_err(to_server_error)
 }
 
 #[cfg(feature = "ssr")]
@@ -48,8 +48,8 @@ fn set_cookie(value: axum::http::HeaderValue) {
 pub async fn admin_sign_in(token: String) -> Result<(), ServerFnError> {
     let state = state()?;
     let ip = client_ip(&state).await?;
-    let tls: crate::server::security::OverTls = leptos_axum::extract_with_state(&state).await?;
-    let cookie = crate::server::admin::sign_in(&state, ip, tls, &token).await.map_err(to_server_error)?;
+    let tls: crate::server::http::security::OverTls = leptos_axum::extract_with_state(&state).await?;
+    let cookie = crate::server::http::admin::sign_in(&state, ip, tls, &token).await.map_err(to_server_error)?;
     set_cookie(cookie);
     Ok(())
 }
@@ -59,8 +59,8 @@ pub async fn admin_sign_in(token: String) -> Result<(), ServerFnError> {
 pub async fn admin_sign_out() -> Result<(), ServerFnError> {
     let state = state()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    let tls: crate::server::security::OverTls = leptos_axum::extract_with_state(&state).await?;
-    let cookie = crate::server::admin::sign_out(&state, &headers, tls).await.map_err(to_server_error)?;
+    let tls: crate::server::http::security::OverTls = leptos_axum::extract_with_state(&state).await?;
+    let cookie = crate::server::http::admin::sign_out(&state, &headers, tls).await.map_err(to_server_error)?;
     set_cookie(cookie);
     Ok(())
 }
@@ -71,13 +71,13 @@ pub async fn admin_sign_out() -> Result<(), ServerFnError> {
 pub async fn admin_session() -> Result<Option<ConsoleSettings>, ServerFnError> {
     let state = state()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    if !crate::server::admin::has_session(&state, &headers).await.map_err(to_server_error)? {
+    if !crate::server::http::admin::has_session(&state, &headers).await.map_err(to_server_error)? {
         return Ok(None);
     }
-    let internal = |e| to_server_error(crate::server::error::CoreError::Internal(e));
+    let internal = |e| to_server_error(clarion_core::CoreError::Internal(e));
     let subscriptions = state.core.store.count_subscriptions().await.map_err(internal)?;
     let idle_removed = state.core.store.idle_removed().await.map_err(internal)?;
-    let topics = crate::server::audience::list_topics(&state.core).await.map_err(to_server_error)?;
+    let topics = clarion_core::audience::list_topics(&state.core).await.map_err(to_server_error)?;
     Ok(Some(ConsoleSettings {
         payload_format: state.core.payload_format,
         subscriptions,
@@ -92,7 +92,7 @@ pub async fn admin_session() -> Result<Option<ConsoleSettings>, ServerFnError> {
 pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ServerFnError> {
     let state = state()?;
     require_session(&state).await?;
-    crate::server::broadcasts::list_broadcast_details(&state.core, 500, None, Some(crate::domain::BroadcastState::Scheduled))
+    clarion_core::broadcasts::list_broadcast_details(&state.core, 500, None, Some(crate::domain::BroadcastState::Scheduled))
         .await
         .map_err(to_server_error)
 }
@@ -102,7 +102,7 @@ pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ServerFnError> {
 pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ServerFnError> {
     let state = state()?;
     require_session(&state).await?;
-    crate::server::broadcasts::cancel_broadcast(&state.core, id).await.map_err(to_server_error)
+    clarion_core::broadcasts::cancel_broadcast(&state.core, id).await.map_err(to_server_error)
 }
 
 /// Queues (or schedules) a notification for everyone, its topics or users, or the one
@@ -111,7 +111,7 @@ pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ServerFnError> {
 pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued, ServerFnError> {
     let state = state()?;
     require_session(&state).await?;
-    crate::server::broadcasts::queue_broadcast(&state.core, request, None).await.map_err(to_server_error)
+    clarion_core::broadcasts::queue_broadcast(&state.core, request, None).await.map_err(to_server_error)
 }
 
 /// Past broadcasts with their payloads, newest first, `limit` at a time before `before`.
@@ -119,7 +119,7 @@ pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued,
 pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, ServerFnError> {
     let state = state()?;
     require_session(&state).await?;
-    crate::server::broadcasts::list_broadcast_details(&state.core, limit, before, None).await.map_err(to_server_error)
+    clarion_core::broadcasts::list_broadcast_details(&state.core, limit, before, None).await.map_err(to_server_error)
 }
 
 /// One page of subscribers, in the order they subscribed.
@@ -127,7 +127,7 @@ pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<Broadc
 pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<SubscriptionPage, ServerFnError> {
     let state = state()?;
     require_session(&state).await?;
-    crate::server::subscriptions::list(&state.core, Some(limit), after.as_deref()).await.map_err(to_server_error)
+    clarion_core::subscriptions::list(&state.core, Some(limit), after.as_deref()).await.map_err(to_server_error)
 }
 
 /// Deletes one subscriber.
@@ -135,5 +135,5 @@ pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<Subs
 pub async fn admin_delete_subscriber(endpoint: String) -> Result<(), ServerFnError> {
     let state = state()?;
     require_session(&state).await?;
-    crate::server::subscriptions::unsubscribe(&state.core, &endpoint).await.map_err(to_server_error)
+    clarion_core::subscriptions::unsubscribe(&state.core, &endpoint).await.map_err(to_server_error)
 }

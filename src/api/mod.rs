@@ -14,15 +14,15 @@ pub(crate) fn state() -> Result<crate::server::state::AppState, ServerFnError> {
 /// The caller's address, found by the same extractor the REST API uses.
 #[cfg(feature = "ssr")]
 pub(crate) async fn client_ip(state: &crate::server::state::AppState) -> Result<std::net::IpAddr, ServerFnError> {
-    let crate::server::security::ClientIp(ip) = leptos_axum::extract_with_state(state).await?;
+    let crate::server::http::security::ClientIp(ip) = leptos_axum::extract_with_state(state).await?;
     Ok(ip)
 }
 
 /// Answers with the same status (and `Retry-After`) as the REST API would.
 #[cfg(feature = "ssr")]
-pub(crate) fn to_server_error(e: impl Into<crate::server::rest::error::ApiError>) -> ServerFnError {
-    use crate::server::error::CoreError;
-    use crate::server::rest::error::ApiError;
+pub(crate) fn to_server_error(e: impl Into<crate::server::http::rest::error::ApiError>) -> ServerFnError {
+    use crate::server::http::rest::error::ApiError;
+    use clarion_core::CoreError;
     let e: ApiError = e.into();
     if let ApiError::Core(CoreError::Internal(cause)) = &e {
         tracing::error!(error = ?cause, "internal error in a server function");
@@ -61,30 +61,31 @@ pub async fn save_subscription(
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
     use crate::domain::SubscribeRequest;
     let request = SubscribeRequest { topics, user_token, ..SubscribeRequest::from_subscription(subscription) };
-    let stored = crate::server::security::subscribe_from(&state, ip, &request, user_agent).await.map_err(to_server_error)?;
+    let stored =
+        clarion_core::admission::subscribe_from(&state.core, &state.admission, ip, &request, user_agent).await.map_err(to_server_error)?;
     Ok(SavedSubscription { id: stored.subscribed.id(), topics: stored.topics })
 }
 
 /// The topics this site offers, for the page's checkboxes.
 #[server(prefix = "/api/fn", endpoint = "topics", input = leptos::server_fn::codec::GetUrl)]
 pub async fn topics() -> Result<Vec<Topic>, ServerFnError> {
-    crate::server::audience::list_topics(&state()?.core).await.map_err(to_server_error)
+    clarion_core::audience::list_topics(&state()?.core).await.map_err(to_server_error)
 }
 
 /// Replaces this browser's topics; it proves the subscription is its own with `auth`.
 #[server(prefix = "/api/fn", endpoint = "save_topics", input = Json)]
 pub async fn save_topics(endpoint: String, auth: String, topics: Vec<String>) -> Result<Vec<String>, ServerFnError> {
     let state = state()?;
-    let owned = crate::server::broadcasts::prove_ownership(&state.core, &endpoint, &auth).await.map_err(to_server_error)?;
-    crate::server::audience::set_topics(&state.core, &owned, &topics).await.map_err(to_server_error)
+    let owned = clarion_core::ownership::prove_ownership(&state.core, &endpoint, &auth).await.map_err(to_server_error)?;
+    clarion_core::audience::set_topics(&state.core, &owned, &topics).await.map_err(to_server_error)
 }
 
 /// Forgets this browser's subscription. Unknown endpoints are not an error here: the goal,
 /// "the server does not have it", holds either way.
 #[server(prefix = "/api/fn", endpoint = "delete_subscription", input = Json)]
 pub async fn delete_subscription(endpoint: String) -> Result<bool, ServerFnError> {
-    use crate::server::error::CoreError;
-    match crate::server::subscriptions::unsubscribe(&state()?.core, &endpoint).await {
+    use clarion_core::CoreError;
+    match clarion_core::subscriptions::unsubscribe(&state()?.core, &endpoint).await {
         Ok(()) => Ok(true),
         Err(CoreError::NotFound(_)) => Ok(false),
         Err(e) => Err(to_server_error(e)),
@@ -96,7 +97,7 @@ pub async fn delete_subscription(endpoint: String) -> Result<bool, ServerFnError
 pub async fn send_test_notification(endpoint: String, auth: String) -> Result<TestPushResult, ServerFnError> {
     let state = state()?;
     let ip = client_ip(&state).await?;
-    crate::server::security::test_push_from(&state, ip, &endpoint, &auth).await.map_err(to_server_error)
+    clarion_core::admission::test_push_from(&state.core, &state.admission, ip, &endpoint, &auth).await.map_err(to_server_error)
 }
 
 #[cfg(any(feature = "ssr", feature = "console"))]

@@ -1,13 +1,13 @@
 //! The commands besides `serve`: `keys generate`, `send` and `import`.
 
-use super::broadcasts;
 use super::config::{ImportArgs, SendArgs};
 use super::startup::build_core;
 use super::startup::shutdown_signal;
-use super::vapid::VapidKeyMaterial;
 use crate::domain::base64url;
 use crate::domain::BroadcastStatus;
 use crate::domain::NotificationRequest;
+use clarion_core::broadcasts;
+use clarion_push::vapid::VapidKeyMaterial;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
@@ -120,10 +120,10 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let core = build_core(&args.site).await?;
     let report = if args.file.as_os_str() == "-" {
-        super::subscriptions::import(&core, std::io::BufReader::new(std::io::stdin())).await
+        clarion_core::subscriptions::import(&core, std::io::BufReader::new(std::io::stdin()), args.replace_keys).await
     } else {
         let file = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("Failed to open {}: {e}", args.file.display()))?;
-        super::subscriptions::import(&core, std::io::BufReader::new(file)).await
+        clarion_core::subscriptions::import(&core, std::io::BufReader::new(file), args.replace_keys).await
     }
     .map_err(|e| anyhow::anyhow!(e.public_message()))?;
     println!("{}", serde_json::to_string(&report)?);

@@ -106,7 +106,7 @@ pub struct ServeArgs {
     pub write_rate_limit: u32,
     /// Test notifications ("Send test notification") per client IP, and per subscription,
     /// per minute; 0 turns the limit off.
-    #[arg(long, env = "CLARION_TEST_PUSH_RATE_LIMIT", default_value_t = crate::server::security::TEST_PUSHES_PER_MINUTE)]
+    #[arg(long, env = "CLARION_TEST_PUSH_RATE_LIMIT", default_value_t = clarion_core::admission::TEST_PUSHES_PER_MINUTE)]
     pub test_push_rate_limit: u32,
     /// Take the client IP from X-Forwarded-For / Forwarded, trusting the peer as the only
     /// proxy (only behind a proxy you control). With CLARION_TRUSTED_PROXIES, that list
@@ -195,6 +195,11 @@ impl From<PushServiceArgs> for clarion_push_service::Options {
 pub struct ImportArgs {
     /// The file to read, one subscription JSON per line; `-` reads standard input.
     pub file: PathBuf,
+    /// Replace the keys of endpoints already stored with other keys (reported as
+    /// `replaced`). Without it they keep their keys and are listed in `rejected`, as a
+    /// subscribe with other keys is refused.
+    #[arg(long)]
+    pub replace_keys: bool,
     #[command(flatten)]
     pub site: SiteArgs,
 }

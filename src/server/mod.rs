@@ -1,31 +1,14 @@
-//! Everything that runs only on the server (`ssr` feature): configuration, storage, VAPID,
-//! encryption, sending, the REST API, the CLI and the local push service.
+//! The server half of the app (`ssr` feature): configuration, the axum layer ([`http`]:
+//! REST, the console's sign-in, static files, CORS, the client's address, `/metrics`),
+//! the CLI, and the start-up that wires them to the core.
 //!
-//! The core operations live in [`subscriptions`], [`audience`] and [`broadcasts`]; the REST handlers,
-//! the Leptos server functions and the CLI are thin callers of them.
+//! The operations themselves live in `clarion_core` (over `clarion_push` and
+//! `clarion_store`); the REST handlers, the Leptos server functions and the CLI are thin
+//! callers of them.
 
-pub mod admin;
-pub mod audience;
-pub mod broadcasts;
 pub mod cli;
 pub mod config;
-pub mod connections;
-pub mod delivery;
-pub mod encryption;
-pub mod error;
 pub mod http;
-pub mod http2;
-pub mod metrics;
-pub mod resolver;
-pub mod rest;
-pub mod sdk;
-pub mod secrets;
-pub mod security;
-pub mod sender;
-pub mod site;
 pub mod startup;
 pub mod state;
-pub mod store;
-pub mod subscriptions;
 pub mod telemetry;
-pub mod vapid;

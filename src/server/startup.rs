@@ -1,25 +1,28 @@
 //! Building the application (open the store, load the keys, bind the listener) apart from
 //! running it, so tests can bind port 0 and read back the real address.
 
-use super::audience::{self, IdentitySecret};
 use super::config::{ServeArgs, SiteArgs};
-use super::delivery::RetryPolicy;
-use super::http::{self, ConnectionLimits};
-use super::metrics::{self, Metrics};
-use super::secrets::{self, AdminToken};
-use super::security::{self, AllowedOrigins, ClientIpPolicy, Limits};
-use super::sender::{PushSender, PushTimeouts};
-use super::site::{self, SiteAssets};
-use super::state::{AppState, Clarion};
-use super::store::{DeploymentKey, Store};
-use super::{broadcasts, rest, sdk, vapid};
+use super::http::client_ip::ClientIpPolicy;
+use super::http::origins::AllowedOrigins;
+use super::http::security;
+use super::http::site::{self, SiteAssets};
+use super::http::{self, metrics, rest, sdk, ConnectionLimits};
+use super::state::AppState;
 use crate::app::{shell, App};
-use crate::domain::subscription::PushHostPolicy;
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Request};
 use axum::{middleware, Router};
 use broadcasts::SHUTDOWN_GRACE;
+use clarion_core::admission::{self, Admission, Limits};
+use clarion_core::audience::{self, IdentitySecret};
+use clarion_core::broadcasts;
+use clarion_core::metrics::Metrics;
+use clarion_core::secrets::{self, AdminToken};
+use clarion_core::Clarion;
+use clarion_domain::subscription::PushHostPolicy;
+use clarion_push::{vapid, PushSender, PushTimeouts, RetryPolicy};
+use clarion_store::{DeploymentKey, Store};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -46,7 +49,7 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     };
     let timeouts = PushTimeouts::new(Duration::from_secs(site.push_timeout));
     let store = Store::connect(&database_url, timeouts.lease()).await?;
-    let material = vapid::load_or_create(site.vapid_private_key.as_deref(), &site.data_dir)?;
+    let material = secrets::load_or_create_vapid_key(site.vapid_private_key.as_deref(), &site.data_dir)?;
     if let Some(warning) = vapid::subject_warning(&site.vapid_subject) {
         tracing::warn!("{warning}");
     }
@@ -109,17 +112,20 @@ impl Application {
             .build();
         let assets = Arc::new(SiteAssets::load(std::path::Path::new(&args.site_root))?);
         let limits = Arc::new(Limits::new(args.subscribe_rate_limit, args.write_rate_limit, args.test_push_rate_limit));
-        let state = AppState {
-            core: core.clone(),
-            admin,
-            leptos_options: leptos_options.clone(),
+        let admission = Admission {
             limits: limits.clone(),
-            client_ip: ClientIpPolicy::from_settings(&args.trusted_proxies, args.trust_proxy_headers)
-                .map_err(|e| anyhow::anyhow!("CLARION_TRUSTED_PROXIES: {e}"))?,
-            cors_origins: AllowedOrigins::parse(&args.cors_origins),
             max_subscriptions: args.max_subscriptions,
             max_subscriptions_per_ip: args.max_subscriptions_per_ip,
             client_key: Arc::new(secrets::client_hash_key(&args.site.data_dir)?),
+        };
+        let state = AppState {
+            core: core.clone(),
+            admission,
+            admin,
+            leptos_options: leptos_options.clone(),
+            client_ip: ClientIpPolicy::from_settings(&args.trusted_proxies, args.trust_proxy_headers)
+                .map_err(|e| anyhow::anyhow!("CLARION_TRUSTED_PROXIES: {e}"))?,
+            cors_origins: AllowedOrigins::parse(&args.cors_origins),
             idle_expiry_days: args.idle_expiry_days,
         };
         if args.subscribe_rate_limit == 0 {
@@ -168,7 +174,7 @@ impl Application {
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(broadcasts::run_worker(self.core.clone(), broadcasts::worker_name("serve"), stop.clone()));
-        tasks.spawn(security::sweep_limits(self.limits.clone(), stop.clone()));
+        tasks.spawn(admission::sweep_limits(self.limits.clone(), stop.clone()));
         if let Some((days, every)) = self.idle_expiry {
             tasks.spawn(audience::run_idle_expiry(self.core.clone(), days, every, stop.clone()));
         }

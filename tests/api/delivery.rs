@@ -143,7 +143,7 @@ async fn a_redirect_is_neither_followed_nor_retried() {
 async fn a_few_refused_subscriptions_fail_alone_and_affect_no_other_origin() {
     // One push in flight at a time, so every request made is observable.
     let (app, rejecting, healthy) = two_origins(|args| args.site.send_concurrency = 1).await;
-    let other_key = clarion::server::vapid::VapidKeyMaterial::generate();
+    let other_key = clarion_push::vapid::VapidKeyMaterial::generate();
     let other_key = clarion::domain::base64url::encode(&other_key.public_key());
     let mut refused = Vec::new();
     for _ in 0..3 {
@@ -282,7 +282,7 @@ async fn after_a_key_rotation_old_subscriptions_are_removed_without_stopping_the
     let stale = subscribe_minted(&app, &push, 2).await;
     let (data_dir, host) = (app.data_dir.clone(), app.push_hosts.clone());
     let app = {
-        let rotated = clarion::server::vapid::VapidKeyMaterial::generate();
+        let rotated = clarion_push::vapid::VapidKeyMaterial::generate();
         let guard = app.stop().await;
         forget_deployment_key(&data_dir, "vapid_key").await;
         let mut again = start_app(data_dir, &host, Some(rotated.private_raw_base64url())).await;

@@ -71,7 +71,7 @@ pub async fn test_database_url(data_dir: &std::path::Path) -> Option<String> {
     Some(postgres_database(&format!("clarion_{:016x}", hasher.finish())).await)
 }
 
-/// Replacing a shared key on purpose, as the README says: on PostgreSQL, with every
+/// Replacing a shared key on purpose, as docs/operations.md says: on PostgreSQL, with every
 /// instance stopped, the recorded fingerprint is deleted (a new key is refused otherwise).
 /// Nothing is recorded on SQLite.
 pub async fn forget_deployment_key(data_dir: &std::path::Path, name: &str) {
@@ -219,7 +219,7 @@ pub fn serve_args(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option
         // Tests create many subscriptions from 127.0.0.1; the limit has its own test.
         subscribe_rate_limit: 0,
         write_rate_limit: 120,
-        test_push_rate_limit: clarion::server::security::TEST_PUSHES_PER_MINUTE,
+        test_push_rate_limit: clarion_core::admission::TEST_PUSHES_PER_MINUTE,
         trust_proxy_headers: false,
         trusted_proxies: String::new(),
         max_connections: 512,

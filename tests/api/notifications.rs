@@ -96,7 +96,7 @@ async fn other_failures_are_counted_by_reason_and_keep_the_subscription() {
 async fn a_subscription_made_with_another_key_is_refused_with_403_and_kept() {
     let push = spawn_push_service().await;
     let app = spawn_app(&push.host()).await;
-    let other_key = clarion::server::vapid::VapidKeyMaterial::generate();
+    let other_key = clarion_push::vapid::VapidKeyMaterial::generate();
     let subscription = push.mint(Some(&clarion::domain::base64url::encode(&other_key.public_key()))).await;
     assert_eq!(app.subscribe(&subscription).await.status(), 201);
     let status = app.broadcast(&json!({ "title": "T", "body": "B" })).await;

@@ -102,10 +102,10 @@ fn keys_generate_prints_a_usable_key_pair() {
     let public = clarion::domain::base64url::decode(&value_after("public key")).unwrap();
     let private = value_after("private key (base64url");
     assert_eq!(public.len(), 65);
-    let material = clarion::server::vapid::VapidKeyMaterial::from_raw_base64url(&private).unwrap();
+    let material = clarion_push::vapid::VapidKeyMaterial::from_raw_base64url(&private).unwrap();
     assert_eq!(material.public_key().to_vec(), public);
     let pem_start = text.find("-----BEGIN PRIVATE KEY-----").unwrap();
-    let from_pem = clarion::server::vapid::VapidKeyMaterial::from_pem(&text[pem_start..]).unwrap();
+    let from_pem = clarion_push::vapid::VapidKeyMaterial::from_pem(&text[pem_start..]).unwrap();
     assert_eq!(from_pem.public_key().to_vec(), public);
 }
 
@@ -250,7 +250,7 @@ async fn assert_delivered_with_bounded_repeats(push: &PushService, endpoints: &[
         assert!(count >= 1, "{endpoint} never got the message");
         received += count;
     }
-    let bound = clarion::server::broadcasts::max_repeats(2) as usize;
+    let bound = clarion_core::broadcasts::max_repeats(2) as usize;
     assert!(received - endpoints.len() <= bound, "{} repeats, more than the pages in flight ({bound})", received - endpoints.len());
 }
 
@@ -275,6 +275,60 @@ async fn a_broadcast_survives_kill_9_and_resumes_after_a_restart() {
     assert_eq!(status["total"], 80);
     assert_eq!(status["delivered"], 80);
     assert_delivered_with_bounded_repeats(&push, &endpoints).await;
+}
+
+/// `clarion import` with these lines on standard input, and its JSON report.
+async fn import_lines(data: &std::path::Path, host: &str, lines: &[Value], extra: &[&str]) -> Value {
+    let text = lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    let (data, host, extra) = (data.to_path_buf(), host.to_string(), extra.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+    tokio::task::spawn_blocking(move || {
+        let mut import = Command::new(BIN)
+            .args(["import", "-", "--data-dir"])
+            .arg(&data)
+            .args(&extra)
+            .env("CLARION_PUSH_HOSTS", host)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut import.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        let output = import.wait_with_output().unwrap();
+        assert!(output.status.success());
+        serde_json::from_slice(&output.stdout).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn import_keeps_the_keys_of_a_known_endpoint_unless_asked_to_replace_them() {
+    let push = spawn_push_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (owner, stranger) = (push.mint(None).await, push.mint(None).await);
+    let mut rekeyed = owner.clone();
+    rekeyed["keys"] = stranger["keys"].clone();
+    let first = import_lines(&data, &push.host(), std::slice::from_ref(&owner), &[]).await;
+    assert_eq!((first["stored"].as_u64(), first["replaced"].as_u64()), (Some(1), Some(0)));
+    let refused = import_lines(&data, &push.host(), &[rekeyed.clone()], &[]).await;
+    assert_eq!(refused["stored"], 0);
+    assert_eq!(refused["rejected"][0]["line"], 1);
+    assert!(refused["rejected"][0]["error"].as_str().unwrap().starts_with("keys:"), "{refused}");
+    // The owner's keys stayed: a push to the endpoint decrypts with the owner's keys.
+    let app = start_app(data.clone(), &push.host(), None).await;
+    let endpoint = owner["endpoint"].as_str().unwrap();
+    let answer = app
+        .client
+        .post(app.url("/api/v1/subscriptions/test"))
+        .json(&json!({"endpoint": endpoint, "auth": owner["keys"]["auth"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap()["outcome"], "delivered");
+    let replaced = import_lines(&data, &push.host(), &[rekeyed], &["--replace-keys"]).await;
+    assert_eq!((replaced["stored"].as_u64(), replaced["replaced"].as_u64()), (Some(1), Some(1)), "{replaced}");
+    assert_eq!(replaced["rejected"], json!([]));
 }
 
 #[tokio::test]
@@ -690,7 +744,7 @@ async fn three_instances_on_postgres_share_a_broadcast_to_20000_and_survive_kill
     let push = spawn_push_service().await;
     let database = postgres_database(&format!("shared_broadcast_{}", std::process::id())).await;
     let dir = tempfile::tempdir().unwrap();
-    let key = clarion::server::vapid::VapidKeyMaterial::generate();
+    let key = clarion_push::vapid::VapidKeyMaterial::generate();
     let public_key = clarion::domain::base64url::encode(&key.public_key());
     let private_key = key.private_raw_base64url();
     let concurrency = CONCURRENCY.to_string();
@@ -758,7 +812,7 @@ async fn three_instances_on_postgres_share_a_broadcast_to_20000_and_survive_kill
     // The killed instance held one range at a time; what it had sent but not committed is
     // sent again: at most its pages in flight.
     let repeats = summary["messages"].as_i64().unwrap() - AUDIENCE;
-    let bound = clarion::server::broadcasts::max_repeats(CONCURRENCY);
+    let bound = clarion_core::broadcasts::max_repeats(CONCURRENCY);
     let ranges: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM broadcast_ranges WHERE broadcast_id = $1").bind(id).fetch_one(&db).await.unwrap();
     let mut sent_by = vec![sent_by_victim];

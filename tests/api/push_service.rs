@@ -4,8 +4,8 @@
 use crate::helpers::*;
 use clarion::domain::base64url;
 use clarion::domain::subscription::{AuthSecret, P256dhKey};
-use clarion::server::encryption;
-use clarion::server::vapid::{VapidKeyMaterial, VapidKeys};
+use clarion_push::encryption;
+use clarion_push::vapid::{VapidKeyMaterial, VapidKeys};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;

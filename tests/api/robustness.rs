@@ -3,13 +3,13 @@
 //! headers, slow clients, and inputs that look alike but are spelled differently.
 
 use crate::helpers::*;
-use clarion::server::delivery::{MAX_VAPID_REFUSALS, SYSTEMIC_REFUSALS};
+use clarion_push::policy::{MAX_VAPID_REFUSALS, SYSTEMIC_REFUSALS};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 fn other_key() -> String {
-    clarion::domain::base64url::encode(&clarion::server::vapid::VapidKeyMaterial::generate().public_key())
+    clarion::domain::base64url::encode(&clarion_push::vapid::VapidKeyMaterial::generate().public_key())
 }
 
 async fn status_of(app: &TestApp, id: i64) -> Value {
@@ -25,7 +25,7 @@ async fn queue(app: &TestApp, body: Value) -> i64 {
 // ---- 1. A stopped server leaves nothing running ---------------------------------------
 
 /// Queues a broadcast straight into the database, with no server of its own to send it.
-async fn queue_without_a_worker(data_dir: &std::path::Path, host: &str) -> (clarion::server::state::Clarion, i64) {
+async fn queue_without_a_worker(data_dir: &std::path::Path, host: &str) -> (clarion_core::Clarion, i64) {
     let site = clarion::server::config::SiteArgs {
         data_dir: data_dir.to_path_buf(),
         database_url: test_database_url(data_dir).await,
@@ -41,7 +41,7 @@ async fn queue_without_a_worker(data_dir: &std::path::Path, host: &str) -> (clar
     };
     let core = clarion::server::startup::build_core(&site).await.unwrap();
     let request = clarion::domain::NotificationRequest { title: "Nobody should send this".into(), ..Default::default() };
-    let queued = clarion::server::broadcasts::queue_broadcast(&core, request, None).await.unwrap();
+    let queued = clarion_core::broadcasts::queue_broadcast(&core, request, None).await.unwrap();
     (core, queued.id)
 }
 
@@ -57,7 +57,7 @@ async fn no_task_of_a_stopped_server_keeps_working_on_its_database() {
         let (core, id) = queue_without_a_worker(&data_dir, &host).await;
         // A live worker polls every 2 s; give a leftover one time to claim and send.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let status = clarion::server::broadcasts::broadcast_status(&core, id).await.unwrap();
+        let status = clarion_core::broadcasts::broadcast_status(&core, id).await.unwrap();
         assert_eq!(
             status.status,
             clarion::domain::BroadcastState::Queued,

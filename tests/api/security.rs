@@ -248,7 +248,7 @@ async fn subscriptions_per_address_are_capped() {
 async fn wrong_admin_tokens_are_rate_limited() {
     let app = spawn_app("").await;
     let mut statuses = Vec::new();
-    for _ in 0..clarion::server::security::BAD_TOKENS_PER_MINUTE + 1 {
+    for _ in 0..clarion_core::admission::BAD_TOKENS_PER_MINUTE + 1 {
         statuses.push(app.client.get(app.url("/api/v1/subscriptions")).bearer_auth("guess").send().await.unwrap().status().as_u16());
     }
     assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == 401));
@@ -268,7 +268,7 @@ async fn test_pushes_are_rate_limited_per_subscription() {
     let subscription = push.mint(Some(&app.vapid_public_key().await)).await;
     assert_eq!(app.subscribe(&subscription).await.status(), 201);
     let body = json!({ "endpoint": subscription["endpoint"], "auth": subscription["keys"]["auth"] });
-    for _ in 0..clarion::server::security::TEST_PUSHES_PER_MINUTE {
+    for _ in 0..clarion_core::admission::TEST_PUSHES_PER_MINUTE {
         assert_eq!(app.server_fn("send_test_notification", &body).await.status(), 200);
     }
     let limited = app.server_fn("send_test_notification", &body).await;
@@ -276,7 +276,7 @@ async fn test_pushes_are_rate_limited_per_subscription() {
     assert!(limited.headers().contains_key("retry-after"));
     assert_eq!(
         push.messages(subscription["endpoint"].as_str().unwrap()).await.len(),
-        clarion::server::security::TEST_PUSHES_PER_MINUTE as usize
+        clarion_core::admission::TEST_PUSHES_PER_MINUTE as usize
     );
 }
 

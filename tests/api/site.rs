@@ -4,7 +4,7 @@
 //! cargo-leptos build, whose one bundle every page loads).
 
 use crate::helpers::*;
-use clarion::server::site::SiteAssets;
+use clarion::server::http::site::SiteAssets;
 use reqwest::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 
 fn built_site() -> SiteAssets {

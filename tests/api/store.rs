@@ -5,8 +5,8 @@
 use crate::helpers::*;
 use clarion::domain::notification::Notification;
 use clarion::domain::subscription::NewSubscription;
-use clarion::domain::{NotificationRequest, SubscriptionJson, SubscriptionKeysJson};
-use clarion::server::store::{DeploymentKey, KeyMismatch, LeaseStatus, Progress, Store, SubscriberFacts, Upserted};
+use clarion::domain::{FailureReason, NotificationRequest, SubscriptionJson, SubscriptionKeysJson};
+use clarion_store::{DeploymentKey, KeyMismatch, LeaseStatus, Progress, RetryDue, Store, SubscriberFacts, Upserted};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,7 @@ on_both_backends! {
     a_subscription_is_created_refreshed_never_rekeyed_and_counted(lease MINUTE),
     racing_upserts_of_one_new_endpoint_store_it_once(lease MINUTE),
     an_import_counts_each_endpoint_once(lease MINUTE),
+    an_import_never_rekeys_a_known_endpoint_unless_told_to(lease MINUTE),
     a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over(lease Duration::from_secs(1)),
     racing_workers_never_claim_the_same_broadcast_or_range(lease MINUTE),
     progress_adds_up_over_batches_and_retries_fall_due_in_order(lease MINUTE),
@@ -152,10 +153,26 @@ async fn racing_upserts_of_one_new_endpoint_store_it_once(db: TestStore) {
 
 async fn an_import_counts_each_endpoint_once(db: TestStore) {
     let batch: Vec<_> = (0..50).map(|i| subscription(&format!("{FCM}import-{}", i % 30), (i % 3) as u8)).collect();
-    db.store.upsert_subscriptions(&batch, "k").await.unwrap();
-    db.store.upsert_subscriptions(&batch[..10], "k").await.unwrap();
+    db.store.import_subscriptions(&batch, "k", false).await.unwrap();
+    db.store.import_subscriptions(&batch[..10], "k", false).await.unwrap();
     assert_eq!(db.store.count_subscriptions().await.unwrap(), 30);
     assert_eq!(db.store.list_subscriptions(100, 0).await.unwrap().len(), 30);
+}
+
+async fn an_import_never_rekeys_a_known_endpoint_unless_told_to(db: TestStore) {
+    use clarion_store::Imported;
+    let store = &db.store;
+    let endpoint = format!("{FCM}known");
+    let auth_of = |seed: u8| subscription(&endpoint, seed).auth.as_bytes().to_vec();
+    let outcomes = store.import_subscriptions(&[subscription(&endpoint, 1)], "k", false).await.unwrap();
+    assert_eq!(outcomes, vec![Imported::Stored]);
+    let again = store.import_subscriptions(&[subscription(&endpoint, 1), subscription(&endpoint, 2)], "k", false).await.unwrap();
+    assert_eq!(again, vec![Imported::Stored, Imported::KeysDiffer], "the same keys refresh it; other keys are refused");
+    assert_eq!(store.find_subscription(&endpoint).await.unwrap().unwrap().auth, auth_of(1), "the keys it was stored with stay");
+    let replaced = store.import_subscriptions(&[subscription(&endpoint, 2)], "k", true).await.unwrap();
+    assert_eq!(replaced, vec![Imported::KeysReplaced]);
+    assert_eq!(store.find_subscription(&endpoint).await.unwrap().unwrap().auth, auth_of(2), "asked to, the import replaces them");
+    assert_eq!(store.count_subscriptions().await.unwrap(), 1);
 }
 
 async fn a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over(db: TestStore) {
@@ -263,8 +280,8 @@ where
     claimed
 }
 
-fn dummy_range() -> clarion::server::store::RangeJob {
-    clarion::server::store::RangeJob {
+fn dummy_range() -> clarion_store::RangeJob {
+    clarion_store::RangeJob {
         broadcast_id: 0,
         range_no: 0,
         last_id: 0,
@@ -295,17 +312,17 @@ async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestSto
     let first = Progress {
         cursor: Some(ids[2]),
         delivered: vec![ids[0]],
-        failed: vec![(ids[1], "rejected")],
-        retry: vec![(ids[2], 1, 2_000)],
+        failed: vec![(ids[1], FailureReason::Rejected)],
+        retry: vec![RetryDue { subscription_id: ids[2], attempts: 1, not_before_ms: 2_000 }],
         ..Default::default()
     };
     assert_eq!(store.record_progress(&range, "w", &first).await.unwrap(), LeaseStatus::Held);
     let later = chrono::Utc::now().timestamp_millis() + 60_000;
     let second = Progress {
         cursor: Some(ids[4]),
-        failed: vec![(ids[3], "rejected")],
+        failed: vec![(ids[3], FailureReason::Rejected)],
         removed: vec![ids[4]],
-        retry: vec![(ids[2], 2, 1_000)],
+        retry: vec![RetryDue { subscription_id: ids[2], attempts: 2, not_before_ms: 1_000 }],
         retried: 1,
         stopped_origins: [("https://a.example".to_string(), "refused".to_string())].into(),
         holds: vec![("https://b.example".to_string(), later), ("https://c.example".to_string(), later)],
@@ -385,7 +402,7 @@ async fn reading_due_retries_costs_the_same_however_many_retry_rows_wait(db: Tes
         db.execute("ANALYZE").await;
     }
     assert_eq!(db.store.count_subscriptions().await.unwrap(), 100_000, "the kept count follows bulk inserts too");
-    let range = clarion::server::store::RangeJob { broadcast_id: id, ..dummy_range() };
+    let range = clarion_store::RangeJob { broadcast_id: id, ..dummy_range() };
     // A retry pass reads a page of due retries per batch. Each read must cost about the
     // page, not the number of rows waiting: before, each read also swept all 100,000
     // (400 reads took 4.8 s on SQLite; now about 0.1 s).

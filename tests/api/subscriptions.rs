@@ -165,7 +165,7 @@ async fn subscriptions_and_the_vapid_key_survive_a_restart() {
 #[tokio::test]
 async fn a_configured_raw_vapid_key_is_used() {
     let dir = tempfile::tempdir().unwrap();
-    let material = clarion::server::vapid::VapidKeyMaterial::generate();
+    let material = clarion_push::vapid::VapidKeyMaterial::generate();
     let app = start_app(dir.path().join("data"), "", Some(material.private_raw_base64url())).await;
     assert_eq!(app.vapid_public_key().await, clarion::domain::base64url::encode(&material.public_key()));
     assert!(!dir.path().join("data/vapid_private.pem").exists());

@@ -1,0 +1,149 @@
+//! Prometheus metrics (served as `GET /metrics` by the web layer, text format): pushes by outcome, push latency per
+//! push-service origin, broadcasts claimed, idle subscriptions removed, HTTP requests by route and status, the stored
+//! subscriptions and the build.
+//!
+//! Every series is this process's own (a counter restarts at zero with it), except
+//! `clarion_subscriptions_stored`, which is read from the database at scrape time. Label
+//! values come from closed sets (outcomes, route patterns, status codes) or from the
+//! push-service origins that `CLARION_PUSH_HOSTS` allows, never from endpoints or
+//! anything a client chooses, so the number of series stays bounded.
+
+use crate::error::CoreError;
+use crate::Clarion;
+use clarion_push::{DeliveryOutcome, PushObserver};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+use std::time::Duration;
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PushLabels {
+    /// [`DeliveryOutcome::reason`]: `delivered`, `gone`, `rate_limited`, ...
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginLabels {
+    /// The push service, e.g. `https://fcm.googleapis.com`.
+    origin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// The route pattern (`/api/v1/subscriptions`), or `other` for what no route matched.
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    database: &'static str,
+}
+
+/// The process's metrics; shared by the sender, the worker and the HTTP layer.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pushes: Family<PushLabels, Counter>,
+    push_latency: Family<OriginLabels, Histogram>,
+    broadcasts_claimed: Counter,
+    ranges_claimed: Counter,
+    http_requests: Family<RequestLabels, Counter>,
+    subscriptions_stored: Gauge,
+    idle_removed: Counter,
+}
+
+/// Push latency buckets: 5 ms to about 20 s (the push timeout's order).
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 13))
+}
+
+impl Metrics {
+    /// `database` names the backend in `clarion_build_info`.
+    pub fn new(database: &'static str) -> Self {
+        let mut registry = Registry::with_prefix("clarion");
+        let pushes = Family::<PushLabels, Counter>::default();
+        registry.register("pushes", "Pushes sent to push services, by outcome", pushes.clone());
+        let push_latency = Family::<OriginLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "push_duration",
+            "Time from sending a push to the push service's answer, by push-service origin",
+            Unit::Seconds,
+            push_latency.clone(),
+        );
+        let broadcasts_claimed = Counter::default();
+        registry.register(
+            "broadcasts_claimed",
+            "Broadcasts this instance started (fixed their scope and split them into ranges)",
+            broadcasts_claimed.clone(),
+        );
+        let ranges_claimed = Counter::default();
+        registry.register("ranges_claimed", "Ranges of broadcasts this instance claimed to send", ranges_claimed.clone());
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered, by route and status", http_requests.clone());
+        let subscriptions_stored = Gauge::default();
+        registry.register("subscriptions_stored", "Subscriptions stored in the database", subscriptions_stored.clone());
+        let idle_removed = Counter::default();
+        registry.register(
+            "subscriptions_idle_removed",
+            "Subscriptions this instance removed because nobody had seen them for CLARION_IDLE_EXPIRY_DAYS",
+            idle_removed.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION"), database }).set(1);
+        registry.register("build_info", "The version of this Clarion and its database backend (always 1)", build);
+        Self { registry, pushes, push_latency, broadcasts_claimed, ranges_claimed, http_requests, subscriptions_stored, idle_removed }
+    }
+
+    /// Subscriptions removed by the idle sweep.
+    pub fn idle_removed(&self, removed: u64) {
+        self.idle_removed.inc_by(removed);
+    }
+
+    /// One push's answer, and how long the push service took to give it.
+    pub fn push_settled(&self, origin: &str, outcome: &DeliveryOutcome, took: Duration) {
+        self.pushes.get_or_create(&PushLabels { outcome: outcome.reason() }).inc();
+        self.push_latency.get_or_create(&OriginLabels { origin: origin.to_string() }).observe(took.as_secs_f64());
+    }
+
+    /// One HTTP request answered: `route` is the matched route pattern (or `other`).
+    pub fn request_answered(&self, route: String, status: u16) {
+        self.http_requests.get_or_create(&RequestLabels { route, status }).inc();
+    }
+
+    pub fn broadcast_claimed(&self) {
+        self.broadcasts_claimed.inc();
+    }
+
+    pub fn range_claimed(&self) {
+        self.ranges_claimed.inc();
+    }
+
+    /// The text exposition, with the stored-subscription count read just before.
+    pub fn render(&self, subscriptions_stored: i64) -> String {
+        self.subscriptions_stored.set(subscriptions_stored);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// The text exposition as a scraper reads it; the stored count is one row read (it is
+/// kept by the database, not counted).
+pub async fn scrape(core: &Clarion) -> Result<String, CoreError> {
+    let stored = core.store.count_subscriptions().await?;
+    Ok(core.metrics.render(stored))
+}
+
+impl PushObserver for Metrics {
+    fn push_settled(&self, origin: &str, outcome: &DeliveryOutcome, took: Duration) {
+        Metrics::push_settled(self, origin, outcome, took);
+    }
+}

@@ -1,0 +1,19 @@
+//! Domain types that both the server and the browser build use: the wire shapes of a
+//! push subscription and a notification, and the lenient base64url codec both sides share.
+//!
+//! Parsers that need server-only crates (P-256 point validation, URL policy) sit behind
+//! `#[cfg(feature = "ssr")]` inside each module.
+
+pub mod audience;
+pub mod base64url;
+pub mod ledger;
+pub mod notification;
+pub mod subscription;
+
+#[cfg(all(test, feature = "ssr"))]
+mod properties;
+
+pub use audience::{Audience, Topic, TopicDefinition};
+pub use ledger::{BroadcastDetail, BroadcastQueued, BroadcastState, BroadcastStatus, FailureReason, SubscriptionPage, SubscriptionSummary};
+pub use notification::{NotificationAction, NotificationRequest, PayloadFormat, TestPushResult, Urgency};
+pub use subscription::{SavedSubscription, SubscribeRequest, SubscriptionJson, SubscriptionKeysJson};

@@ -1,0 +1,132 @@
+//! Admin sign-in for the console: the admin token is exchanged for a session cookie.
+//!
+//! The cookie (`clarion_admin`) is random, HttpOnly, SameSite=Strict, `Secure` when the
+//! request came over TLS (through a trusted proxy), and expires after
+//! [`SESSION_SECONDS`]. The database keeps only its SHA-256, so a leaked database holds no
+//! usable session, and sessions survive a restart. Each session is tied to the admin token
+//! it was opened with ([`AdminToken::session_tag`]): changing the token ends every session.
+//! Every admin server function and every admin REST route (as an alternative to the
+//! bearer token) checks it through [`AdminAccess`].
+//!
+//! A client that guessed wrong too often is locked out before anything it presents is
+//! checked, so even the right token waits: guessing can never confirm a hit.
+//!
+//! [`AdminToken::session_tag`]: clarion_core::secrets::AdminToken::session_tag
+
+use super::rest::error::ApiError;
+use super::security::{ClientIp, OverTls};
+use crate::domain::base64url;
+use crate::server::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue};
+use clarion_core::CoreError;
+use ring::rand::{SecureRandom, SystemRandom};
+use sha2::{Digest, Sha256};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "clarion_admin";
+/// How long a session lasts: 12 hours.
+pub const SESSION_SECONDS: i64 = 12 * 60 * 60;
+
+fn token_hash(cookie_value: &str) -> String {
+    base64url::encode(&Sha256::digest(cookie_value.as_bytes()))
+}
+
+/// The session cookie's value, if the request carries one.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
+fn cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
+        .expect("base64url and fixed text make a valid header")
+}
+
+/// Checks the admin token and opens a session; answers the `Set-Cookie` value (`Secure`
+/// when `tls`). A wrong token counts against the caller's address like a wrong bearer
+/// token does.
+pub async fn sign_in(state: &AppState, ip: std::net::IpAddr, OverTls(tls): OverTls, token: &str) -> Result<HeaderValue, ApiError> {
+    state.admission.limits.admin_attempt(ip)?;
+    if !state.admin.verify(token.trim()) {
+        state.admission.limits.bad_token(ip)?;
+        return Err(ApiError::Unauthorized);
+    }
+    let mut bytes = [0u8; 32];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| CoreError::Internal(anyhow::anyhow!("the OS random source failed")))?;
+    let value = base64url::encode(&bytes);
+    let expires_at = chrono::Utc::now().timestamp() + SESSION_SECONDS;
+    state.core.store.create_session(&token_hash(&value), state.admin.session_tag(), expires_at).await.map_err(CoreError::Internal)?;
+    tracing::info!("admin signed in");
+    Ok(cookie(&value, SESSION_SECONDS, tls))
+}
+
+/// Ends the request's session (if any); answers the `Set-Cookie` value that clears it.
+pub async fn sign_out(state: &AppState, headers: &HeaderMap, OverTls(tls): OverTls) -> Result<HeaderValue, ApiError> {
+    if let Some(value) = session_cookie(headers) {
+        state.core.store.delete_session(&token_hash(value)).await.map_err(CoreError::Internal)?;
+    }
+    Ok(cookie("", 0, tls))
+}
+
+/// True when the request carries a live session cookie opened with the current token.
+pub async fn has_session(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiError> {
+    let Some(value) = session_cookie(headers) else { return Ok(false) };
+    Ok(state.core.store.session_is_live(&token_hash(value), state.admin.session_tag()).await.map_err(CoreError::Internal)?)
+}
+
+/// Proof of admin rights: `Authorization: Bearer <admin token>` (servers, the CLI's
+/// peers, curl) or a live console session cookie (the browser).
+pub struct AdminAccess;
+
+impl FromRequestParts<AppState> for AdminAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await.expect("infallible");
+        state.admission.limits.admin_attempt(ip)?;
+        let bearer =
+            parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        match bearer {
+            Some(token) if state.admin.verify(token) => return Ok(AdminAccess),
+            None if has_session(state, &parts.headers).await? => return Ok(AdminAccess),
+            _ => {}
+        }
+        // Guessing is rate-limited per client address.
+        state.admission.limits.bad_token(ip)?;
+        Err(ApiError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_session_among_other_cookies() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("theme=dark; clarion_admin=abc123 ; other=1"));
+        assert_eq!(session_cookie(&headers), Some("abc123"));
+        headers.clear();
+        headers.append(header::COOKIE, HeaderValue::from_static("clarion_admin="));
+        assert_eq!(session_cookie(&headers), None);
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_and_strict() {
+        let c = cookie("v", SESSION_SECONDS, false);
+        let text = c.to_str().unwrap();
+        assert!(text.contains("HttpOnly") && text.contains("SameSite=Strict") && text.contains("Max-Age=43200"));
+        assert!(!text.contains("Secure"));
+        assert!(cookie("v", 0, true).to_str().unwrap().ends_with("; Secure"));
+    }
+}

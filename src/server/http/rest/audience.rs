@@ -1,0 +1,79 @@
+//! `/api/v1/topics`, `/api/v1/subscriptions/topics` and `/api/v1/users`: the topics a site
+//! offers (defined by the admin, read by anyone), a subscriber's choice of them (proven by
+//! its `auth` secret), and a signed-in user's subscriptions (admin).
+
+use super::error::{ApiError, AppJson};
+use super::Admin;
+use crate::domain::TopicDefinition;
+use crate::server::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use clarion_core::audience;
+use clarion_store::TopicSaved;
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/topics", get(list_topics))
+        .route("/topics/{name}", put(define_topic).delete(delete_topic))
+        .route("/subscriptions/topics", put(choose_topics))
+        .route("/users/{user_id}", axum::routing::delete(forget_user))
+        .route("/users/{user_id}/subscriptions", get(user_subscriptions))
+}
+
+/// `{"topics": [{"name", "label", "description", "default"}]}`; public, for the page.
+async fn list_topics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(json!({ "topics": audience::list_topics(&state.core).await? })))
+}
+
+/// `201` for a new topic, `200` for a change; the topic as stored.
+async fn define_topic(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    AppJson(definition): AppJson<TopicDefinition>,
+) -> Result<impl IntoResponse, ApiError> {
+    let status = match audience::define_topic(&state.core, &name, &definition).await? {
+        TopicSaved::Created => StatusCode::CREATED,
+        TopicSaved::Updated => StatusCode::OK,
+    };
+    let topic = audience::list_topics(&state.core).await?.into_iter().find(|t| t.name == name);
+    Ok((status, Json(topic)))
+}
+
+async fn delete_topic(_: Admin, State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    audience::delete_topic(&state.core, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChooseTopics {
+    endpoint: String,
+    auth: String,
+    topics: Vec<String>,
+}
+
+/// `200 {"topics"}`: replaces the caller's own subscription's topics.
+async fn choose_topics(State(state): State<AppState>, AppJson(body): AppJson<ChooseTopics>) -> Result<impl IntoResponse, ApiError> {
+    let owned = clarion_core::ownership::prove_ownership(&state.core, &body.endpoint, &body.auth).await?;
+    let topics = audience::set_topics(&state.core, &owned, &body.topics).await?;
+    Ok(Json(json!({ "topics": topics })))
+}
+
+/// `{"user_id", "subscriptions": [...]}`.
+async fn user_subscriptions(_: Admin, State(state): State<AppState>, Path(user_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let subscriptions = audience::user_subscriptions(&state.core, &user_id).await?;
+    Ok(Json(json!({ "user_id": user_id, "subscriptions": subscriptions })))
+}
+
+/// `204`: every subscription of the user is deleted (none is not an error: the user is
+/// forgotten either way).
+async fn forget_user(_: Admin, State(state): State<AppState>, Path(user_id): Path<String>) -> Result<StatusCode, ApiError> {
+    audience::forget_user(&state.core, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,124 @@
+//! REST API v1 (`/api/v1/...`), `/healthz` and `/sw.js`. Handlers parse the wire types,
+//! call the core operation and shape the answer; nothing else.
+
+pub mod audience;
+pub mod error;
+pub mod notifications;
+pub mod subscriptions;
+
+use crate::server::http::origins::{intended_method, is_public_endpoint, AllowedOrigins};
+use crate::server::state::AppState;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::request::Parts;
+use axum::http::Method;
+use axum::http::{header, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The service worker, compiled into the binary so it is served whatever the site root.
+const SERVICE_WORKER: &str = include_str!("../../../../sw/sw.js");
+
+/// Routes under `/api/v1`, plus `/healthz` and `/sw.js`. `cors` opens the public
+/// endpoints (see [`is_public_endpoint`]) to those sites' pages; without any, only
+/// Clarion's own pages can call the API from a browser.
+pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
+    let api = Router::new()
+        .route("/vapid-public-key", get(vapid_public_key))
+        .merge(subscriptions::router())
+        .merge(notifications::router())
+        .merge(audience::router())
+        .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT));
+    let mut routes = Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/sw.js", get(service_worker))
+        .route("/metrics", get(metrics));
+    if !cors.is_empty() {
+        let sites = cors.clone();
+        routes = routes.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
+                    origin.to_str().is_ok_and(|origin| sites.contains(origin))
+                        && is_public_endpoint(&intended_method(request), request.uri.path())
+                }))
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+                .allow_headers([header::CONTENT_TYPE])
+                .max_age(std::time::Duration::from_secs(3600)),
+        );
+    }
+    routes
+}
+
+/// `GET /metrics` on the main address: Prometheus text, for admins only (it shows the
+/// audience's size and the push services in use).
+async fn metrics(_: Admin, State(state): State<AppState>) -> Result<axum::response::Response, error::ApiError> {
+    super::metrics::scrape(&state.core).await
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn vapid_public_key(State(state): State<AppState>) -> impl IntoResponse {
+    Json(serde_json::json!({ "public_key": state.core.sender.vapid().public_key_b64() }))
+}
+
+/// The service worker's own CSP: a worker is governed by the policy its script came with.
+/// It fetches only this origin (the VAPID key, subscriptions, click reports) and loads
+/// notification icons and images from this origin or any `https:` one.
+pub const SERVICE_WORKER_CSP: &str = "default-src 'none'; connect-src 'self'; img-src 'self' https: data:";
+
+async fn service_worker() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(SERVICE_WORKER_CSP)),
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::HeaderName::from_static("service-worker-allowed"), HeaderValue::from_static("/")),
+            // Sites import it into their own worker (`importScripts`), cross-origin.
+            (header::HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("cross-origin")),
+        ],
+        SERVICE_WORKER,
+    )
+}
+
+/// Admin rights: the bearer token or a console session.
+pub use super::admin::AdminAccess as Admin;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_endpoints_are_the_sdks_and_the_workers() {
+        let public = [
+            (Method::GET, "/api/v1/vapid-public-key"),
+            (Method::GET, "/api/v1/topics"),
+            (Method::POST, "/api/v1/subscriptions"),
+            (Method::DELETE, "/api/v1/subscriptions"),
+            (Method::PUT, "/api/v1/subscriptions/topics"),
+            (Method::POST, "/api/v1/subscriptions/test"),
+            (Method::POST, "/api/v1/notifications/42/clicks"),
+        ];
+        for (method, path) in public {
+            assert!(is_public_endpoint(&method, path), "{method} {path}");
+        }
+        let admin = [
+            (Method::GET, "/api/v1/subscriptions"),
+            (Method::POST, "/api/v1/notifications"),
+            (Method::GET, "/api/v1/notifications/42"),
+            (Method::DELETE, "/api/v1/notifications/42"),
+            (Method::PUT, "/api/v1/topics/news"),
+            (Method::DELETE, "/api/v1/users/alice"),
+            (Method::POST, "/api/v1/notifications/x/clicks"),
+            (Method::POST, "/api/v1/notifications//clicks"),
+            (Method::POST, "/api/fn/save_subscription"),
+            (Method::GET, "/metrics"),
+        ];
+        for (method, path) in admin {
+            assert!(!is_public_endpoint(&method, path), "{method} {path}");
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! `/api/v1/notifications`: queue or schedule a broadcast (admin), cancel a scheduled one,
+//! its status and the history, and the click reports of service workers.
+
+use super::error::{ApiError, AppJson};
+use super::Admin;
+use crate::domain::NotificationRequest;
+use crate::domain::{BroadcastState, BroadcastStatus};
+use crate::server::state::AppState;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clarion_core::broadcasts;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        // A send may name up to 10,000 users.
+        .route("/notifications", post(create).get(history).layer(DefaultBodyLimit::max(SEND_BODY_LIMIT)))
+        .route("/notifications/{id}", get(status).delete(cancel))
+        .route("/notifications/{id}/events", get(events))
+        .route("/notifications/{id}/clicks", post(click))
+}
+
+/// Largest body of `POST /api/v1/notifications`: room for 10,000 user ids of 128 characters.
+pub const SEND_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse().map_err(|_| ApiError::bad_request("the notification id must be a number", Some("id")))
+}
+
+/// `202 {"id"}`: recorded, and the worker is sending it.
+async fn create(
+    _: Admin,
+    State(state): State<AppState>,
+    AppJson(request): AppJson<NotificationRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let queued = broadcasts::queue_broadcast(&state.core, request, None).await?;
+    Ok((StatusCode::ACCEPTED, Json(queued)))
+}
+
+/// `200` with the status `cancelled`; `409` once the send has started.
+async fn cancel(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(broadcasts::cancel_broadcast(&state.core, parse_id(&id)?).await?))
+}
+
+/// What a service worker may add to a click report: its own subscription, proven by
+/// its `auth` secret, so the click marks it as seen.
+#[derive(Deserialize)]
+struct ClickReport {
+    endpoint: String,
+    auth: String,
+}
+
+/// `204`: a service worker reports a click on this broadcast's notification. Public (the
+/// worker has no credentials); writes are rate-limited per address and refused
+/// cross-site like every other write. The body is optional.
+async fn click(State(state): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+    let report = if body.is_empty() { None } else { Some(super::error::parse_json::<ClickReport>(&body)?) };
+    broadcasts::record_click(&state.core, parse_id(&id)?, report.as_ref().map(|r| (r.endpoint.as_str(), r.auth.as_str()))).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn status(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(broadcasts::broadcast_status(&state.core, parse_id(&id)?).await?))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    limit: Option<i64>,
+    before: Option<i64>,
+    /// Only broadcasts in this state (`scheduled`, say).
+    status: Option<BroadcastState>,
+}
+
+async fn history(
+    _: Admin,
+    State(state): State<AppState>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text(), None))?;
+    let notifications = broadcasts::list_broadcasts(&state.core, query.limit.unwrap_or(50), query.before, query.status).await?;
+    Ok(Json(serde_json::json!({ "notifications": notifications })))
+}
+
+/// How often the event stream looks at the ledger.
+const EVENT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Server-Sent Events: a `progress` event whenever the counts change, then one `done`
+/// event with the final status, and the stream ends.
+async fn events(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let first = broadcasts::broadcast_status(&state.core, id).await?;
+    let core = state.core.clone();
+    let stream = futures::stream::unfold((Some(first), None::<BroadcastStatus>), move |(pending, last)| {
+        let core = core.clone();
+        async move {
+            if last.as_ref().is_some_and(|l| l.is_done()) {
+                return None;
+            }
+            let mut current = pending;
+            loop {
+                let status = match current.take() {
+                    Some(status) => status,
+                    None => {
+                        tokio::time::sleep(EVENT_INTERVAL).await;
+                        match broadcasts::broadcast_status(&core, id).await {
+                            Ok(status) => status,
+                            Err(_) => return None,
+                        }
+                    }
+                };
+                if last.as_ref() == Some(&status) {
+                    continue;
+                }
+                let name = if status.is_done() { "done" } else { "progress" };
+                let event = Event::default().event(name).json_data(&status).expect("status serializes");
+                return Some((Ok::<_, Infallible>(event), (None, Some(status))));
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

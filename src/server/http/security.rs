@@ -1,0 +1,98 @@
+//! Defences for a server on the public internet, as axum extractors and middleware: the
+//! client's address ([`ClientIp`], found by [`super::client_ip`]), whether it came over
+//! TLS, the `Origin` check against cross-site requests, the per-IP write limit, and the
+//! header size limit. The limits themselves are the core's admission rules
+//! ([`clarion_core::admission`]).
+
+use super::origins::{is_public_endpoint, AllowedOrigins};
+use super::rest::error::ApiError;
+use crate::server::state::AppState;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::net::IpAddr;
+
+/// True when the browser reached us over TLS: only a trusted proxy can say so (with
+/// `X-Forwarded-Proto: https`), since Clarion itself listens on plain HTTP.
+pub struct OverTls(pub bool);
+
+impl FromRequestParts<AppState> for OverTls {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let proto_https =
+            parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+        Ok(OverTls(proto_https && state.client_ip.via_trusted_proxy(&parts.extensions)))
+    }
+}
+
+/// The client's IP, as [`ClientIpPolicy`] finds it.
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(state.client_ip.of(&parts.headers, &parts.extensions)))
+    }
+}
+
+/// True when a browser's `Origin` is this site itself (its host and port match `Host`).
+fn same_site(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else { return false };
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+    origin_host.eq_ignore_ascii_case(host)
+}
+
+/// Middleware for writes (anything but GET/HEAD/OPTIONS): refuses cross-site browser
+/// requests (an `Origin` that is neither this site nor, for the public endpoints, a site
+/// in `CLARION_CORS_ORIGINS`) and applies the
+/// per-IP write limit. Requests without `Origin` (servers, curl) cannot be cross-site
+/// forgeries and pass.
+pub async fn guard_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let origin = AllowedOrigins::normalize(origin);
+        let listed_site = || state.cors_origins.contains(&origin) && is_public_endpoint(request.method(), request.uri().path());
+        if !same_site(&origin, headers) && !listed_site() {
+            return ApiError::CrossSite(origin).into_response();
+        }
+    }
+    let ip = state.client_ip.of(headers, request.extensions());
+    if let Err(limited) = state.admission.limits.write(ip) {
+        return ApiError::from(limited).into_response();
+    }
+    next.run(request).await
+}
+
+/// Largest total size of a request's header names and values.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Middleware: refuses requests whose headers total more than [`MAX_HEADER_BYTES`].
+pub async fn limit_header_size(request: Request, next: Next) -> Response {
+    let size: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if size > MAX_HEADER_BYTES {
+        return ApiError::HeadersTooLarge { limit: MAX_HEADER_BYTES }.into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn same_site_compares_host_and_port() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("push.example.com:8443"));
+        assert!(same_site("https://push.example.com:8443", &headers));
+        assert!(!same_site("https://push.example.com", &headers));
+        assert!(!same_site("https://evil.example", &headers));
+    }
+}
