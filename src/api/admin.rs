@@ -10,6 +10,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
 use serde::{Deserialize, Serialize};
 
+use super::ApiFailure;
 #[cfg(feature = "ssr")]
 use super::{client_ip, state, to_server_error};
 
@@ -30,9 +31,10 @@ pub struct ConsoleSettings {
 /// Refuses the request (401) unless it carries admin rights, checked by the same
 /// extractor as the REST admin routes (a session cookie, or the bearer token).
 #[cfg(feature = "ssr")]
-async fn require_session(state: &crate::server::state::AppState) -> Result<(), ServerFnError> {
+async fn require_session(state: &crate::server::state::AppState) -> Result<(), ApiFailure> {
     use axum::extract::FromRequestParts;
-    let mut parts = use_context::<axum::http::request::Parts>().ok_or_else(|| ServerFnError::new("the request is missing"))?;
+    let mut parts = use_context::<axum::http::request::Parts>()
+        .ok_or_else(|| to_server_error(clarion_core::CoreError::Internal(anyhow::anyhow!("the request is missing"))))?;
     crate::server::http::admin::AdminAccess::from_request_parts(&mut parts, state).await.map(|_| ()).map_err(to_server_error)
 }
 
@@ -45,7 +47,7 @@ fn set_cookie(value: axum::http::HeaderValue) {
 
 /// Exchanges the admin token for a session cookie.
 #[server(prefix = "/api/fn", endpoint = "admin_sign_in", input = Json)]
-pub async fn admin_sign_in(token: String) -> Result<(), ServerFnError> {
+pub async fn admin_sign_in(token: String) -> Result<(), ApiFailure> {
     let state = state()?;
     let ip = client_ip(&state).await?;
     let tls: crate::server::http::security::OverTls = leptos_axum::extract_with_state(&state).await?;
@@ -56,7 +58,7 @@ pub async fn admin_sign_in(token: String) -> Result<(), ServerFnError> {
 
 /// Ends the session and clears the cookie.
 #[server(prefix = "/api/fn", endpoint = "admin_sign_out", input = Json)]
-pub async fn admin_sign_out() -> Result<(), ServerFnError> {
+pub async fn admin_sign_out() -> Result<(), ApiFailure> {
     let state = state()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     let tls: crate::server::http::security::OverTls = leptos_axum::extract_with_state(&state).await?;
@@ -68,7 +70,7 @@ pub async fn admin_sign_out() -> Result<(), ServerFnError> {
 /// The console's settings when signed in; `None` when not (not an error: the console then
 /// shows the sign-in form).
 #[server(prefix = "/api/fn", endpoint = "admin_session", input = GetUrl)]
-pub async fn admin_session() -> Result<Option<ConsoleSettings>, ServerFnError> {
+pub async fn admin_session() -> Result<Option<ConsoleSettings>, ApiFailure> {
     let state = state()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     if !crate::server::http::admin::has_session(&state, &headers).await.map_err(to_server_error)? {
@@ -89,7 +91,7 @@ pub async fn admin_session() -> Result<Option<ConsoleSettings>, ServerFnError> {
 
 /// Sends that are scheduled and have not started, with their payloads, newest first.
 #[server(prefix = "/api/fn", endpoint = "admin_scheduled", input = GetUrl)]
-pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ServerFnError> {
+pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ApiFailure> {
     let state = state()?;
     require_session(&state).await?;
     clarion_core::broadcasts::list_broadcast_details(&state.core, 500, None, Some(crate::domain::BroadcastState::Scheduled))
@@ -99,7 +101,7 @@ pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ServerFnError> {
 
 /// Cancels a scheduled send (409 once it has started).
 #[server(prefix = "/api/fn", endpoint = "admin_cancel", input = Json)]
-pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ServerFnError> {
+pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ApiFailure> {
     let state = state()?;
     require_session(&state).await?;
     clarion_core::broadcasts::cancel_broadcast(&state.core, id).await.map_err(to_server_error)
@@ -108,7 +110,7 @@ pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ServerFnError> {
 /// Queues (or schedules) a notification for everyone, its topics or users, or the one
 /// subscription its `endpoint` names.
 #[server(prefix = "/api/fn", endpoint = "admin_send", input = Json)]
-pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued, ServerFnError> {
+pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued, ApiFailure> {
     let state = state()?;
     require_session(&state).await?;
     clarion_core::broadcasts::queue_broadcast(&state.core, request, None).await.map_err(to_server_error)
@@ -116,7 +118,7 @@ pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued,
 
 /// Past broadcasts with their payloads, newest first, `limit` at a time before `before`.
 #[server(prefix = "/api/fn", endpoint = "admin_history", input = GetUrl)]
-pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, ServerFnError> {
+pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, ApiFailure> {
     let state = state()?;
     require_session(&state).await?;
     clarion_core::broadcasts::list_broadcast_details(&state.core, limit, before, None).await.map_err(to_server_error)
@@ -124,7 +126,7 @@ pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<Broadc
 
 /// One page of subscribers, in the order they subscribed.
 #[server(prefix = "/api/fn", endpoint = "admin_subscribers", input = GetUrl)]
-pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<SubscriptionPage, ServerFnError> {
+pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<SubscriptionPage, ApiFailure> {
     let state = state()?;
     require_session(&state).await?;
     clarion_core::subscriptions::list(&state.core, Some(limit), after.as_deref()).await.map_err(to_server_error)
@@ -132,7 +134,7 @@ pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<Subs
 
 /// Deletes one subscriber.
 #[server(prefix = "/api/fn", endpoint = "admin_delete_subscriber", input = Json)]
-pub async fn admin_delete_subscriber(endpoint: String) -> Result<(), ServerFnError> {
+pub async fn admin_delete_subscriber(endpoint: String) -> Result<(), ApiFailure> {
     let state = state()?;
     require_session(&state).await?;
     clarion_core::subscriptions::unsubscribe(&state.core, &endpoint).await.map_err(to_server_error)

@@ -1,48 +1,75 @@
 //! Server functions the page calls. Each is a thin wrapper over a core operation in
-//! `server::subscriptions` or `server::broadcasts`; the endpoints are fixed
-//! (`/api/fn/<name>`) so tests and proxies can rely on them.
+//! `clarion_core` (`admission`, `subscriptions`, `audience`, `ownership`); the endpoints
+//! are fixed (`/api/fn/<name>`) so tests and proxies can rely on them. A failure is an
+//! [`ApiFailure`], the REST API's error body.
 
 use crate::domain::{SavedSubscription, SubscriptionJson, TestPushResult, Topic};
 use leptos::prelude::*;
-use leptos::server_fn::codec::Json;
+use leptos::server_fn::codec::{Json, JsonEncoding};
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+/// What a server function answers when it fails: the REST API's error body,
+/// `{"error": "...", "field": "..."}` (`field` only when one input is at fault), with the
+/// REST API's status. The middleware in front of the server functions (rate limits, body
+/// and header limits) answers with the same body, so a caller reads `error` and `field`
+/// whichever layer refused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{error}")]
+pub struct ApiFailure {
+    /// What went wrong, in words fit to show.
+    pub error: String,
+    /// The input at fault, if one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl FromServerFnError for ApiFailure {
+    type Encoder = JsonEncoding;
+
+    /// A failure of the call itself (the network, an undecodable answer), not of the
+    /// operation.
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        ApiFailure { error: value.to_string(), field: None }
+    }
+}
+
+impl From<ServerFnErrorErr> for ApiFailure {
+    fn from(value: ServerFnErrorErr) -> Self {
+        Self::from_server_fn_error(value)
+    }
+}
 
 #[cfg(feature = "ssr")]
-pub(crate) fn state() -> Result<crate::server::state::AppState, ServerFnError> {
-    use_context::<crate::server::state::AppState>().ok_or_else(|| ServerFnError::new("server state is missing"))
+pub(crate) fn state() -> Result<crate::server::state::AppState, ApiFailure> {
+    use_context::<crate::server::state::AppState>()
+        .ok_or_else(|| to_server_error(clarion_core::CoreError::Internal(anyhow::anyhow!("server state is missing"))))
 }
 
 /// The caller's address, found by the same extractor the REST API uses.
 #[cfg(feature = "ssr")]
-pub(crate) async fn client_ip(state: &crate::server::state::AppState) -> Result<std::net::IpAddr, ServerFnError> {
+pub(crate) async fn client_ip(state: &crate::server::state::AppState) -> Result<std::net::IpAddr, ApiFailure> {
     let crate::server::http::security::ClientIp(ip) = leptos_axum::extract_with_state(state).await?;
     Ok(ip)
 }
 
-/// Answers with the same status (and `Retry-After`) as the REST API would.
+/// Answers with the same status (and `Retry-After`) and body as the REST API would.
 #[cfg(feature = "ssr")]
-pub(crate) fn to_server_error(e: impl Into<crate::server::http::rest::error::ApiError>) -> ServerFnError {
-    use crate::server::http::rest::error::ApiError;
-    use clarion_core::CoreError;
-    let e: ApiError = e.into();
-    if let ApiError::Core(CoreError::Internal(cause)) = &e {
-        tracing::error!(error = ?cause, "internal error in a server function");
-    }
+pub(crate) fn to_server_error(e: impl Into<crate::server::http::rest::error::ApiError>) -> ApiFailure {
+    let e: crate::server::http::rest::error::ApiError = e.into();
+    e.log_if_internal();
     if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
         options.set_status(e.status());
         if let Some(seconds) = e.retry_after_seconds() {
             options.insert_header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
         }
     }
-    let message = match &e {
-        ApiError::Core(core) => core.public_message(),
-        other => other.to_string(),
-    };
-    ServerFnError::new(message)
+    ApiFailure { error: e.public_message(), field: e.field().map(str::to_string) }
 }
 
 /// The VAPID public key (base64url), the page's `applicationServerKey`.
 #[server(prefix = "/api/fn", endpoint = "vapid_public_key")]
-pub async fn vapid_public_key() -> Result<String, ServerFnError> {
+pub async fn vapid_public_key() -> Result<String, ApiFailure> {
     Ok(state()?.core.sender.vapid().public_key_b64().to_string())
 }
 
@@ -54,7 +81,7 @@ pub async fn save_subscription(
     subscription: SubscriptionJson,
     topics: Option<Vec<String>>,
     user_token: Option<String>,
-) -> Result<SavedSubscription, ServerFnError> {
+) -> Result<SavedSubscription, ApiFailure> {
     let state = state()?;
     let ip = client_ip(&state).await?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
@@ -68,13 +95,13 @@ pub async fn save_subscription(
 
 /// The topics this site offers, for the page's checkboxes.
 #[server(prefix = "/api/fn", endpoint = "topics", input = leptos::server_fn::codec::GetUrl)]
-pub async fn topics() -> Result<Vec<Topic>, ServerFnError> {
+pub async fn topics() -> Result<Vec<Topic>, ApiFailure> {
     clarion_core::audience::list_topics(&state()?.core).await.map_err(to_server_error)
 }
 
 /// Replaces this browser's topics; it proves the subscription is its own with `auth`.
 #[server(prefix = "/api/fn", endpoint = "save_topics", input = Json)]
-pub async fn save_topics(endpoint: String, auth: String, topics: Vec<String>) -> Result<Vec<String>, ServerFnError> {
+pub async fn save_topics(endpoint: String, auth: String, topics: Vec<String>) -> Result<Vec<String>, ApiFailure> {
     let state = state()?;
     let owned = clarion_core::ownership::prove_ownership(&state.core, &endpoint, &auth).await.map_err(to_server_error)?;
     clarion_core::audience::set_topics(&state.core, &owned, &topics).await.map_err(to_server_error)
@@ -83,7 +110,7 @@ pub async fn save_topics(endpoint: String, auth: String, topics: Vec<String>) ->
 /// Forgets this browser's subscription. Unknown endpoints are not an error here: the goal,
 /// "the server does not have it", holds either way.
 #[server(prefix = "/api/fn", endpoint = "delete_subscription", input = Json)]
-pub async fn delete_subscription(endpoint: String) -> Result<bool, ServerFnError> {
+pub async fn delete_subscription(endpoint: String) -> Result<bool, ApiFailure> {
     use clarion_core::CoreError;
     match clarion_core::subscriptions::unsubscribe(&state()?.core, &endpoint).await {
         Ok(()) => Ok(true),
@@ -94,7 +121,7 @@ pub async fn delete_subscription(endpoint: String) -> Result<bool, ServerFnError
 
 /// Pushes a test notification to this browser's own subscription, proven by its `auth`.
 #[server(prefix = "/api/fn", endpoint = "send_test_notification", input = Json)]
-pub async fn send_test_notification(endpoint: String, auth: String) -> Result<TestPushResult, ServerFnError> {
+pub async fn send_test_notification(endpoint: String, auth: String) -> Result<TestPushResult, ApiFailure> {
     let state = state()?;
     let ip = client_ip(&state).await?;
     clarion_core::admission::test_push_from(&state.core, &state.admission, ip, &endpoint, &auth).await.map_err(to_server_error)

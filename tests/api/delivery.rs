@@ -304,6 +304,37 @@ async fn after_a_key_rotation_old_subscriptions_are_removed_without_stopping_the
 }
 
 #[tokio::test]
+async fn a_test_push_judges_a_refusal_as_a_broadcast_does() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let minted = push.mint(Some(&app.vapid_public_key().await)).await;
+    let created = app.client.post(app.url("/api/v1/subscriptions")).json(&minted).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    // The operator rotates the key; the browser has not come back since.
+    let (data_dir, host) = (app.data_dir.clone(), app.push_hosts.clone());
+    let app = {
+        let rotated = clarion_push::vapid::VapidKeyMaterial::generate();
+        let guard = app.stop().await;
+        forget_deployment_key(&data_dir, "vapid_key").await;
+        let mut again = start_app(data_dir, &host, Some(rotated.private_raw_base64url())).await;
+        again.keep(guard);
+        again
+    };
+    let answer = app
+        .client
+        .post(app.url("/api/v1/subscriptions/test"))
+        .json(&json!({ "endpoint": minted["endpoint"], "auth": minted["keys"]["auth"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // A broadcast removes a subscription its push service refuses under a previous key;
+    // the test push goes through the same policy, so it does too.
+    assert_eq!(answer.json::<Value>().await.unwrap()["outcome"], "gone");
+    assert_eq!(app.list_json().await["total"], 0);
+}
+
+#[tokio::test]
 async fn a_retry_after_that_another_instance_recorded_is_honoured() {
     let push = spawn_push_service().await;
     let app = spawn_app(&push.host()).await;

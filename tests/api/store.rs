@@ -6,7 +6,9 @@ use crate::helpers::*;
 use clarion::domain::notification::Notification;
 use clarion::domain::subscription::NewSubscription;
 use clarion::domain::{FailureReason, NotificationRequest, SubscriptionJson, SubscriptionKeysJson};
-use clarion_store::{DeploymentKey, KeyMismatch, LeaseStatus, Progress, RetryDue, Store, SubscriberFacts, Upserted};
+use clarion_store::{
+    DeploymentKey, KeyMismatch, LeaseStatus, OriginState, Progress, RangeFinished, RetryDue, Store, SubscriberFacts, Upserted,
+};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -198,12 +200,12 @@ async fn a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over(db: T
     let progress = Progress::default();
     assert_eq!(store.record_progress(&first, "worker-a", &progress).await.unwrap(), LeaseStatus::Lost);
     assert_eq!(store.renew_lease(&first, "worker-a").await.unwrap(), LeaseStatus::Lost);
-    assert_eq!(store.finish_range(&first, "worker-a").await.unwrap(), (LeaseStatus::Lost, false));
+    assert_eq!(store.finish_range(&first, "worker-a").await.unwrap(), RangeFinished { lease: LeaseStatus::Lost, broadcast_done: false });
     // Even the same owner name is fenced by the epoch.
     let again = store.claim_range("worker-b", None).await.unwrap().unwrap();
     assert_eq!(store.record_progress(&second, "worker-b", &progress).await.unwrap(), LeaseStatus::Lost);
     assert_eq!(store.record_progress(&again, "worker-b", &progress).await.unwrap(), LeaseStatus::Held);
-    assert_eq!(store.finish_range(&again, "worker-b").await.unwrap(), (LeaseStatus::Held, true));
+    assert_eq!(store.finish_range(&again, "worker-b").await.unwrap(), RangeFinished { lease: LeaseStatus::Held, broadcast_done: true });
     assert_eq!(store.broadcast(id).await.unwrap().unwrap().status, clarion::domain::BroadcastState::Done);
 }
 
@@ -256,7 +258,7 @@ async fn racing_workers_never_claim_the_same_broadcast_or_range(db: TestStore) {
         .collect();
     let mut last = 0;
     for task in finishing {
-        let (lease, broadcast_done) = task.await.unwrap();
+        let RangeFinished { lease, broadcast_done } = task.await.unwrap();
         assert_eq!(lease, LeaseStatus::Held);
         last += usize::from(broadcast_done);
     }
@@ -338,16 +340,16 @@ async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestSto
     let earlier = Progress { holds: vec![("https://b.example".to_string(), later - 30_000)], ..Default::default() };
     assert_eq!(store.record_progress(&range, "w", &earlier).await.unwrap(), LeaseStatus::Held);
     // What a range of this broadcast on another instance learns before its pages.
-    let (mut holds, stopped) = store.origin_state(id, later - 1).await.unwrap();
+    let OriginState { mut holds, stopped } = store.origin_state(id, later - 1).await.unwrap();
     holds.sort();
     assert_eq!(holds, [("https://b.example".to_string(), later), ("https://c.example".to_string(), later)]);
-    assert!(store.origin_state(id, later).await.unwrap().0.is_empty(), "a hold ends");
+    assert!(store.origin_state(id, later).await.unwrap().holds.is_empty(), "a hold ends");
     assert_eq!(stopped.get("https://a.example").map(String::as_str), Some("refused"));
     assert_eq!(store.next_retry_at(&range).await.unwrap(), Some(1_000), "the retry was rescheduled, not duplicated");
     assert!(store.due_retries(&range, 999, 10).await.unwrap().is_empty());
     let due = store.due_retries(&range, 1_000, 10).await.unwrap();
     assert_eq!(due.iter().map(|(s, attempts)| (s.id, *attempts)).collect::<Vec<_>>(), [(ids[2], 2)]);
-    assert_eq!(store.finish_range(&range, "w").await.unwrap(), (LeaseStatus::Held, true));
+    assert_eq!(store.finish_range(&range, "w").await.unwrap(), RangeFinished { lease: LeaseStatus::Held, broadcast_done: true });
     assert_eq!(store.next_retry_at(&range).await.unwrap(), None, "finishing drops leftover retries");
     assert!(store.record_click(id).await.unwrap());
     assert!(!store.record_click(id + 1000).await.unwrap());

@@ -153,7 +153,7 @@ const IDLE_BATCH: i64 = 1_000;
 
 /// Removes the subscriptions not seen for `days` days; answers how many went.
 pub async fn remove_idle(core: &Clarion, days: u32) -> Result<u64, CoreError> {
-    let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+    let cutoff = clarion_domain::clock::now() - chrono::Duration::days(i64::from(days));
     let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut removed = 0;
     loop {

@@ -4,9 +4,8 @@
 //! SHA-256 digest in memory and compared in constant time; it is never logged.
 
 use anyhow::Context;
-use clarion_domain::base64url;
+use clarion_domain::{base64url, random};
 use clarion_push::vapid::VapidKeyMaterial;
-use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
@@ -91,7 +90,7 @@ pub fn client_hash_key(data_dir: &Path) -> anyhow::Result<ring::hmac::Key> {
         Ok(_) => anyhow::bail!("{} is not a 32-byte key", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut fresh = [0u8; 32];
-            SystemRandom::new().fill(&mut fresh).map_err(|_| anyhow::anyhow!("the OS random source failed"))?;
+            random::fill(&mut fresh)?;
             write_secret_file(&path, &fresh)?;
             fresh.to_vec()
         }
@@ -166,7 +165,7 @@ impl AdminToken {
             return Ok(Self::new(token.trim()));
         }
         let mut bytes = [0u8; 32];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| anyhow::anyhow!("the OS random source failed"))?;
+        random::fill(&mut bytes)?;
         let token = base64url::encode(&bytes);
         write_secret_file(&path, format!("{token}\n").as_bytes())?;
         tracing::info!(path = %path.display(), "generated an admin token; read it from this file");

@@ -2,12 +2,18 @@
 //! push subscription and a notification, and the lenient base64url codec both sides share.
 //!
 //! Parsers that need server-only crates (P-256 point validation, URL policy) sit behind
-//! `#[cfg(feature = "ssr")]` inside each module.
+//! `#[cfg(feature = "ssr")]` inside each module. The server's builds also take their one
+//! wall clock ([`clock`]) and their one random source ([`random`]) from here, the crate
+//! every server crate stands on; nothing else here does I/O.
 
 pub mod audience;
 pub mod base64url;
+#[cfg(feature = "ssr")]
+pub mod clock;
 pub mod ledger;
 pub mod notification;
+#[cfg(feature = "ssr")]
+pub mod random;
 pub mod subscription;
 
 #[cfg(all(test, feature = "ssr"))]

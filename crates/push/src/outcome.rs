@@ -82,7 +82,7 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    let delta = when.with_timezone(&chrono::Utc) - clarion_domain::clock::now();
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 

@@ -1,15 +1,8 @@
 //! The delivery policy: what to do with each push service answer, and the per-origin
 //! gate that keeps one push service's trouble from affecting the others.
 //!
-//! | answer | decision |
-//! |---|---|
-//! | 201 | delivered |
-//! | 404 / 410 | remove the subscription |
-//! | 413, 400 and other 4xx | failed; keep the subscription |
-//! | 401 / 403, subscription stored under a previous VAPID key | remove the subscription (bound to the old key for good) |
-//! | 401 / 403 under the current key | refused: judged per subscription (see below) |
-//! | 429 / 503 | retry after `Retry-After` (or backoff), and hold the whole origin until then |
-//! | other 5xx, timeout, connection error | retry with jittered exponential backoff, then fail |
+//! The decision for each answer, and what each is counted as, is the table of
+//! docs/delivery.md, its one description; [`RetryPolicy::decide`] is its code.
 //!
 //! A refusal under the current key usually means that one subscription was made with
 //! another `applicationServerKey` (posted by a stranger, re-posted by an old cached page,
@@ -23,8 +16,7 @@
 //! refuses the key.
 
 use crate::outcome::DeliveryOutcome;
-use clarion_domain::FailureReason;
-use ring::rand::{SecureRandom, SystemRandom};
+use clarion_domain::{random, FailureReason};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -74,8 +66,9 @@ impl RetryPolicy {
     pub fn backoff(&self, attempts: u32) -> Duration {
         let exp = attempts.saturating_sub(1).min(20);
         let full = self.base_delay.saturating_mul(1 << exp).min(self.max_delay);
-        let mut byte = [0u8; 1];
-        let _ = SystemRandom::new().fill(&mut byte);
+        // Without randomness the jitter is 0: the full delay, never a failure.
+        let mut byte = [255u8; 1];
+        let _ = random::fill(&mut byte);
         full.mul_f64(0.5 + f64::from(byte[0]) / 510.0)
     }
 

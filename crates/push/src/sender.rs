@@ -17,9 +17,8 @@ use crate::vapid::VapidKeys;
 use anyhow::Context;
 use clarion_domain::subscription::PushHostPolicy;
 use clarion_domain::subscription::{AuthSecret, P256dhKey};
-use clarion_domain::Urgency;
+use clarion_domain::{random, Urgency};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
-use ring::rand::SystemRandom;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,7 +96,6 @@ pub struct PushSender {
     client: reqwest::Client,
     http2: Arc<Http2Connections>,
     vapid: Arc<VapidKeys>,
-    rng: SystemRandom,
     /// Every push's outcome and latency are reported here.
     observer: Arc<dyn PushObserver>,
     connections: Arc<Connections>,
@@ -136,15 +134,7 @@ impl PushSender {
             .user_agent(USER_AGENT)
             .build()?;
         let http2 = Http2Connections::new(extra_ca.as_deref(), resolver, timeouts, USER_AGENT).context("CLARION_EXTRA_CA_FILE")?;
-        Ok(Self {
-            client,
-            http2: Arc::new(http2),
-            vapid,
-            rng: SystemRandom::new(),
-            observer,
-            connections: Arc::default(),
-            patience: timeouts.connect,
-        })
+        Ok(Self { client, http2: Arc::new(http2), vapid, observer, connections: Arc::default(), patience: timeouts.connect })
     }
 
     pub fn vapid(&self) -> &VapidKeys {
@@ -162,7 +152,7 @@ impl PushSender {
     /// Encrypts one message for its subscriber: the CPU-bound half of a push, done before
     /// the push takes its place among the requests in flight.
     pub fn seal(&self, target: &PushTarget, message: &PushMessage) -> Result<Sealed, DeliveryOutcome> {
-        encryption::encrypt(&target.p256dh, &target.auth, &message.payload, &self.rng).map(Sealed).map_err(|e| {
+        encryption::encrypt(&target.p256dh, &target.auth, &message.payload, random::source()).map(Sealed).map_err(|e| {
             tracing::warn!(origin = %target.origin, error = %e, "push not encrypted");
             DeliveryOutcome::Transport { reason: e.to_string() }
         })

@@ -1,21 +1,21 @@
-//! The application server's VAPID identity (RFC 8292): loading or creating the P-256 key,
-//! and signing the `Authorization: vapid t=…, k=…` header.
+//! The application server's VAPID identity (RFC 8292): the P-256 key (generated, or read
+//! from base64url or PEM; where it is kept is the caller's business), and signing the
+//! `Authorization: vapid t=…, k=…` header.
 //!
 //! A JWT is signed once per push-service origin and reused until an hour before it
 //! expires; signing per message is the largest avoidable cost in popular senders.
 //! `aud` is the endpoint's full origin, port included (`http://127.0.0.1:8090`).
 
 use anyhow::{bail, Context};
-use clarion_domain::base64url;
+use clarion_domain::{base64url, clock, random};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use reqwest::header::HeaderValue;
-use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How long a signed JWT is valid.
 pub const JWT_LIFETIME: Duration = Duration::from_secs(12 * 3600);
@@ -29,7 +29,6 @@ pub struct VapidKeys {
     public_key_b64: String,
     fingerprint: String,
     subject: String,
-    rng: SystemRandom,
     cache: Mutex<HashMap<String, CachedHeader>>,
 }
 
@@ -58,10 +57,8 @@ pub struct VapidKeyMaterial {
 impl VapidKeyMaterial {
     /// A fresh random key.
     pub fn generate() -> Self {
-        let rng = SystemRandom::new();
         loop {
-            let mut scalar = [0u8; 32];
-            rng.fill(&mut scalar).expect("the OS random source works");
+            let scalar: [u8; 32] = random::bytes();
             // Out-of-range scalars (probability ~2^-32) are simply drawn again.
             if let Ok(secret) = p256::SecretKey::from_slice(&scalar) {
                 return Self { secret };
@@ -134,17 +131,19 @@ fn pem_block(pem: &str, label: &str) -> Option<String> {
 impl VapidKeys {
     pub fn new(material: &VapidKeyMaterial, subject: &str) -> anyhow::Result<Self> {
         let public_key = material.public_key();
-        let rng = SystemRandom::new();
-        let key_pair =
-            EcdsaKeyPair::from_private_key_and_public_key(&ECDSA_P256_SHA256_FIXED_SIGNING, &material.secret.to_bytes(), &public_key, &rng)
-                .map_err(|e| anyhow::anyhow!("VAPID key rejected by ring: {e}"))?;
+        let key_pair = EcdsaKeyPair::from_private_key_and_public_key(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &material.secret.to_bytes(),
+            &public_key,
+            random::source(),
+        )
+        .map_err(|e| anyhow::anyhow!("VAPID key rejected by ring: {e}"))?;
         Ok(Self {
             key_pair,
             public_key,
             public_key_b64: base64url::encode(&public_key),
             fingerprint: base64url::encode(&Sha256::digest(public_key)[..12]),
             subject: subject.to_string(),
-            rng,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -189,13 +188,13 @@ impl VapidKeys {
         let header = base64url::encode(br#"{"typ":"JWT","alg":"ES256"}"#);
         let claims = serde_json::json!({ "aud": audience, "exp": expires_at, "sub": self.subject });
         let signing_input = format!("{header}.{}", base64url::encode(claims.to_string().as_bytes()));
-        let signature = self.key_pair.sign(&self.rng, signing_input.as_bytes()).expect("ECDSA signing does not fail");
+        let signature = self.key_pair.sign(random::source(), signing_input.as_bytes()).expect("ECDSA signing does not fail");
         format!("{signing_input}.{}", base64url::encode(signature.as_ref()))
     }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
+    clock::unix_seconds().max(0) as u64
 }
 
 /// Warns about subjects push services reject or that reach nobody.

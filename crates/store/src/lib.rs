@@ -13,6 +13,7 @@
 //! `migrations/postgres`), run at start.
 
 use anyhow::Context;
+use clarion_domain::clock::{rfc3339 as now_rfc3339, unix_seconds as unix_now};
 use sqlx::migrate::Migrate;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -77,7 +78,8 @@ mod subscriptions;
 
 pub use audience::TopicSaved;
 pub use broadcasts::{
-    audience_span, range_span, BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, Progress, RangeJob, RetryDue,
+    audience_span, range_span, BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, OriginState, Progress, RangeFinished,
+    RangeJob, RetryDue,
 };
 pub use deployment::{DeploymentKey, KeyMismatch};
 pub use subscriptions::{Imported, StoredSubscription, SubscriberFacts, Upserted};
@@ -157,14 +159,6 @@ impl LeaseStatus {
             LeaseStatus::Lost
         }
     }
-}
-
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 /// Connections per instance to PostgreSQL. Each instance needs about one per page being

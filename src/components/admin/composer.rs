@@ -3,8 +3,6 @@
 //! the target and audience (topics, users), an optional time to send at, and Send with
 //! live progress from the server's event stream.
 
-#[cfg(feature = "hydrate")]
-use super::error_text;
 use super::ConsoleContext;
 use crate::domain::notification::{Notification, NotificationAction, NotificationRequest, PayloadFormat, Urgency};
 use crate::domain::notification::{MAX_PAYLOAD_BYTES, PAYLOAD_WARN_BYTES};
@@ -534,7 +532,7 @@ async fn send_and_follow(mut request: NotificationRequest, target: Target, sendi
     let queued = match crate::api::admin::admin_send(request).await {
         Ok(queued) => queued,
         Err(e) => {
-            sending.error.set(error_text(&e));
+            sending.error.set(e.error);
             sending.busy.set(false);
             return;
         }

@@ -1,7 +1,7 @@
 //! The history: past broadcasts, newest first, with status, counts, clicks and timing.
 //! Each opens to its exact payload, delivery options and failures by reason.
 
-use super::{error_text, ConsoleContext};
+use super::ConsoleContext;
 use crate::api::admin::admin_history;
 use crate::domain::ledger::{readable_duration, readable_time};
 use crate::domain::BroadcastDetail;
@@ -50,7 +50,7 @@ pub fn History() -> impl IntoView {
             <Transition fallback=|| view! { <p class="help">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match page.await {
-                        Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                        Err(e) => view! { <p class="error">{e.error}</p> }.into_any(),
                         Ok(items) if items.is_empty() => view! { <p class="help" data-testid="history-empty">"Nothing sent yet."</p> }.into_any(),
                         Ok(items) => {
                             let oldest = items.last().map(|b| b.status.id);

@@ -38,32 +38,19 @@ impl ConsoleContext {
     }
 }
 
-/// Turns a server function's error into words for the page. Answers from the server's
-/// middleware (a rate limit, a cross-site refusal) are REST-style `{"error": ...}` bodies;
-/// their message is picked out.
-pub(crate) fn error_text(e: &ServerFnError) -> String {
-    let text = match e {
-        ServerFnError::ServerError(message) => message.clone(),
-        other => other.to_string(),
-    };
-    let api_error = text.find('{').and_then(|start| {
-        let body = text[start..].replace("\\\"", "\"");
-        let first = serde_json::Deserializer::from_str(&body).into_iter::<serde_json::Value>().next()?.ok()?;
-        first.get("error")?.as_str().map(str::to_string)
-    });
-    api_error.unwrap_or(text)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::api::ApiFailure;
+    use leptos::server_fn::error::FromServerFnError;
 
     #[test]
-    fn error_text_picks_the_message_out_of_a_middleware_answer() {
-        let raw = r#"error deserializing server function results: Invalid format: missing delimiter in "{\"error\":\"too many requests; try again in 1 s\"}""#;
-        let e = ServerFnError::Deserialization(raw.into());
-        assert_eq!(error_text(&e), "too many requests; try again in 1 s");
-        assert_eq!(error_text(&ServerFnError::ServerError("the token is wrong".into())), "the token is wrong");
+    fn a_middleware_answer_reads_as_the_failure_it_describes() {
+        // What the rate limit in front of the server functions answers: the REST body.
+        let body = br#"{"error":"too many requests from this address; try again in 1 s"}"#;
+        let failure = ApiFailure::de(body.to_vec().into());
+        assert_eq!(failure, ApiFailure { error: "too many requests from this address; try again in 1 s".into(), field: None });
+        let invalid = ApiFailure::de(br#"{"error":"title: is required","field":"title"}"#.to_vec().into());
+        assert_eq!(invalid.field.as_deref(), Some("title"));
     }
 }
 
@@ -91,7 +78,7 @@ pub fn AdminPage() -> impl IntoView {
                     match session.await {
                         Ok(Some(settings)) => view! { <Console settings on_sign_out=signed_in /> }.into_any(),
                         Ok(None) => view! { <SignIn on_signed_in=signed_in /> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{format!("Could not reach the server: {}", error_text(&e))}</p> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{format!("Could not reach the server: {e}")}</p> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -116,7 +103,7 @@ fn SignIn(on_signed_in: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
                     on_signed_in();
                 }
                 Err(e) => {
-                    let text = error_text(&e);
+                    let text = e.error;
                     let text = if text.contains("token") || text.contains("nauthori") {
                         "That is not the admin token. It is in <data-dir>/admin_token, or CLARION_ADMIN_TOKEN.".to_string()
                     } else {

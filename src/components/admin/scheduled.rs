@@ -1,7 +1,7 @@
 //! Scheduled sends: those waiting for their `send_at`, soonest last, each with Cancel.
 
 use super::history::{audience_text, read_payload};
-use super::{error_text, ConsoleContext};
+use super::ConsoleContext;
 use crate::api::admin::{admin_cancel, admin_scheduled};
 use crate::domain::ledger::readable_time;
 use crate::domain::BroadcastDetail;
@@ -21,7 +21,7 @@ pub fn Scheduled() -> impl IntoView {
             <Transition fallback=|| view! { <p class="help">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match list.await {
-                        Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                        Err(e) => view! { <p class="error">{e.error}</p> }.into_any(),
                         Ok(items) if items.is_empty() => {
                             view! { <p class="help" data-testid="scheduled-empty">"Nothing is scheduled."</p> }.into_any()
                         }
@@ -49,7 +49,7 @@ fn ScheduledItem(broadcast: BroadcastDetail, error: RwSignal<String>) -> impl In
         error.set(String::new());
         leptos::task::spawn_local(async move {
             if let Err(e) = admin_cancel(id).await {
-                error.set(format!("Could not cancel #{id}: {}", error_text(&e)));
+                error.set(format!("Could not cancel #{id}: {}", e.error));
             }
             busy.set(false);
             context.refresh_history();

@@ -2,7 +2,7 @@
 //! failures, user agent) with Delete and "Send to this one".
 
 use super::composer::Target;
-use super::{error_text, ConsoleContext};
+use super::ConsoleContext;
 use crate::api::admin::admin_subscribers;
 use crate::domain::ledger::readable_time;
 use crate::domain::SubscriptionSummary;
@@ -28,7 +28,7 @@ pub fn Subscribers() -> impl IntoView {
             <Transition fallback=|| view! { <p class="help">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match page.await {
-                        Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                        Err(e) => view! { <p class="error">{e.error}</p> }.into_any(),
                         Ok(page) => {
                             let next = page.next.clone();
                             let first_page = cursors.with(|c| c.len() == 1);
@@ -105,7 +105,7 @@ fn SubscriberRow(subscription: SubscriptionSummary, notice: RwSignal<String>) ->
                         notice.set(format!("Deleted subscription {label}."));
                         context.refresh_subscribers();
                     }
-                    Err(e) => notice.set(format!("Could not delete {label}: {}", error_text(&e))),
+                    Err(e) => notice.set(format!("Could not delete {label}: {}", e.error)),
                 }
             });
         }

@@ -126,13 +126,9 @@ impl Backend {
 }
 
 #[cfg(feature = "hydrate")]
-impl From<leptos::server_fn::error::ServerFnError> for BrowserError {
-    fn from(e: leptos::server_fn::error::ServerFnError) -> Self {
-        use leptos::server_fn::error::ServerFnError;
-        BrowserError(match e {
-            ServerFnError::ServerError(message) => message,
-            other => other.to_string(),
-        })
+impl From<crate::api::ApiFailure> for BrowserError {
+    fn from(e: crate::api::ApiFailure) -> Self {
+        BrowserError(e.error)
     }
 }
 

@@ -15,13 +15,12 @@
 
 use super::rest::error::ApiError;
 use super::security::{ClientIp, OverTls};
-use crate::domain::base64url;
+use crate::domain::{base64url, clock, random};
 use crate::server::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use clarion_core::CoreError;
-use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
 /// The session cookie's name.
@@ -62,9 +61,9 @@ pub async fn sign_in(state: &AppState, ip: std::net::IpAddr, OverTls(tls): OverT
         return Err(ApiError::Unauthorized);
     }
     let mut bytes = [0u8; 32];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| CoreError::Internal(anyhow::anyhow!("the OS random source failed")))?;
+    random::fill(&mut bytes).map_err(|e| CoreError::Internal(e.into()))?;
     let value = base64url::encode(&bytes);
-    let expires_at = chrono::Utc::now().timestamp() + SESSION_SECONDS;
+    let expires_at = clock::unix_seconds() + SESSION_SECONDS;
     state.core.store.create_session(&token_hash(&value), state.admin.session_tag(), expires_at).await.map_err(CoreError::Internal)?;
     tracing::info!("admin signed in");
     Ok(cookie(&value, SESSION_SECONDS, tls))

@@ -6,10 +6,11 @@
 use super::targets::push_target;
 use super::{broadcast_status, page_size, PAGES_IN_FLIGHT};
 use crate::Clarion;
-use clarion_domain::{base64url, BroadcastStatus, FailureReason};
+use clarion_domain::clock::unix_millis as now_ms;
+use clarion_domain::{base64url, random, BroadcastStatus, FailureReason};
 use clarion_push::policy::{GateCheck, OriginGate, MAX_VAPID_REFUSALS};
 use clarion_push::{Decision, DeliveryOutcome, PushMessage, RetryPolicy};
-use clarion_store::{BroadcastStart, LeaseStatus, Progress, RangeJob, RetryDue, Store, StoredSubscription};
+use clarion_store::{BroadcastStart, LeaseStatus, OriginState, Progress, RangeFinished, RangeJob, RetryDue, Store, StoredSubscription};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,10 +26,6 @@ fn push_message(job: &RangeJob) -> PushMessage {
         urgency: job.urgency,
         topic: job.topic.clone(),
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// How long a stopping worker waits for the pushes in flight to settle (so their outcomes
@@ -334,7 +331,8 @@ async fn share_origin_state(
     gate: &OriginGate,
 ) -> anyhow::Result<()> {
     let id = range.broadcast_id;
-    let (holds, stopped) = with_storage(core, id, halt, "read the push services' state", || store.origin_state(id, now_ms())).await?;
+    let OriginState { holds, stopped } =
+        with_storage(core, id, halt, "read the push services' state", || store.origin_state(id, now_ms())).await?;
     for (origin, until) in holds {
         gate.adopt_hold(&origin, until);
     }
@@ -429,7 +427,8 @@ async fn drive(
         }
     }
 
-    let (lease, broadcast_done) = with_storage(core, id, halt, "finish the range", || store.finish_range(range, owner)).await?;
+    let RangeFinished { lease, broadcast_done } =
+        with_storage(core, id, halt, "finish the range", || store.finish_range(range, owner)).await?;
     if lease == LeaseStatus::Lost {
         return Ok(DriveEnd::LeaseLost);
     }
@@ -496,8 +495,7 @@ async fn settle(batch: impl std::future::Future<Output = Progress>, halt: &Cance
 
 /// A name for this process's leases, unique per start.
 pub fn worker_name(kind: &str) -> String {
-    let mut bytes = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).expect("random");
+    let bytes: [u8; 8] = random::bytes();
     format!("{kind}-{}-{}", std::process::id(), base64url::encode(&bytes))
 }
 

@@ -52,7 +52,7 @@ fn parse_send_at(text: &str) -> Result<i64, CoreError> {
     let at = chrono::DateTime::parse_from_rfc3339(text)
         .map_err(|e| invalid(format!("is not an RFC 3339 time such as 2026-12-01T09:00:00Z: {e}")))?
         .with_timezone(&chrono::Utc);
-    let now = chrono::Utc::now();
+    let now = clarion_domain::clock::now();
     if at <= now {
         return Err(invalid("is in the past; leave it out to send now".into()));
     }

@@ -82,23 +82,40 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let field = match &self {
+impl ApiError {
+    /// The input at fault, when one is: the body's `field`.
+    pub fn field(&self) -> Option<&str> {
+        match self {
             ApiError::BadRequest { field, .. } => field.as_deref(),
             ApiError::UnknownMember { name, .. } => Some(name.as_str()),
             ApiError::Core(CoreError::Invalid { field, .. } | CoreError::Conflict { field, .. }) => Some(*field),
             _ => None,
-        };
-        let error = match &self {
+        }
+    }
+
+    /// The message safe to show to a client: the body's `error` (an internal error's
+    /// details stay in the log).
+    pub fn public_message(&self) -> String {
+        match self {
             ApiError::Core(core) => core.public_message(),
             other => other.to_string(),
-        };
-        if let ApiError::Core(CoreError::Internal(cause)) = &self {
+        }
+    }
+
+    /// Logs an internal error's cause, which the client never sees.
+    pub fn log_if_internal(&self) {
+        if let ApiError::Core(CoreError::Internal(cause)) = self {
             tracing::error!(error = ?cause, "internal error");
         }
-        let mut response = (status, axum::Json(ErrorBody { error, field })).into_response();
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        self.log_if_internal();
+        let error = self.public_message();
+        let mut response = (status, axum::Json(ErrorBody { error, field: self.field() })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="clarion""#));
         }
