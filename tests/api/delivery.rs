@@ -5,6 +5,18 @@ use crate::helpers::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// The operator rotates the VAPID key: the app stops, the recorded key is forgotten, and
+/// the app starts again on the same data with a new key.
+async fn with_a_new_vapid_key(app: TestApp) -> TestApp {
+    let (data_dir, host) = (app.data_dir.clone(), app.push_hosts.clone());
+    let rotated = clarion_push::vapid::VapidKeyMaterial::generate();
+    let guard = app.stop().await;
+    forget_deployment_key(&data_dir, "vapid_key").await;
+    let mut again = start_app(data_dir, &host, Some(rotated.private_raw_base64url())).await;
+    again.keep(guard);
+    again
+}
+
 /// Two push services (two origins) that the app trusts.
 async fn two_origins(tweak: impl FnOnce(&mut clarion::server::config::ServeArgs)) -> (TestApp, PushService, PushService) {
     let (a, b) = (spawn_push_service().await, spawn_push_service().await);
@@ -280,15 +292,7 @@ async fn after_a_key_rotation_old_subscriptions_are_removed_without_stopping_the
     let app = spawn_app(&push.host()).await;
     // Two browsers subscribe under the first key, then the operator rotates it.
     let stale = subscribe_minted(&app, &push, 2).await;
-    let (data_dir, host) = (app.data_dir.clone(), app.push_hosts.clone());
-    let app = {
-        let rotated = clarion_push::vapid::VapidKeyMaterial::generate();
-        let guard = app.stop().await;
-        forget_deployment_key(&data_dir, "vapid_key").await;
-        let mut again = start_app(data_dir, &host, Some(rotated.private_raw_base64url())).await;
-        again.keep(guard);
-        again
-    };
+    let app = with_a_new_vapid_key(app).await;
     // A third browser subscribes under the new key; the old ones have not come back yet.
     let fresh = subscribe_minted(&app, &push, 1).await;
     let status = app.broadcast(&json!({ "title": "After the rotation", "body": "" })).await;
@@ -311,15 +315,7 @@ async fn a_test_push_judges_a_refusal_as_a_broadcast_does() {
     let created = app.client.post(app.url("/api/v1/subscriptions")).json(&minted).send().await.unwrap();
     assert_eq!(created.status(), 201);
     // The operator rotates the key; the browser has not come back since.
-    let (data_dir, host) = (app.data_dir.clone(), app.push_hosts.clone());
-    let app = {
-        let rotated = clarion_push::vapid::VapidKeyMaterial::generate();
-        let guard = app.stop().await;
-        forget_deployment_key(&data_dir, "vapid_key").await;
-        let mut again = start_app(data_dir, &host, Some(rotated.private_raw_base64url())).await;
-        again.keep(guard);
-        again
-    };
+    let app = with_a_new_vapid_key(app).await;
     let answer = app
         .client
         .post(app.url("/api/v1/subscriptions/test"))

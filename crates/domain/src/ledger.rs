@@ -40,6 +40,19 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
+    /// Every reason.
+    pub const ALL: [FailureReason; 9] = [
+        FailureReason::VapidRejected,
+        FailureReason::PayloadTooLarge,
+        FailureReason::RateLimited,
+        FailureReason::Rejected,
+        FailureReason::PushServiceError,
+        FailureReason::TransportError,
+        FailureReason::InvalidSubscription,
+        FailureReason::EndpointNotAllowed,
+        FailureReason::InternalError,
+    ];
+
     /// The stored and served name, e.g. `vapid_rejected`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -218,18 +231,7 @@ mod tests {
 
     #[test]
     fn failure_reasons_serialize_under_their_stored_names() {
-        use FailureReason::*;
-        for reason in [
-            VapidRejected,
-            PayloadTooLarge,
-            RateLimited,
-            Rejected,
-            PushServiceError,
-            TransportError,
-            InvalidSubscription,
-            EndpointNotAllowed,
-            InternalError,
-        ] {
+        for reason in FailureReason::ALL {
             assert_eq!(serde_json::to_string(&reason).unwrap(), format!("\"{}\"", reason.as_str()));
         }
     }
