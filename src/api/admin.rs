@@ -1,5 +1,5 @@
 //! Server functions of the admin console (`/admin`). Sign-in exchanges the admin token for
-//! a session cookie (see `server::admin`); every other function here refuses a request
+//! a session cookie (see `server::http::admin`); every other function here refuses a request
 //! without admin rights, with 401, through the same extractor as the REST admin routes.
 //! Each is a thin wrapper over the same core operation the REST API and the CLI call.
 //! Reads are GETs (so the per-address write limit does not apply to them); changes are
