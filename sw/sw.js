@@ -13,13 +13,15 @@
  *   app_badge}); plain text falls back to a text notification, and an empty push still
  *   shows a generic one (browsers penalise a push that shows nothing). `app_badge` sets
  *   the installed app's badge where the Badging API exists (0 clears it).
- * - notificationclick: closes the notification, reports the click to Clarion (the
- *   notification's id, and this browser's subscription proven by its `auth` secret, which
- *   marks it as seen), then focuses a window already at the target
- *   URL (an action's own URL when an action button was clicked) or opens one.
- * - pushsubscriptionchange: subscribes again with the server's current VAPID key, stores
- *   the new subscription and deletes the old one. It uses only what a worker has: no
- *   window, no localStorage.
+ * - notificationclick: closes the notification, focuses a window already at the target
+ *   URL (an action's own URL when an action button was clicked) or opens one, and
+ *   meanwhile reports the click to Clarion (the notification's id, and this browser's
+ *   subscription proven by its `auth` secret: a click counts once per subscription).
+ * - pushsubscriptionchange: subscribes again with the server's current VAPID key and
+ *   asks Clarion to renew: the new subscription takes over the old one's user and topics
+ *   (the old one's `auth` proves it) and the old one is deleted. It uses only what a
+ *   worker has: no window, no localStorage; the last subscription it saw is kept in
+ *   Cache Storage for browsers that do not say which one changed.
  */
 'use strict';
 
@@ -140,28 +142,110 @@ function applyBadge(count) {
   return undefined;
 }
 
+/** How long a click report may take before it is given up (the window is open by then). */
+const REPORT_TIMEOUT_MS = 10000;
+
+/** This browser's subscription as `{endpoint, auth}`, the proof Clarion asks for, or null. */
+function proofOf(subscription) {
+  let json = null;
+  try {
+    json = subscription && (typeof subscription.toJSON === 'function' ? subscription.toJSON() : subscription);
+  } catch (_) {
+    json = null;
+  }
+  return json && json.endpoint && json.keys && json.keys.auth ? { endpoint: json.endpoint, auth: json.keys.auth } : null;
+}
+
 /**
- * Tells Clarion a notification was clicked; a failure never blocks the navigation. The
- * report names this browser's subscription (its endpoint and `auth` secret, which prove
- * it), so the click also marks the subscription as seen for the idle expiry.
+ * Tells Clarion a notification was clicked. A click counts only with the proof that this
+ * browser got the notification: its subscription's endpoint and `auth` secret (which also
+ * mark it as seen). Without a subscription nothing is reported. The report is given up
+ * after REPORT_TIMEOUT_MS and never fails the click.
  */
 async function reportClick(id) {
   if (!Number.isSafeInteger(id) || id <= 0) return undefined;
-  const init = { method: 'POST', credentials: 'omit', keepalive: true };
+  let proof = null;
   try {
-    const subscription = await self.registration.pushManager.getSubscription();
-    const json = subscription && subscription.toJSON();
-    if (json && json.endpoint && json.keys && json.keys.auth) {
-      init.headers = { 'Content-Type': 'application/json' };
-      init.body = JSON.stringify({ endpoint: json.endpoint, auth: json.keys.auth });
-    }
+    proof = proofOf(await self.registration.pushManager.getSubscription());
   } catch (_) {
-    // Without the subscription the click is still counted.
+    proof = null;
   }
-  return fetch(API + '/notifications/' + id + '/clicks', init).then(
+  if (!proof) return undefined;
+  const init = {
+    method: 'POST',
+    credentials: 'omit',
+    keepalive: true,
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(proof),
+  };
+  let timer;
+  const controller = typeof AbortController === 'function' ? new AbortController() : null;
+  if (controller) init.signal = controller.signal;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(() => {
+      if (controller) controller.abort();
+      resolve();
+    }, REPORT_TIMEOUT_MS);
+  });
+  const sent = fetch(API + '/notifications/' + id + '/clicks', init).then(
     () => undefined,
     () => undefined,
   );
+  await Promise.race([sent, timeout]);
+  clearTimeout(timer);
+  return undefined;
+}
+
+/** Focuses a window already at `target`, or opens one. */
+async function openOrFocus(target) {
+  const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  for (const client of windows) {
+    if (client.url === target && typeof client.focus === 'function') {
+      return client.focus();
+    }
+  }
+  if (self.clients.openWindow) {
+    return self.clients.openWindow(target);
+  }
+  return undefined;
+}
+
+/*
+ * The subscription this worker last saw, kept in Cache Storage: Chrome often fires
+ * pushsubscriptionchange without `oldSubscription`, and the renewal needs the old one's
+ * proof to carry its user and topics over.
+ */
+const MEMORY_CACHE = 'clarion-worker';
+const MEMORY_KEY = '/clarion-worker/subscription';
+
+async function remember(subscription) {
+  const proof = proofOf(subscription);
+  if (!proof || typeof caches === 'undefined') return;
+  try {
+    const cache = await caches.open(MEMORY_CACHE);
+    await cache.put(MEMORY_KEY, new Response(JSON.stringify(proof), { headers: { 'Content-Type': 'application/json' } }));
+  } catch (_) {
+    // Remembering is a help, not a need.
+  }
+}
+
+async function remembered() {
+  if (typeof caches === 'undefined') return null;
+  try {
+    const cache = await caches.open(MEMORY_CACHE);
+    const found = await cache.match(MEMORY_KEY);
+    return found ? await found.json() : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+async function rememberCurrent() {
+  try {
+    await remember(await self.registration.pushManager.getSubscription());
+  } catch (_) {
+    // As above.
+  }
 }
 
 self.addEventListener('install', () => {
@@ -169,13 +253,13 @@ self.addEventListener('install', () => {
 });
 
 self.addEventListener('activate', (event) => {
-  event.waitUntil(self.clients.claim());
+  event.waitUntil(Promise.all([self.clients.claim(), rememberCurrent()]));
 });
 
 self.addEventListener('push', (event) => {
   const origin = self.location.origin;
   const { title, options, appBadge } = notificationFromPush(event.data, origin);
-  event.waitUntil(Promise.all([self.registration.showNotification(title, options), applyBadge(appBadge)]));
+  event.waitUntil(Promise.all([self.registration.showNotification(title, options), applyBadge(appBadge), rememberCurrent()]));
 });
 
 self.addEventListener('notificationclick', (event) => {
@@ -185,22 +269,9 @@ self.addEventListener('notificationclick', (event) => {
   if (event.action && data.actions && typeof data.actions[event.action] === 'string') {
     target = data.actions[event.action];
   }
-  const reported = reportClick(data.id);
-  event.waitUntil(
-    (async () => {
-      await reported;
-      const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-      for (const client of windows) {
-        if (client.url === target && typeof client.focus === 'function') {
-          return client.focus();
-        }
-      }
-      if (self.clients.openWindow) {
-        return self.clients.openWindow(target);
-      }
-      return undefined;
-    })(),
-  );
+  // The window first: a browser lets a worker open one only for a short time after the
+  // click (Firefox: about a second). The report goes alongside and never holds it up.
+  event.waitUntil(Promise.all([openOrFocus(target), reportClick(data.id)]));
 });
 
 self.addEventListener('pushsubscriptionchange', (event) => {
@@ -216,6 +287,22 @@ self.addEventListener('pushsubscriptionchange', (event) => {
           userVisibleOnly: true,
           applicationServerKey: base64UrlToBytes(publicKey),
         }));
+      const old = proofOf(event.oldSubscription) || (await remembered());
+      if (old && old.endpoint !== renewed.endpoint) {
+        // The renewed subscription takes over the old one's user and topics, and Clarion
+        // deletes the old one; the old one's `auth` proves this worker held it.
+        const carried = await fetch(API + '/subscriptions/renew', {
+          method: 'POST',
+          credentials: 'omit',
+          headers: json,
+          body: JSON.stringify({ old, subscription: renewed.toJSON() }),
+        });
+        if (carried.ok) return remember(renewed);
+        // 404: Clarion no longer has the old one; 403: it is not ours. Store the new one.
+        if (carried.status !== 404 && carried.status !== 403) {
+          throw new Error('could not renew the subscription: ' + carried.status);
+        }
+      }
       const saved = await fetch(API + '/subscriptions', {
         method: 'POST',
         credentials: 'omit',
@@ -223,15 +310,7 @@ self.addEventListener('pushsubscriptionchange', (event) => {
         body: JSON.stringify(renewed.toJSON()),
       });
       if (!saved.ok) throw new Error('could not store the renewed subscription: ' + saved.status);
-      const old = event.oldSubscription;
-      if (old && old.endpoint && old.endpoint !== renewed.endpoint) {
-        await fetch(API + '/subscriptions', {
-          method: 'DELETE',
-          credentials: 'omit',
-          headers: json,
-          body: JSON.stringify({ endpoint: old.endpoint }),
-        });
-      }
+      return remember(renewed);
     })(),
   );
 });

@@ -43,14 +43,32 @@ function loadWorker({ windows = [], fetchImpl, navigator, current = null, locati
     }
     return { ok: true, status: 201, json: async () => ({}) };
   });
-  const context = vm.createContext({ self, fetch, atob, URL, Promise, Number, String, Array, JSON, Uint8Array, Error, Object });
+  // A fake clock: timers fire only when the test advances it.
+  let now = 0;
+  const timers = new Map();
+  let nextTimer = 1;
+  const setTimeout = (fn, ms) => { const id = nextTimer++; timers.set(id, { at: now + ms, fn }); return id; };
+  const clearTimeout = (id) => { timers.delete(id); };
+  const advance = (ms) => {
+    now += ms;
+    for (const [id, timer] of [...timers]) {
+      if (timer.at <= now) { timers.delete(id); timer.fn(); }
+    }
+  };
+  const context = vm.createContext({ self, fetch, atob, URL, Promise, Number, String, Array, JSON, Uint8Array, Error, Object, setTimeout, clearTimeout, AbortController });
   vm.runInContext(source, context);
   async function dispatch(type, event) {
     const pending = [];
     listeners[type]({ ...event, waitUntil: (p) => pending.push(p) });
     await Promise.all(pending);
   }
-  return { dispatch, shown, opened, fetches, subscribeCalls, listeners };
+  /** Dispatches without waiting for the event's waitUntil promises; hands them back. */
+  function fire(type, event) {
+    const pending = [];
+    listeners[type]({ ...event, waitUntil: (p) => pending.push(p) });
+    return Promise.all(pending);
+  }
+  return { dispatch, fire, advance, shown, opened, fetches, subscribeCalls, listeners };
 }
 
 const pushData = (text) => ({ text: () => text });
@@ -116,35 +134,58 @@ test('the flat shape carries the id and the badge too; 0 clears the badge', asyn
   assert.equal(cleared, 1);
 });
 
-test('a click reports the notification id, with no credentials, and opens the URL', async () => {
-  const sw = loadWorker();
+const mine = { toJSON: () => ({ endpoint: 'https://push.example/mine', keys: { p256dh: 'p', auth: 'secret-auth' } }) };
+
+test('a click reports the notification id with this browser\'s proof, with no credentials, and opens the URL', async () => {
+  const sw = loadWorker({ current: mine });
   await sw.dispatch('notificationclick', { notification: { data: { url: ORIGIN + '/news', id: 42 }, close: () => {} } });
   assert.equal(sw.fetches.length, 1);
   assert.equal(sw.fetches[0].url, '/api/v1/notifications/42/clicks');
   assert.equal(sw.fetches[0].init.method, 'POST');
   assert.equal(sw.fetches[0].init.credentials, 'omit');
-  assert.equal(sw.fetches[0].init.body, undefined);
+  assert.equal(sw.fetches[0].init.headers['Content-Type'], 'application/json');
+  assert.deepEqual(JSON.parse(sw.fetches[0].init.body), { endpoint: 'https://push.example/mine', auth: 'secret-auth' });
   assert.deepEqual(sw.opened, [ORIGIN + '/news']);
 });
 
-test('a click names this browser\'s subscription, so Clarion marks it as seen', async () => {
-  const current = { toJSON: () => ({ endpoint: 'https://push.example/mine', keys: { p256dh: 'p', auth: 'secret-auth' } }) };
-  const sw = loadWorker({ current });
-  await sw.dispatch('notificationclick', { notification: { data: { url: ORIGIN + '/', id: 9 }, close: () => {} } });
-  assert.equal(sw.fetches[0].url, '/api/v1/notifications/9/clicks');
-  assert.equal(sw.fetches[0].init.headers['Content-Type'], 'application/json');
-  assert.deepEqual(JSON.parse(sw.fetches[0].init.body), { endpoint: 'https://push.example/mine', auth: 'secret-auth' });
+test('without a subscription a click reports nothing (it could not count) and still opens the URL', async () => {
+  const sw = loadWorker();
+  await sw.dispatch('notificationclick', { notification: { data: { url: ORIGIN + '/news', id: 42 }, close: () => {} } });
+  assert.equal(sw.fetches.length, 0);
+  assert.deepEqual(sw.opened, [ORIGIN + '/news']);
+});
+
+test('a click opens the window at once though the report never answers, and gives the report up later', async () => {
+  const reports = [];
+  const sw = loadWorker({
+    current: mine,
+    fetchImpl: (url, init) => {
+      reports.push(url);
+      // Never answers, unless aborted.
+      return new Promise((_, reject) => init.signal && init.signal.addEventListener('abort', () => reject(new Error('aborted'))));
+    },
+  });
+  let settled = false;
+  const done = sw.fire('notificationclick', { notification: { data: { url: ORIGIN + '/news', id: 42 }, close: () => {} } }).then(() => { settled = true; });
+  // No time passes on the fake clock: only the promise queue runs.
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+  assert.deepEqual(sw.opened, [ORIGIN + '/news'], 'the window is opened before the report answers');
+  assert.deepEqual(reports, ['/api/v1/notifications/42/clicks']);
+  assert.equal(settled, false, 'the report is still pending');
+  sw.advance(10000);
+  await done;
+  assert.equal(settled, true, 'the event ends once the report is given up');
 });
 
 test('an action button opens its own URL; a failed report still navigates', async () => {
-  const sw = loadWorker({ fetchImpl: async () => { throw new Error('offline'); } });
+  const sw = loadWorker({ current: mine, fetchImpl: async () => { throw new Error('offline'); } });
   const data = { url: ORIGIN + '/news', id: 5, actions: { 'action-1': ORIGIN + '/later' } };
   await sw.dispatch('notificationclick', { action: 'action-1', notification: { data, close: () => {} } });
   assert.deepEqual(sw.opened, [ORIGIN + '/later']);
 });
 
 test('a notification without an id reports nothing', async () => {
-  const sw = loadWorker();
+  const sw = loadWorker({ current: mine });
   await sw.dispatch('notificationclick', { notification: { data: { url: ORIGIN + '/' }, close: () => {} } });
   assert.equal(sw.fetches.length, 0);
 });
@@ -172,18 +213,40 @@ test('a click opens the URL when no window shows it', async () => {
   assert.deepEqual(sw.opened, [ORIGIN + '/news']);
 });
 
-test('pushsubscriptionchange re-subscribes with the server key, stores the new one and deletes the old', async () => {
+const oldOne = { endpoint: 'https://push.example/old', toJSON: () => ({ endpoint: 'https://push.example/old', keys: { p256dh: 'p', auth: 'old-auth' } }) };
+
+test('pushsubscriptionchange re-subscribes with the server key and renews: the new one carries the old one\'s proof', async () => {
   const sw = loadWorker();
-  await sw.dispatch('pushsubscriptionchange', { oldSubscription: { endpoint: 'https://push.example/old' } });
+  await sw.dispatch('pushsubscriptionchange', { oldSubscription: oldOne });
   assert.equal(sw.subscribeCalls.length, 1);
   assert.equal(sw.subscribeCalls[0].userVisibleOnly, true);
   assert.deepEqual(Array.from(sw.subscribeCalls[0].applicationServerKey), [4, 1, 2]);
-  const [key, post, del] = sw.fetches;
+  assert.equal(sw.fetches.length, 2, 'the key, then one renewal (Clarion deletes the old one itself)');
+  const [key, renew] = sw.fetches;
   assert.equal(key.url, '/api/v1/vapid-public-key');
-  assert.equal(post.init.method, 'POST');
-  assert.equal(JSON.parse(post.init.body).endpoint, 'https://push.example/new');
-  assert.equal(del.init.method, 'DELETE');
-  assert.deepEqual(JSON.parse(del.init.body), { endpoint: 'https://push.example/old' });
+  assert.equal(renew.url, '/api/v1/subscriptions/renew');
+  assert.equal(renew.init.method, 'POST');
+  const body = JSON.parse(renew.init.body);
+  assert.deepEqual(body.old, { endpoint: 'https://push.example/old', auth: 'old-auth' });
+  assert.equal(body.subscription.endpoint, 'https://push.example/new');
+});
+
+test('pushsubscriptionchange without a known old subscription, or one Clarion forgot, stores the new one', async () => {
+  const plain = loadWorker();
+  await plain.dispatch('pushsubscriptionchange', {});
+  assert.deepEqual(plain.fetches.map((f) => f.url), ['/api/v1/vapid-public-key', '/api/v1/subscriptions']);
+  const fetches = [];
+  const forgot = loadWorker({
+    fetchImpl: async (url, init) => {
+      fetches.push({ url, init });
+      if (url.endsWith('/vapid-public-key')) return { ok: true, status: 200, json: async () => ({ public_key: 'BAEC' }) };
+      if (url.endsWith('/renew')) return { ok: false, status: 404, json: async () => ({}) };
+      return { ok: true, status: 201, json: async () => ({}) };
+    },
+  });
+  await forgot.dispatch('pushsubscriptionchange', { oldSubscription: oldOne });
+  assert.deepEqual(fetches.map((f) => f.url), ['/api/v1/vapid-public-key', '/api/v1/subscriptions/renew', '/api/v1/subscriptions']);
+  assert.equal(JSON.parse(fetches[2].init.body).endpoint, 'https://push.example/new');
 });
 
 test('pushsubscriptionchange fails loudly when the server refuses the new subscription', async () => {
@@ -202,8 +265,7 @@ const CLARION = 'https://push.example.com';
 const imported = (query = '?clarion=' + encodeURIComponent(CLARION)) => ({ origin: SITE, href: SITE + '/clarion-worker.js' + query });
 
 test('imported into a site\'s worker, a click is reported to Clarion\'s origin and opens the site\'s page', async () => {
-  const current = { toJSON: () => ({ endpoint: 'https://push.example/mine', keys: { p256dh: 'p', auth: 'secret-auth' } }) };
-  const sw = loadWorker({ location: imported(), current });
+  const sw = loadWorker({ location: imported(), current: mine });
   await sw.dispatch('push', { data: pushData(JSON.stringify({ title: 'Sale', url: '/deals', notification_id: 7 })) });
   assert.equal(sw.shown[0].options.data.url, SITE + '/deals', 'links resolve against the site, not Clarion');
   await sw.dispatch('notificationclick', { notification: { data: sw.shown[0].options.data, close() {} } });
@@ -214,22 +276,19 @@ test('imported into a site\'s worker, a click is reported to Clarion\'s origin a
   assert.deepEqual(sw.opened, [SITE + '/deals']);
 });
 
-test('imported, pushsubscriptionchange takes the key from Clarion and stores the new subscription there', async () => {
+test('imported, pushsubscriptionchange takes the key from Clarion and renews the subscription there', async () => {
   const sw = loadWorker({ location: imported() });
-  await sw.dispatch('pushsubscriptionchange', { oldSubscription: { endpoint: 'https://push.example/old' } });
-  const [key, post, del] = sw.fetches;
+  await sw.dispatch('pushsubscriptionchange', { oldSubscription: oldOne });
+  const [key, renew] = sw.fetches;
   assert.equal(key.url, CLARION + '/api/v1/vapid-public-key');
-  assert.equal(post.url, CLARION + '/api/v1/subscriptions');
-  assert.equal(post.init.method, 'POST');
-  assert.equal(post.init.credentials, 'omit');
-  assert.equal(del.url, CLARION + '/api/v1/subscriptions');
-  assert.equal(del.init.method, 'DELETE');
-  assert.deepEqual(JSON.parse(del.init.body), { endpoint: 'https://push.example/old' });
+  assert.equal(renew.url, CLARION + '/api/v1/subscriptions/renew');
+  assert.equal(renew.init.method, 'POST');
+  assert.equal(renew.init.credentials, 'omit');
 });
 
 test('a clarion parameter that is not an http(s) origin, or is the worker\'s own, keeps reports on this origin', async () => {
   for (const query of ['?clarion=javascript%3Aalert(1)', '?clarion=not%20a%20url', '?clarion=' + encodeURIComponent(SITE), '']) {
-    const sw = loadWorker({ location: imported(query) });
+    const sw = loadWorker({ location: imported(query), current: mine });
     await sw.dispatch('notificationclick', { notification: { data: { id: 3, url: SITE + '/' }, close() {} } });
     assert.equal(sw.fetches[0].url, '/api/v1/notifications/3/clicks', query);
   }

@@ -144,6 +144,15 @@ impl Client {
         future_to_promise(async move { saving.await.map(|t| browser::string_array(&t)).map_err(js_error) })
     }
 
+    /// Unbinds this browser from the signed-in user (call it when the user signs out of
+    /// your site): the subscription stays, with its topics, but sends to that user no
+    /// longer reach it. Resolves once Clarion has unbound it.
+    #[wasm_bindgen(js_name = signOut)]
+    pub fn sign_out(&self) -> Promise {
+        let signing_out = self.control.sign_out();
+        future_to_promise(async move { signing_out.await.map(|()| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
     /// Pushes a test notification to this browser; resolves to
     /// `{ outcome: "delivered" | "gone" | "failed", reason? }`.
     #[wasm_bindgen(js_name = sendTest)]

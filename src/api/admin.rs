@@ -137,5 +137,7 @@ pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<Subs
 pub async fn admin_delete_subscriber(endpoint: String) -> Result<(), ApiFailure> {
     let state = state()?;
     require_session(&state).await?;
-    clarion_core::subscriptions::unsubscribe(&state.core, &endpoint).await.map_err(to_server_error)
+    clarion_core::subscriptions::unsubscribe(&state.core, &endpoint, clarion_core::subscriptions::Deleter::Admin)
+        .await
+        .map_err(to_server_error)
 }

@@ -107,16 +107,24 @@ pub async fn save_topics(endpoint: String, auth: String, topics: Vec<String>) ->
     clarion_core::audience::set_topics(&state.core, &owned, &topics).await.map_err(to_server_error)
 }
 
-/// Forgets this browser's subscription. Unknown endpoints are not an error here: the goal,
-/// "the server does not have it", holds either way.
+/// Forgets this browser's subscription; it proves the subscription is its own with `auth`.
+/// Unknown endpoints are not an error here: the goal, "the server does not have it",
+/// holds either way.
 #[server(prefix = "/api/fn", endpoint = "delete_subscription", input = Json)]
-pub async fn delete_subscription(endpoint: String) -> Result<bool, ApiFailure> {
+pub async fn delete_subscription(endpoint: String, auth: String) -> Result<bool, ApiFailure> {
+    use clarion_core::subscriptions::Deleter;
     use clarion_core::CoreError;
-    match clarion_core::subscriptions::unsubscribe(&state()?.core, &endpoint).await {
+    match clarion_core::subscriptions::unsubscribe(&state()?.core, &endpoint, Deleter::Owner { auth: &auth }).await {
         Ok(()) => Ok(true),
         Err(CoreError::NotFound(_)) => Ok(false),
         Err(e) => Err(to_server_error(e)),
     }
+}
+
+/// Unbinds this browser's subscription from its signed-in user; proven by its `auth`.
+#[server(prefix = "/api/fn", endpoint = "sign_out", input = Json)]
+pub async fn sign_out(endpoint: String, auth: String) -> Result<(), ApiFailure> {
+    clarion_core::subscriptions::sign_out(&state()?.core, &endpoint, &auth).await.map_err(to_server_error)
 }
 
 /// Pushes a test notification to this browser's own subscription, proven by its `auth`.

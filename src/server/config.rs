@@ -129,9 +129,21 @@ pub struct ServeArgs {
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "CLARION_MAX_CONNECTIONS", default_value_t = 2048)]
     pub max_connections: usize,
-    /// Seconds a client has to send a request's headers; then the connection is closed.
+    /// Connections one client address (an IPv4 address, an IPv6 /64) may hold at once;
+    /// 0 (the default) is a quarter of CLARION_MAX_CONNECTIONS. Trusted proxies are exempt.
+    #[arg(long, env = "CLARION_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 0)]
+    pub max_connections_per_client: usize,
+    /// Seconds a new connection has to send its first byte; then it is closed.
+    #[arg(long, env = "CLARION_FIRST_BYTES_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub first_bytes_timeout: u64,
+    /// Seconds a client has to send a request's headers (for a new connection: from
+    /// accept, HTTP/2's preface and SETTINGS included); then the connection is closed.
     #[arg(long, env = "CLARION_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout: u64,
+    /// Seconds a connection with no request in progress (an idle keep-alive, an HTTP/2
+    /// connection with no open stream) stays open.
+    #[arg(long, env = "CLARION_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
     /// Seconds a client has to send a request's body; then the request fails.
     #[arg(long, env = "CLARION_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_timeout: u64,
@@ -145,8 +157,13 @@ pub struct ServeArgs {
     /// The secret your site's backend signs identity tokens with (JWT, HS256, claims
     /// `sub` and `exp`, at most 24 h long), so a subscription can be tied to a signed-in
     /// user. Unset: identity tokens are refused.
+    /// At least 32 bytes; a shorter one is refused at start.
     #[arg(long, env = "CLARION_IDENTITY_SECRET", hide_env_values = true)]
     pub identity_secret: Option<String>,
+    /// The `aud` values an identity token may carry, comma-separated. Unset: a token may
+    /// leave `aud` out or name `clarion`; set: every token must name one of these.
+    #[arg(long, env = "CLARION_IDENTITY_AUDIENCE", value_delimiter = ',')]
+    pub identity_audience: Vec<String>,
     /// Remove subscriptions that nobody has seen (page visit, click, topic change) for
     /// this many days; 0 (the default) keeps them.
     #[arg(long, env = "CLARION_IDLE_EXPIRY_DAYS", default_value_t = 0)]

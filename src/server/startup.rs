@@ -98,7 +98,10 @@ fn env_or(key: &str, default: &str) -> String {
 impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
         let mut core = build_core(&args.site).await?;
-        core.identity = args.identity_secret.as_deref().filter(|s| !s.is_empty()).map(IdentitySecret::new);
+        core.identity = match args.identity_secret.as_deref().filter(|s| !s.is_empty()) {
+            Some(secret) => Some(IdentitySecret::new(secret, &args.identity_audience).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
         let admin = AdminToken::load_or_create(args.admin_token.as_deref(), &args.site.data_dir)?;
         core.store.agree_on_key(DeploymentKey::AdminToken, &admin.fingerprint()).await?;
         let listener = TcpListener::bind(args.addr).await.with_context(|| format!("Failed to listen on {}", args.addr))?;
@@ -131,8 +134,17 @@ impl Application {
         if args.subscribe_rate_limit == 0 {
             tracing::warn!("CLARION_SUBSCRIBE_RATE_LIMIT is 0: new subscriptions are not rate-limited");
         }
-        let connection_limits =
-            ConnectionLimits { max_connections: args.max_connections, header_timeout: Duration::from_secs(args.header_timeout) };
+        let connection_limits = ConnectionLimits {
+            max_connections: args.max_connections,
+            max_per_client: match args.max_connections_per_client {
+                0 => ConnectionLimits::default_per_client(args.max_connections),
+                share => share,
+            },
+            first_bytes_timeout: Duration::from_secs(args.first_bytes_timeout),
+            header_timeout: Duration::from_secs(args.header_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            proxies: state.client_ip.clone(),
+        };
         let body_timeout = Duration::from_secs(args.body_timeout);
         let metrics_listener = match args.metrics_addr {
             Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("Failed to listen on CLARION_METRICS_ADDR {addr}"))?),
@@ -181,7 +193,7 @@ impl Application {
         tracing::info!(addr = %self.local_addr(), "listening");
         if let Some(listener) = self.metrics_listener {
             tracing::info!(addr = %listener.local_addr()?, "serving /metrics without a token");
-            tasks.spawn(http::serve(listener, metrics::open_router(self.core.clone()), self.connection_limits, stop.clone()));
+            tasks.spawn(http::serve(listener, metrics::open_router(self.core.clone()), self.connection_limits.clone(), stop.clone()));
         }
         let mut server = std::pin::pin!(http::serve(self.listener, self.router, self.connection_limits, stop.clone()));
         tokio::select! {
@@ -258,12 +270,25 @@ fn router(
         // hold events back); built files arrive here already compressed and pass through.
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            // The path only: query strings are not logged.
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            // The path only: query strings are not logged, nor the user ids in paths.
+            tracing::info_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()))
         }))
         // Outermost, so answers from every layer above (429, 413, 431) are counted too.
         .layer(middleware::from_fn_with_state(state.core.metrics.clone(), metrics::count_requests))
         .with_state(state)
+}
+
+/// A request path as the log shows it: a user id (`/api/v1/users/{user_id}/…`) is personal
+/// data, and "forget me" must not leave it behind in the log.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const USERS: &str = "/api/v1/users/";
+    match path.strip_prefix(USERS) {
+        Some(rest) => {
+            let after = rest.find('/').map_or("", |at| &rest[at..]);
+            format!("{USERS}{{user_id}}{after}").into()
+        }
+        None => path.into(),
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

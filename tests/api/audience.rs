@@ -370,3 +370,38 @@ async fn idle_expiry_is_off_by_default() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.list_json().await["total"], 1);
 }
+
+// ---- Renewal (pushsubscriptionchange) ------------------------------------------------------
+
+#[tokio::test]
+async fn a_renewed_subscription_keeps_its_user_and_topics_and_the_old_one_goes() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    assert_eq!(app.define_topic("news", &json!({ "label": "News", "default": true })).await, 201);
+    assert_eq!(app.define_topic("sport", &json!({ "label": "Sport" })).await, 201);
+    let (status, _, old) = app.subscribe_with(&push, &json!({ "topics": ["sport"], "user_token": identity_token("renewing-user") })).await;
+    assert_eq!(status, 201);
+    let renewed = push.mint(Some(&app.vapid_public_key().await)).await;
+    let renew = |body: Value| app.client.post(app.url("/api/v1/subscriptions/renew")).json(&body).send();
+    // A stranger who knows the old endpoint cannot move it onto his own subscription.
+    let forged =
+        renew(json!({ "old": { "endpoint": old["endpoint"], "auth": "ZmFrZWF1dGhmYWtlYXV0aA" }, "subscription": renewed })).await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(app.list_json().await["total"], 1, "a refused renewal changes nothing");
+    let done =
+        renew(json!({ "old": { "endpoint": old["endpoint"], "auth": old["keys"]["auth"] }, "subscription": renewed })).await.unwrap();
+    assert_eq!(done.status(), 201);
+    assert_eq!(done.json::<Value>().await.unwrap()["topics"], json!(["sport"]), "not the default topics");
+    let listed = app.list_json().await;
+    assert_eq!(listed["total"], 1, "{listed}");
+    let only = &listed["subscriptions"][0];
+    assert_eq!((only["endpoint"].clone(), only["user_id"].clone()), (renewed["endpoint"].clone(), json!("renewing-user")));
+    // A send to the user reaches the renewed subscription.
+    let sent = app.broadcast(&json!({ "title": "Still you", "users": ["renewing-user"] })).await;
+    assert_eq!(sent["delivered"], 1);
+    assert_eq!(push.messages(renewed["endpoint"].as_str().unwrap()).await.len(), 1);
+    // The old one is gone: renewing it again is a 404, and the worker then stores the new one.
+    let again =
+        renew(json!({ "old": { "endpoint": old["endpoint"], "auth": old["keys"]["auth"] }, "subscription": renewed })).await.unwrap();
+    assert_eq!(again.status(), 404);
+}

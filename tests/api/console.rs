@@ -205,7 +205,7 @@ async fn the_console_sends_rich_notifications_and_sees_history_and_subscribers()
 }
 
 #[tokio::test]
-async fn clicks_are_counted_per_broadcast_and_unknown_ids_are_404() {
+async fn a_click_counts_once_per_proven_subscription_and_only_on_a_sent_broadcast() {
     let push = spawn_push_service().await;
     let app = spawn_app(&push.host()).await;
     let subscription = push.mint(Some(&app.vapid_public_key().await)).await;
@@ -214,21 +214,57 @@ async fn clicks_are_counted_per_broadcast_and_unknown_ids_are_404() {
     let id = status["id"].as_i64().unwrap();
     assert_eq!(status["clicks"], 0);
     let client = reqwest::Client::new();
-    for _ in 0..2 {
-        let response = client.post(app.url(&format!("/api/v1/notifications/{id}/clicks"))).send().await.unwrap();
-        assert_eq!(response.status(), 204);
+    let report = |id: i64, body: Value| client.post(app.url(&format!("/api/v1/notifications/{id}/clicks"))).json(&body).send();
+    let proof = json!({ "endpoint": subscription["endpoint"], "auth": subscription["keys"]["auth"] });
+    for _ in 0..3 {
+        assert_eq!(report(id, proof.clone()).await.unwrap().status(), 204);
     }
-    assert_eq!(app.notification(id).await["clicks"], 2);
-    let unknown = client.post(app.url("/api/v1/notifications/999/clicks")).send().await.unwrap();
+    assert_eq!(app.notification(id).await["clicks"], 1, "one subscription, one click");
+    // No proof, a wrong proof, an unknown subscription: nothing counts.
+    let bare = client.post(app.url(&format!("/api/v1/notifications/{id}/clicks"))).send().await.unwrap();
+    assert_eq!(bare.status(), 415, "a report is JSON");
+    assert!(bare.json::<Value>().await.unwrap()["error"].is_string());
+    let missing = report(id, json!({ "endpoint": subscription["endpoint"], "auth": "" })).await.unwrap();
+    assert_eq!(missing.status(), 422);
+    assert_eq!(missing.json::<Value>().await.unwrap()["field"], "auth");
+    assert_eq!(report(id, json!({ "endpoint": subscription["endpoint"], "auth": "ZmFrZWF1dGhmYWtlYXV0aA" })).await.unwrap().status(), 403);
+    assert_eq!(
+        report(id, json!({ "endpoint": format!("{}x", subscription["endpoint"].as_str().unwrap()), "auth": "ZmFrZWF1dGhmYWtlYXV0aA" }))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(app.notification(id).await["clicks"], 1);
+    let unknown = report(999, proof.clone()).await.unwrap();
     assert_eq!(unknown.status(), 404);
     assert!(unknown.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("999"));
-    let bad = client.post(app.url("/api/v1/notifications/abc/clicks")).send().await.unwrap();
+    let bad = client.post(app.url("/api/v1/notifications/abc/clicks")).json(&proof).send().await.unwrap();
     assert_eq!(bad.status(), 400);
+    // A send that never went out (scheduled, or cancelled before its time) counts none.
+    let send_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let scheduled: Value = app.notify(&json!({ "title": "later", "send_at": send_at })).await.json().await.unwrap();
+    let scheduled = scheduled["id"].as_i64().unwrap();
+    assert_eq!(report(scheduled, proof.clone()).await.unwrap().status(), 409);
+    let cancelled: Value = app.notify(&json!({ "title": "never", "send_at": send_at })).await.json().await.unwrap();
+    let cancelled = cancelled["id"].as_i64().unwrap();
+    let cancel = client.delete(app.url(&format!("/api/v1/notifications/{cancelled}"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(cancel.status(), 200);
+    assert_eq!(report(cancelled, proof.clone()).await.unwrap().status(), 409);
+    assert_eq!(
+        (app.notification(scheduled).await["clicks"].clone(), app.notification(cancelled).await["clicks"].clone()),
+        (json!(0), json!(0))
+    );
     // A cross-site page cannot inflate the count.
-    let forged =
-        client.post(app.url(&format!("/api/v1/notifications/{id}/clicks"))).header("Origin", "https://evil.example").send().await.unwrap();
+    let forged = client
+        .post(app.url(&format!("/api/v1/notifications/{id}/clicks")))
+        .header("Origin", "https://evil.example")
+        .json(&proof)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 403);
-    assert_eq!(app.notification(id).await["clicks"], 2);
+    assert_eq!(app.notification(id).await["clicks"], 1);
 }
 
 #[tokio::test]

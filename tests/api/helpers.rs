@@ -223,13 +223,17 @@ pub fn serve_args(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option
         trust_proxy_headers: false,
         trusted_proxies: String::new(),
         max_connections: 512,
+        max_connections_per_client: 0,
+        first_bytes_timeout: 5,
         header_timeout: 10,
+        idle_timeout: 60,
         body_timeout: 30,
         cors_origins: String::new(),
         max_subscriptions: 0,
         max_subscriptions_per_ip: 0,
         metrics_addr: None,
         identity_secret: Some(IDENTITY_SECRET.into()),
+        identity_audience: Vec::new(),
         idle_expiry_days: 0,
         idle_sweep_seconds: 3600,
         site: SiteArgs {
@@ -333,8 +337,21 @@ impl TestApp {
         self.client.post(self.url("/api/v1/subscriptions")).header("Content-Type", content_type).body(body).send().await.unwrap()
     }
 
+    /// `DELETE /api/v1/subscriptions` with admin rights.
     pub async fn unsubscribe(&self, endpoint: &str) -> reqwest::Response {
-        self.client.delete(self.url("/api/v1/subscriptions")).json(&json!({ "endpoint": endpoint })).send().await.unwrap()
+        self.client
+            .delete(self.url("/api/v1/subscriptions"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({ "endpoint": endpoint }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `DELETE /api/v1/subscriptions` as a browser does it: `body` carries the endpoint and
+    /// (or not) the subscription's `auth` secret.
+    pub async fn unsubscribe_as(&self, body: &Value) -> reqwest::Response {
+        self.client.delete(self.url("/api/v1/subscriptions")).json(body).send().await.unwrap()
     }
 
     pub async fn list(&self, query: &str) -> reqwest::Response {
@@ -469,9 +486,14 @@ pub fn unix_now() -> u64 {
 /// An identity token as a site's backend mints it: a JWT, HS256 over `claims`, signed
 /// with `secret`. Written here with ring, independently of the server's JWT crate.
 pub fn identity_token_with(secret: &str, claims: &Value) -> String {
+    identity_token_with_header(secret, &json!({ "alg": "HS256", "typ": "JWT" }), claims)
+}
+
+/// An HS256 JWT with the given header (which should say `"alg": "HS256"`).
+pub fn identity_token_with_header(secret: &str, header: &Value, claims: &Value) -> String {
     use base64::Engine;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let signing_input = format!("{}.{}", b64(br#"{"alg":"HS256","typ":"JWT"}"#), b64(claims.to_string().as_bytes()));
+    let signing_input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let signature = ring::hmac::sign(&key, signing_input.as_bytes());
     format!("{signing_input}.{}", b64(signature.as_ref()))

@@ -2,9 +2,11 @@
 //! service, real HTTP on loopback. One binary for all of them (faster to link).
 
 mod audience;
+mod connections;
 mod console;
 mod delivery;
 mod helpers;
+mod identity;
 mod metrics;
 mod notifications;
 mod process;

@@ -178,7 +178,8 @@ async fn the_page_server_functions_save_and_delete() {
     let refused =
         app.server_fn("save_subscription", &json!({ "subscription": subscription_with_endpoint("https://evil.example/x") })).await;
     assert_eq!(refused.status(), 422);
-    let deleted = app.server_fn("delete_subscription", &json!({ "endpoint": subscription["endpoint"] })).await;
+    let deleted =
+        app.server_fn("delete_subscription", &json!({ "endpoint": subscription["endpoint"], "auth": subscription["keys"]["auth"] })).await;
     assert_eq!(deleted.status(), 200);
     assert_eq!(app.list_json().await["total"], 0);
 }

@@ -827,3 +827,20 @@ async fn three_instances_on_postgres_share_a_broadcast_to_20000_and_survive_kill
         instance.kill();
     }
 }
+
+#[tokio::test]
+async fn forget_me_never_writes_the_user_id_to_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&data, &[("RUST_LOG", "debug")]);
+    let token = std::fs::read_to_string(data.join("admin_token")).unwrap().trim().to_string();
+    let client = reqwest::Client::new();
+    let user = "user-secret-4242";
+    let listed = client.get(format!("{}/api/v1/users/{user}/subscriptions", server.address)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+    let forgotten = client.delete(format!("{}/api/v1/users/{user}", server.address)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(forgotten.status(), 204);
+    let log = server.kill();
+    assert!(log.contains("/api/v1/users/{user_id}"), "the request is logged, without the id:\n{log}");
+    assert!(!log.contains(user), "the user id leaked into the log:\n{log}");
+}

@@ -154,6 +154,38 @@ async fn a_known_endpoint_with_other_keys_is_refused_with_409_and_keeps_its_keys
     assert!(messages[0]["payload"].to_string().contains("Still yours"), "{messages:?}");
 }
 
+#[tokio::test]
+async fn a_stranger_who_knows_an_endpoint_can_neither_delete_nor_re_key_it() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let subscription = push.mint(Some(&app.vapid_public_key().await)).await;
+    let endpoint = subscription["endpoint"].as_str().unwrap();
+    let mut with_user = subscription.clone();
+    with_user["user_token"] = json!(identity_token("owner-1"));
+    assert_eq!(app.subscribe(&with_user).await.status(), 201);
+    // Without the auth secret (an old page, or a stranger): 422 naming `auth`.
+    let bare = app.unsubscribe_as(&json!({ "endpoint": endpoint })).await;
+    assert_eq!(bare.status(), 422);
+    assert_eq!(bare.json::<Value>().await.unwrap()["field"], "auth");
+    // With a made-up one: 403.
+    let forged = app.unsubscribe_as(&json!({ "endpoint": endpoint, "auth": "ZmFrZWF1dGhmYWtlYXV0aA" })).await;
+    assert_eq!(forged.status(), 403);
+    let forged_fn = app.server_fn("delete_subscription", &json!({ "endpoint": endpoint, "auth": "ZmFrZWF1dGhmYWtlYXV0aA" })).await;
+    assert_eq!(forged_fn.status(), 403, "the page's server function too");
+    // So re-posting it with his keys is still a 409, and the owner keeps user and messages.
+    let mut hijack = subscription_with_endpoint(endpoint);
+    hijack["keys"]["auth"] = json!("ZmFrZWF1dGhmYWtlYXV0aA");
+    assert_eq!(app.subscribe(&hijack).await.status(), 409);
+    let listed = app.list_json().await;
+    assert_eq!(listed["subscriptions"][0]["user_id"], "owner-1", "{listed}");
+    let status = app.broadcast(&json!({ "title": "Still yours", "body": "" })).await;
+    assert_eq!(status["delivered"], 1);
+    // The owner, with the secret, may.
+    let own = app.unsubscribe_as(&json!({ "endpoint": endpoint, "auth": subscription["keys"]["auth"] })).await;
+    assert_eq!(own.status(), 204);
+    assert_eq!(app.list_json().await["total"], 0);
+}
+
 // ---- 4. Leases and storage faults -------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,6 +298,9 @@ async fn half_sent_requests_are_closed_while_others_are_served() {
     let app = spawn_app_with("", |args| {
         args.header_timeout = 2;
         args.body_timeout = 2;
+        // Every connection here comes from 127.0.0.1, one client; the per-client share
+        // is the subject of connections.rs, the deadlines are this test's.
+        args.max_connections_per_client = args.max_connections;
     })
     .await;
     let addr = app.address.trim_start_matches("http://").to_string();

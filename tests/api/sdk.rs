@@ -95,7 +95,7 @@ async fn a_listed_site_reaches_the_public_endpoints_and_nothing_else() {
         .client
         .post(app.url("/api/fn/delete_subscription"))
         .header("Origin", SITE)
-        .json(&json!({ "endpoint": subscription["endpoint"] }))
+        .json(&json!({ "endpoint": subscription["endpoint"], "auth": subscription["keys"]["auth"] }))
         .send()
         .await
         .unwrap();
@@ -107,7 +107,7 @@ async fn a_listed_site_reaches_the_public_endpoints_and_nothing_else() {
         .client
         .delete(app.url("/api/v1/subscriptions"))
         .header("Origin", "https://evil.example")
-        .json(&json!({ "endpoint": subscription["endpoint"] }))
+        .json(&json!({ "endpoint": subscription["endpoint"], "auth": subscription["keys"]["auth"] }))
         .send()
         .await
         .unwrap();
@@ -117,7 +117,7 @@ async fn a_listed_site_reaches_the_public_endpoints_and_nothing_else() {
         .client
         .delete(app.url("/api/v1/subscriptions"))
         .header("Origin", "https://other.example/")
-        .json(&json!({ "endpoint": subscription["endpoint"] }))
+        .json(&json!({ "endpoint": subscription["endpoint"], "auth": subscription["keys"]["auth"] }))
         .send()
         .await
         .unwrap();

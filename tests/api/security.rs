@@ -293,7 +293,7 @@ async fn cross_site_writes_are_refused_and_cors_is_opt_in() {
         .client
         .post(app.url("/api/fn/delete_subscription"))
         .header("Origin", "https://evil.example")
-        .json(&json!({ "endpoint": FCM }))
+        .json(&json!({ "endpoint": FCM, "auth": "AAECAwQFBgcICQoLDA0ODw" }))
         .send()
         .await
         .unwrap();

@@ -7,7 +7,8 @@ use clarion::domain::notification::Notification;
 use clarion::domain::subscription::NewSubscription;
 use clarion::domain::{FailureReason, NotificationRequest, SubscriptionJson, SubscriptionKeysJson};
 use clarion_store::{
-    DeploymentKey, KeyMismatch, LeaseStatus, OriginState, Progress, RangeFinished, RetryDue, Store, SubscriberFacts, Upserted,
+    ClickRecorded, DeploymentKey, KeyMismatch, LeaseStatus, OriginState, Progress, RangeFinished, RetryDue, Store, SubscriberFacts,
+    Upserted,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -351,9 +352,11 @@ async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestSto
     assert_eq!(due.iter().map(|(s, attempts)| (s.id, *attempts)).collect::<Vec<_>>(), [(ids[2], 2)]);
     assert_eq!(store.finish_range(&range, "w").await.unwrap(), RangeFinished { lease: LeaseStatus::Held, broadcast_done: true });
     assert_eq!(store.next_retry_at(&range).await.unwrap(), None, "finishing drops leftover retries");
-    assert!(store.record_click(id).await.unwrap());
-    assert!(!store.record_click(id + 1000).await.unwrap());
-    assert_eq!(store.broadcast(id).await.unwrap().unwrap().clicks, 1);
+    assert_eq!(store.record_click(id, ids[0]).await.unwrap(), ClickRecorded::Counted);
+    assert_eq!(store.record_click(id, ids[0]).await.unwrap(), ClickRecorded::AlreadyCounted, "once per subscription");
+    assert_eq!(store.record_click(id, ids[1]).await.unwrap(), ClickRecorded::Counted);
+    assert_eq!(store.record_click(id + 1000, ids[0]).await.unwrap(), ClickRecorded::NoSuchBroadcast);
+    assert_eq!(store.broadcast(id).await.unwrap().unwrap().clicks, 2);
 }
 
 async fn sessions_live_until_they_expire_or_the_token_changes(db: TestStore) {

@@ -214,9 +214,14 @@ pub async fn subscribe_from(
     request: &SubscribeRequest,
     user_agent: Option<&str>,
 ) -> Result<Stored, CoreError> {
-    admit_subscription(core, admission, ip, &request.endpoint).await?;
+    // Checked first: a refused request (bad keys, a bad token, unknown topics) never uses
+    // up the client's quota of new subscriptions.
+    let checked = crate::subscriptions::check_subscribe(core, request).await?;
+    if !checked.is_known() {
+        admit_new_subscription(core, admission, ip).await?;
+    }
     let client = client_hash(&admission.client_key, ip);
-    crate::subscriptions::subscribe(core, request, user_agent, Some(&client)).await
+    crate::subscriptions::store_checked(core, checked, user_agent, Some(&client)).await
 }
 
 /// Pushes a test notification for a web client (the REST API and the page's server
@@ -235,13 +240,10 @@ pub async fn test_push_from(
     crate::broadcasts::send_test(core, owned).await
 }
 
-/// Lets a subscription in: a known endpoint (an update) always; a new one only within
-/// the client's hourly quota, the per-address cap and the server's cap.
-async fn admit_subscription(core: &Clarion, admission: &Admission, ip: IpAddr, endpoint: &str) -> Result<(), CoreError> {
+/// Lets a new subscription in: within the client's hourly quota, the per-address cap and
+/// the server's cap. (A known endpoint, a re-sync, is always let in.)
+async fn admit_new_subscription(core: &Clarion, admission: &Admission, ip: IpAddr) -> Result<(), CoreError> {
     let store = &core.store;
-    if store.find_subscription(endpoint).await?.is_some() {
-        return Ok(());
-    }
     admission.limits.new_subscription(ip)?;
     if admission.max_subscriptions_per_ip > 0 {
         let from_here = store.count_subscriptions_from(&client_hash(&admission.client_key, ip)).await?;

@@ -1,15 +1,16 @@
 //! Prometheus metrics (served as `GET /metrics` by the web layer, text format): pushes by outcome, push latency per
-//! push-service origin, broadcasts claimed, idle subscriptions removed, HTTP requests by route and status, the stored
+//! push-service vendor, broadcasts claimed, idle subscriptions removed, HTTP requests by route and status, the stored
 //! subscriptions and the build.
 //!
 //! Every series is this process's own (a counter restarts at zero with it), except
 //! `clarion_subscriptions_stored`, which is read from the database at scrape time. Label
-//! values come from closed sets (outcomes, route patterns, status codes) or from the
-//! push-service origins that `CLARION_PUSH_HOSTS` allows, never from endpoints or
-//! anything a client chooses, so the number of series stays bounded.
+//! values come from closed sets only (outcomes, push-service vendors, route patterns,
+//! status codes), never from endpoints, push hosts or anything else a visitor chooses,
+//! so the number of series stays bounded however many push hosts subscribers name.
 
 use crate::error::CoreError;
 use crate::Clarion;
+use clarion_domain::subscription::PushVendor;
 use clarion_push::{DeliveryOutcome, PushObserver};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,9 +30,9 @@ struct PushLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OriginLabels {
-    /// The push service, e.g. `https://fcm.googleapis.com`.
-    origin: String,
+struct VendorLabels {
+    /// [`PushVendor::label`]: `fcm`, `mozilla`, `apple`, `wns` or `other`.
+    vendor: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,7 +53,7 @@ struct BuildLabels {
 pub struct Metrics {
     registry: Registry,
     pushes: Family<PushLabels, Counter>,
-    push_latency: Family<OriginLabels, Histogram>,
+    push_latency: Family<VendorLabels, Histogram>,
     broadcasts_claimed: Counter,
     ranges_claimed: Counter,
     http_requests: Family<RequestLabels, Counter>,
@@ -71,10 +72,10 @@ impl Metrics {
         let mut registry = Registry::with_prefix("clarion");
         let pushes = Family::<PushLabels, Counter>::default();
         registry.register("pushes", "Pushes sent to push services, by outcome", pushes.clone());
-        let push_latency = Family::<OriginLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let push_latency = Family::<VendorLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         registry.register_with_unit(
             "push_duration",
-            "Time from sending a push to the push service's answer, by push-service origin",
+            "Time from sending a push to the push service's answer, by push-service vendor (fcm, mozilla, apple, wns, other)",
             Unit::Seconds,
             push_latency.clone(),
         );
@@ -110,7 +111,7 @@ impl Metrics {
     /// One push's answer, and how long the push service took to give it.
     pub fn push_settled(&self, origin: &str, outcome: &DeliveryOutcome, took: Duration) {
         self.pushes.get_or_create(&PushLabels { outcome: outcome.reason() }).inc();
-        self.push_latency.get_or_create(&OriginLabels { origin: origin.to_string() }).observe(took.as_secs_f64());
+        self.push_latency.get_or_create(&VendorLabels { vendor: PushVendor::of(origin).label() }).observe(took.as_secs_f64());
     }
 
     /// One HTTP request answered: `route` is the matched route pattern (or `other`).
@@ -145,5 +146,41 @@ pub async fn scrape(core: &Clarion) -> Result<String, CoreError> {
 impl PushObserver for Metrics {
     fn push_settled(&self, origin: &str, outcome: &DeliveryOutcome, took: Duration) {
         Metrics::push_settled(self, origin, outcome, took);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_hosts_a_visitor_makes_up_add_no_series() {
+        let metrics = Metrics::new("sqlite");
+        let delivered = DeliveryOutcome::Delivered { location: None };
+        for i in 0..2_000 {
+            metrics.push_settled(&format!("https://made-up-{i}.notify.windows.com"), &delivered, Duration::from_millis(5));
+        }
+        metrics.push_settled("https://fcm.googleapis.com", &delivered, Duration::from_millis(5));
+        metrics.push_settled("http://127.0.0.1:8090", &delivered, Duration::from_millis(5));
+        let text = metrics.render(0);
+        let series = text.lines().filter(|l| l.starts_with("clarion_push_duration_seconds_count")).collect::<Vec<_>>();
+        assert_eq!(series.len(), 3, "{series:?}");
+        assert!(text.contains(r#"clarion_push_duration_seconds_count{vendor="wns"} 2000"#), "{text}");
+        assert!(!text.contains("made-up"), "no host reaches a label");
+        assert!(text.len() < 16 * 1024, "the exposition stays small: {} bytes", text.len());
+    }
+
+    #[test]
+    fn vendors_are_told_by_their_push_hosts() {
+        for (origin, vendor) in [
+            ("https://fcm.googleapis.com", "fcm"),
+            ("https://updates.push.services.mozilla.com", "mozilla"),
+            ("https://web.push.apple.com", "apple"),
+            ("https://wns2-par02p.notify.windows.com", "wns"),
+            ("https://evilgoogleapis.com", "other"),
+            ("http://127.0.0.1:8090", "other"),
+        ] {
+            assert_eq!(PushVendor::of(origin).label(), vendor, "{origin}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Core operations on subscriptions: subscribe (upsert), unsubscribe, list.
 
+use crate::audience::TokenRefused;
 use crate::error::CoreError;
 use crate::Clarion;
 use clarion_domain::subscription::NewSubscription;
@@ -31,6 +32,57 @@ pub struct Stored {
     pub topics: Vec<String>,
 }
 
+/// A subscribe request that passed every check, ready to store: nothing in it was
+/// charged to the client yet (see [`check_subscribe`]).
+#[derive(Debug)]
+pub struct CheckedSubscribe {
+    subscription: NewSubscription,
+    /// The user the identity token names; `None` leaves a known subscription's user as is.
+    user_id: Option<String>,
+    topics: Option<Vec<String>>,
+    /// Whether the endpoint is stored already (a re-sync, not a new subscriber).
+    known: bool,
+}
+
+impl CheckedSubscribe {
+    /// Whether the endpoint is stored already: a re-sync, which no quota charges.
+    pub fn is_known(&self) -> bool {
+        self.known
+    }
+}
+
+/// Checks a subscribe request without storing or charging anything: the subscription,
+/// the identity token and the topics. Refused requests end here, so they never use up a
+/// client's quota of new subscriptions.
+///
+/// An expired identity token on a known endpoint that comes with its own stored keys is
+/// not an error: the page re-synced with the token it had. The subscription is refreshed
+/// (marked seen) and keeps the user it has. With other keys, or on a new endpoint, an
+/// expired token is a 422 on `user_token`.
+pub async fn check_subscribe(core: &Clarion, request: &SubscribeRequest) -> Result<CheckedSubscribe, CoreError> {
+    let subscription = NewSubscription::parse(&request.subscription(), &core.policy)?;
+    let known = core.store.find_subscription(subscription.endpoint.as_str()).await?;
+    let user_id = match (&request.user_token, &core.identity) {
+        (None, _) => None,
+        (Some(token), Some(secret)) => match secret.verify(token) {
+            Ok(user) => Some(user),
+            Err(TokenRefused::Expired) if known.as_ref().is_some_and(|k| k.has_keys(&subscription)) => None,
+            Err(refused) => return Err(refused.into()),
+        },
+        (Some(_), None) => {
+            return Err(CoreError::Invalid {
+                field: "user_token",
+                reason: "this server does not take identity tokens (CLARION_IDENTITY_SECRET is not set)".into(),
+            })
+        }
+    };
+    let topics = match &request.topics {
+        Some(topics) => Some(crate::audience::checked_topics(core, topics).await?),
+        None => None,
+    };
+    Ok(CheckedSubscribe { subscription, user_id, topics, known: known.is_some() })
+}
+
 /// Validates and stores a browser's subscription, bound to the current VAPID key, with
 /// the topics it chose (defined ones; the default topics when it chose none) and the user
 /// its identity token names. Nothing is stored when any of them is refused.
@@ -46,21 +98,18 @@ pub async fn subscribe(
     user_agent: Option<&str>,
     client_hash: Option<&str>,
 ) -> Result<Stored, CoreError> {
-    let subscription = NewSubscription::parse(&request.subscription(), &core.policy)?;
-    let user_id = match (&request.user_token, &core.identity) {
-        (None, _) => None,
-        (Some(token), Some(secret)) => Some(secret.verify(token)?),
-        (Some(_), None) => {
-            return Err(CoreError::Invalid {
-                field: "user_token",
-                reason: "this server does not take identity tokens (CLARION_IDENTITY_SECRET is not set)".into(),
-            })
-        }
-    };
-    let topics = match &request.topics {
-        Some(topics) => Some(crate::audience::checked_topics(core, topics).await?),
-        None => None,
-    };
+    let checked = check_subscribe(core, request).await?;
+    store_checked(core, checked, user_agent, client_hash).await
+}
+
+/// Stores a subscribe request [`check_subscribe`] passed.
+pub async fn store_checked(
+    core: &Clarion,
+    checked: CheckedSubscribe,
+    user_agent: Option<&str>,
+    client_hash: Option<&str>,
+) -> Result<Stored, CoreError> {
+    let CheckedSubscribe { subscription, user_id, topics, known: _ } = checked;
     let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
     let fingerprint = core.sender.vapid().fingerprint();
     let origin = subscription.endpoint.origin();
@@ -78,7 +127,7 @@ pub async fn subscribe(
             tracing::warn!(%origin, "refused new keys for a known endpoint");
             return Err(CoreError::Conflict {
                 field: "keys",
-                reason: "this endpoint is already subscribed with other keys; a browser that subscribes again gets a new endpoint (delete the old subscription first to replace it)".into(),
+                reason: "this endpoint is already subscribed with other keys; a browser that subscribes again gets a new endpoint, and only the owner (with the stored auth secret) or an admin may delete this one".into(),
             });
         }
     };
@@ -86,11 +135,70 @@ pub async fn subscribe(
     Ok(Stored { subscribed, topics })
 }
 
-/// Forgets a subscription by endpoint.
+/// Unbinds a subscription from its user (a signed-in user signs out of a shared
+/// browser): the subscription and its topics stay, sends to that user no longer reach it.
+/// The owner proves it with the `auth` secret.
 #[tracing::instrument(skip_all)]
-pub async fn unsubscribe(core: &Clarion, endpoint: &str) -> Result<(), CoreError> {
+pub async fn sign_out(core: &Clarion, endpoint: &str, auth: &str) -> Result<(), CoreError> {
+    let owned = crate::ownership::prove_ownership(core, endpoint, auth).await?;
+    core.store.unbind_user(owned.id()).await?;
+    tracing::info!(id = owned.id(), "subscription signed out of its user");
+    Ok(())
+}
+
+/// Replaces a subscription the browser renewed (`pushsubscriptionchange`): the worker
+/// proves the old one with its `auth` secret, and the renewed one takes over its user and
+/// topics while the old one is deleted, in one transaction. Not a new subscriber, so the
+/// per-address quota is not charged.
+#[tracing::instrument(skip_all)]
+pub async fn renew(
+    core: &Clarion,
+    old_endpoint: &str,
+    old_auth: &str,
+    renewed: &SubscriptionJson,
+    user_agent: Option<&str>,
+) -> Result<Stored, CoreError> {
+    let renewed = NewSubscription::parse(renewed, &core.policy)?;
+    let old = crate::ownership::prove_ownership(core, old_endpoint, old_auth).await?;
+    let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
+    let fingerprint = core.sender.vapid().fingerprint();
+    let subscribed = match core.store.renew_subscription(old.id(), &renewed, fingerprint, user_agent.as_deref()).await? {
+        Upserted::Created(id) => Subscribed::Created(id),
+        Upserted::Refreshed(id) => Subscribed::Updated(id),
+        Upserted::KeysDiffer => {
+            return Err(CoreError::Conflict { field: "keys", reason: "the renewed endpoint is already subscribed with other keys".into() })
+        }
+    };
+    tracing::info!(old = old.id(), new = subscribed.id(), origin = %renewed.endpoint.origin(), "subscription renewed");
+    let topics = core.store.subscription_topics(subscribed.id()).await?;
+    Ok(Stored { subscribed, topics })
+}
+
+/// Who may delete a subscription: its owner, who proves it with the subscription's
+/// `auth` secret (as for a test push), or an admin. Knowing an endpoint is not enough:
+/// a stranger who could delete one could post it again with his own keys.
+#[derive(Debug, Clone, Copy)]
+pub enum Deleter<'a> {
+    /// The browser that holds the subscription, with its `auth` secret (base64url).
+    Owner { auth: &'a str },
+    /// The admin token or a console session.
+    Admin,
+}
+
+/// Forgets a subscription by endpoint, for its owner or an admin (see [`Deleter`]).
+#[tracing::instrument(skip_all)]
+pub async fn unsubscribe(core: &Clarion, endpoint: &str, deleter: Deleter<'_>) -> Result<(), CoreError> {
     if endpoint.is_empty() {
         return Err(CoreError::Invalid { field: "endpoint", reason: "is required".into() });
+    }
+    if let Deleter::Owner { auth } = deleter {
+        if auth.is_empty() {
+            return Err(CoreError::Invalid {
+                field: "auth",
+                reason: "is required: the subscription's keys.auth proves it is yours".into(),
+            });
+        }
+        crate::ownership::prove_ownership(core, endpoint, auth).await?;
     }
     if core.store.delete_subscription_by_endpoint(endpoint).await? {
         tracing::info!("subscription deleted");

@@ -34,7 +34,10 @@ pub struct SubscriptionKeysJson {
 
 /// The body of `POST /api/v1/subscriptions`: the subscription as the browser gave it,
 /// plus, optionally, the topics chosen and an identity token from the site's backend.
+/// Unknown members are refused (a misspelt `user_tokn` must not silently subscribe
+/// without a user).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubscribeRequest {
     pub endpoint: String,
     #[serde(default, rename = "expirationTime")]
@@ -118,6 +121,55 @@ mod parsed {
         "*.push.apple.com",
         "*.notify.windows.com",
     ];
+
+    /// Whose push service an origin is, from a closed set: what metrics label pushes with,
+    /// so a visitor who makes up push hosts (`*.notify.windows.com` accepts any) adds no
+    /// series. Hosts from `CLARION_PUSH_HOSTS` (a self-hosted autopush, the local push
+    /// service) are `other`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum PushVendor {
+        /// Google's Firebase Cloud Messaging (Chrome, Edge on Android, most Chromium browsers).
+        Fcm,
+        /// Mozilla's autopush (Firefox).
+        Mozilla,
+        /// Apple's push service (Safari).
+        Apple,
+        /// Windows Push Notification Services (Edge on Windows).
+        Wns,
+        /// Any other push service.
+        Other,
+    }
+
+    impl PushVendor {
+        /// The vendor of a push-service origin (`https://fcm.googleapis.com`) or host.
+        pub fn of(origin: &str) -> Self {
+            let host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            let host = host.split(['/', ':']).next().unwrap_or_default().to_ascii_lowercase();
+            let under = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+            if under("googleapis.com") {
+                Self::Fcm
+            } else if under("push.services.mozilla.com") {
+                Self::Mozilla
+            } else if under("push.apple.com") {
+                Self::Apple
+            } else if under("notify.windows.com") {
+                Self::Wns
+            } else {
+                Self::Other
+            }
+        }
+
+        /// The label value: `fcm`, `mozilla`, `apple`, `wns` or `other`.
+        pub fn label(self) -> &'static str {
+            match self {
+                Self::Fcm => "fcm",
+                Self::Mozilla => "mozilla",
+                Self::Apple => "apple",
+                Self::Wns => "wns",
+                Self::Other => "other",
+            }
+        }
+    }
 
     /// A field of a request that failed to parse, and why. Becomes a 4xx naming the field.
     #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,10 +7,17 @@
 //! the connect timeout), then share it (HTTP/2) or open their own (HTTP/1.1, which needs a
 //! connection per request in flight).
 
-use std::collections::HashMap;
+use lru::LruCache;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// The most push-service origins whose state (a connection, a cached VAPID JWT) is kept at
+/// once; the least recently used is forgotten. Origins come from subscribers' endpoints,
+/// and `CLARION_PUSH_HOSTS` wildcards (`*.notify.windows.com`) let a visitor make up as
+/// many as he likes, so memory must not grow with them.
+pub const MAX_TRACKED_ORIGINS: NonZeroUsize = NonZeroUsize::new(1024).expect("not zero");
 
 /// How long the HTTP client keeps an idle connection.
 pub const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -20,9 +27,15 @@ const ASSUMED_OPEN: Duration = Duration::from_secs(60);
 
 /// Per push-service origin, whether a connection is open, so that one push opens it and
 /// the others in flight wait for its answer instead of each opening their own.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Connections {
-    origins: Mutex<HashMap<String, Link>>,
+    origins: Mutex<LruCache<String, Link>>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self { origins: Mutex::new(LruCache::new(MAX_TRACKED_ORIGINS)) }
+    }
 }
 
 /// What is known of the connection to one origin.
@@ -61,7 +74,7 @@ impl Connections {
             Some(Link::Opening(over)) if over.has_changed().is_ok() => Turn::Wait(over.clone()),
             _ => {
                 let (opening, over) = watch::channel(());
-                origins.insert(origin.to_string(), Link::Opening(over));
+                origins.put(origin.to_string(), Link::Opening(over));
                 Turn::Open(Opening { _over: opening })
             }
         }
@@ -73,7 +86,7 @@ impl Connections {
         match origins.get_mut(origin) {
             Some(link) => *link = Link::Answered(now),
             None => {
-                origins.insert(origin.to_string(), Link::Answered(now));
+                origins.put(origin.to_string(), Link::Answered(now));
             }
         }
     }
@@ -81,8 +94,8 @@ impl Connections {
     /// No HTTP answer: the next push opens a connection again, unless one is opening it.
     pub fn unanswered(&self, origin: &str) {
         let mut origins = self.origins.lock().expect("connections lock");
-        if matches!(origins.get(origin), Some(Link::Answered(_))) {
-            origins.remove(origin);
+        if matches!(origins.peek(origin), Some(Link::Answered(_))) {
+            origins.pop(origin);
         }
     }
 
@@ -112,6 +125,17 @@ mod tests {
     use std::sync::Arc;
 
     const ORIGIN: &str = "https://push.example";
+
+    #[test]
+    fn made_up_origins_do_not_grow_the_map() {
+        let connections = Connections::default();
+        for i in 0..5_000 {
+            let origin = format!("https://made-up-{i}.notify.windows.com");
+            drop(connections.turn(&origin, Instant::now()));
+            connections.answered(&origin, Instant::now());
+        }
+        assert_eq!(connections.origins.lock().unwrap().len(), MAX_TRACKED_ORIGINS.get());
+    }
 
     #[test]
     fn one_push_opens_a_connection_and_the_others_wait_for_its_answer() {

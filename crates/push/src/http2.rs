@@ -23,7 +23,6 @@ use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,7 +67,9 @@ pub struct Http2Connections {
     idle: Duration,
 }
 
-type Routes = HashMap<String, Route>;
+/// By origin, at most [`MAX_TRACKED_ORIGINS`](crate::connections::MAX_TRACKED_ORIGINS):
+/// an evicted HTTP/2 route's connection closes once its last stream ends.
+type Routes = lru::LruCache<String, Route>;
 
 impl std::fmt::Debug for Http2Connections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,7 +103,7 @@ impl Http2Connections {
             resolver,
             timeouts,
             user_agent: reqwest::header::HeaderValue::from_static(user_agent),
-            routes: Arc::default(),
+            routes: Arc::new(Mutex::new(lru::LruCache::new(crate::connections::MAX_TRACKED_ORIGINS))),
             opened: AtomicU64::new(0),
             idle: POOL_IDLE,
         })
@@ -179,7 +180,7 @@ impl Http2Connections {
             }
             Some(Route::Http2 { .. }) => {
                 // Dropping the last handle lets the idle connection close.
-                routes.remove(origin);
+                routes.pop(origin);
                 Ok(None)
             }
             None => Ok(None),
@@ -213,7 +214,7 @@ impl Http2Connections {
             tcp.set_nodelay(true).map_err(|e| Unready::Failed(e.to_string()))?;
             let tls = self.tls.connect(name, tcp).await.map_err(|e| Unready::Failed(format!("TLS: {e}")))?;
             if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-                self.routes.lock().expect("routes lock").insert(origin.to_string(), Route::Http1);
+                self.routes.lock().expect("routes lock").put(origin.to_string(), Route::Http1);
                 return Err(Unready::NotHttp2);
             }
             let (requests, connection) = h2::client::handshake(tls).await.map_err(|e| Unready::Failed(describe(&e)))?;
@@ -227,10 +228,7 @@ impl Http2Connections {
             Ok(Err(outcome)) => return Err(outcome),
             Err(_) => return Err(Unready::Failed("timed out".into())),
         };
-        self.routes
-            .lock()
-            .expect("routes lock")
-            .insert(origin.to_string(), Route::Http2 { connection, requests, last_used: Instant::now() });
+        self.routes.lock().expect("routes lock").put(origin.to_string(), Route::Http2 { connection, requests, last_used: Instant::now() });
         Ok((connection, ready))
     }
 }
@@ -293,10 +291,10 @@ enum Idleness {
 /// Drops the origin's route if it is connection `number` and has been idle for `idle`.
 fn release_if_idle(routes: &Mutex<Routes>, origin: &str, number: u64, idle: Duration) -> Idleness {
     let mut routes = routes.lock().expect("routes lock");
-    match routes.get(origin) {
+    match routes.peek(origin) {
         Some(Route::Http2 { connection, last_used, .. }) if *connection == number => {
             if last_used.elapsed() >= idle {
-                routes.remove(origin);
+                routes.pop(origin);
                 Idleness::Released
             } else {
                 Idleness::InUse { last_used: *last_used }
@@ -463,7 +461,7 @@ mod tests {
             assert!(matches!(posted, Posted::Answered((StatusCode::CREATED, _))), "round {round}: {posted:?}");
             // Let the GOAWAY arrive before the next push.
             tokio::time::timeout(Duration::from_secs(5), async {
-                while matches!(http2.routes.lock().unwrap().get(&origin), Some(Route::Http2 { .. })) {
+                while matches!(http2.routes.lock().unwrap().peek(&origin), Some(Route::Http2 { .. })) {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             })
@@ -514,7 +512,7 @@ mod tests {
         // Then none: it is let go once idle for `idle`, and the next push opens another.
         tokio::time::timeout(Duration::from_secs(10), closed.recv()).await.expect("the idle connection is closed").unwrap();
         assert!(last_push.elapsed() >= idle, "not before it was idle for {idle:?}");
-        assert!(!http2.routes.lock().unwrap().contains_key(&origin), "and forgotten");
+        assert!(!http2.routes.lock().unwrap().contains(&origin), "and forgotten");
         push().await;
         assert_eq!(http2.opened.load(Ordering::Relaxed), 2);
         assert_eq!(accepted.load(Ordering::Relaxed), 2);

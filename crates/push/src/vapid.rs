@@ -12,7 +12,6 @@ use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use reqwest::header::HeaderValue;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -29,7 +28,8 @@ pub struct VapidKeys {
     public_key_b64: String,
     fingerprint: String,
     subject: String,
-    cache: Mutex<HashMap<String, CachedHeader>>,
+    /// By audience origin, at most [`crate::connections::MAX_TRACKED_ORIGINS`].
+    cache: Mutex<lru::LruCache<String, CachedHeader>>,
 }
 
 #[derive(Clone)]
@@ -144,7 +144,7 @@ impl VapidKeys {
             public_key_b64: base64url::encode(&public_key),
             fingerprint: base64url::encode(&Sha256::digest(public_key)[..12]),
             subject: subject.to_string(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(lru::LruCache::new(crate::connections::MAX_TRACKED_ORIGINS)),
         })
     }
 
@@ -179,7 +179,7 @@ impl VapidKeys {
         let expires_at = now + JWT_LIFETIME.as_secs();
         let header = format!("vapid t={}, k={}", self.sign_jwt(origin, expires_at), self.public_key_b64);
         let header = HeaderValue::try_from(header).expect("base64url and ASCII are a valid header value");
-        cache.insert(origin.to_string(), CachedHeader { header: header.clone(), expires_at });
+        cache.put(origin.to_string(), CachedHeader { header: header.clone(), expires_at });
         header
     }
 
@@ -250,6 +250,18 @@ mod tests {
         assert_ne!(a1, b);
         let a1 = a1.to_str().unwrap();
         assert!(a1.starts_with("vapid t=") && a1.ends_with(&format!(", k={}", keys.public_key_b64())));
+    }
+
+    #[test]
+    fn the_jwt_cache_holds_a_bounded_number_of_origins() {
+        let keys = VapidKeys::new(&VapidKeyMaterial::generate(), "mailto:ops@clarion.dev").unwrap();
+        let fcm = keys.authorization("https://fcm.googleapis.com");
+        for i in 0..3_000 {
+            keys.authorization(&format!("https://made-up-{i}.notify.windows.com"));
+            // The origin in use stays cached: the least recently used ones go.
+            assert_eq!(keys.authorization("https://fcm.googleapis.com"), fcm);
+        }
+        assert_eq!(keys.cache.lock().unwrap().len(), crate::connections::MAX_TRACKED_ORIGINS.get());
     }
 
     #[test]

@@ -30,6 +30,9 @@ impl From<TopicRow> for Topic {
 /// The counter of subscriptions removed for being idle.
 const IDLE_REMOVED: &str = "idle_removed";
 
+/// What the send history shows in place of a user id that "forget me" removed.
+pub const FORGOTTEN_USER: &str = "(forgotten)";
+
 impl Store {
     /// Defines a topic, or changes the label, description and default of a defined one.
     pub async fn save_topic(&self, name: &str, definition: &TopicDefinition) -> anyhow::Result<TopicSaved> {
@@ -146,13 +149,45 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes every subscription of a user; answers how many there were.
+    /// Deletes every subscription of a user, and the user id from the send history;
+    /// answers how many subscriptions there were.
     pub async fn delete_user(&self, user_id: &str) -> anyhow::Result<u64> {
-        Ok(on_pool!(self, pool => sqlx::query("DELETE FROM subscriptions WHERE user_id = $1")
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let removed = sqlx::query("DELETE FROM subscriptions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?.rows_affected();
+            // The send history keeps no trace of the user: a send that named them shows
+            // `FORGOTTEN_USER` in its place, and its scope rows go.
+            let named: Vec<(i64, sqlx::types::Json<clarion_domain::audience::Audience>)> = sqlx::query_as(
+                "SELECT id, audience FROM broadcasts WHERE audience IS NOT NULL
+                   AND id IN (SELECT broadcast_id FROM broadcast_users WHERE user_id = $1)",
+            )
             .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, sqlx::types::Json(mut audience)) in named {
+                for user in audience.users.iter_mut().filter(|u| *u == user_id) {
+                    *user = FORGOTTEN_USER.to_string();
+                }
+                sqlx::query("UPDATE broadcasts SET audience = $1 WHERE id = $2")
+                    .bind(sqlx::types::Json(&audience))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM broadcast_users WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(removed)
+        })
+    }
+
+    /// Unbinds one subscription from its user (sign-out); it keeps its topics.
+    pub async fn unbind_user(&self, subscription_id: i64) -> anyhow::Result<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE subscriptions SET user_id = NULL WHERE id = $1")
+            .bind(subscription_id)
             .execute(pool)
-            .await?
-            .rows_affected()))
+            .await
+            .map(|_| ())?);
+        Ok(())
     }
 
     /// Removes up to `limit` subscriptions not seen since `cutoff` (RFC 3339), oldest

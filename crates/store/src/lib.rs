@@ -78,8 +78,8 @@ mod subscriptions;
 
 pub use audience::TopicSaved;
 pub use broadcasts::{
-    audience_span, range_span, BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, OriginState, Progress, RangeFinished,
-    RangeJob, RetryDue,
+    audience_span, range_span, BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, ClickRecorded, OriginState, Progress,
+    RangeFinished, RangeJob, RetryDue,
 };
 pub use deployment::{DeploymentKey, KeyMismatch};
 pub use subscriptions::{Imported, StoredSubscription, SubscriberFacts, Upserted};

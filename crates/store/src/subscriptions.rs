@@ -59,6 +59,13 @@ impl std::fmt::Debug for StoredSubscription {
     }
 }
 
+impl StoredSubscription {
+    /// Whether `sub` comes with this subscription's own keys (a re-sync by its browser).
+    pub fn has_keys(&self, sub: &NewSubscription) -> bool {
+        self.p256dh == sub.p256dh.as_bytes() && self.auth == sub.auth.as_bytes()
+    }
+}
+
 impl Store {
     /// Inserts a subscription, or refreshes a known endpoint presented with the same keys.
     /// A known endpoint with other keys is left alone ([`Upserted::KeysDiffer`]): whoever
@@ -196,6 +203,76 @@ impl Store {
             tx.commit().await?;
         });
         Ok(outcomes)
+    }
+
+    /// Replaces subscription `old_id` with `renewed` (a browser's `pushsubscriptionchange`)
+    /// in one transaction: the renewed one is stored (or refreshed, when it is known with
+    /// the same keys) with the old one's user, creating address and topics, and the old
+    /// one is deleted. `KeysDiffer` (a known endpoint with other keys) changes nothing.
+    pub async fn renew_subscription(
+        &self,
+        old_id: i64,
+        renewed: &NewSubscription,
+        vapid_fingerprint: &str,
+        user_agent: Option<&str>,
+    ) -> anyhow::Result<Upserted> {
+        let now = now_rfc3339();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let old: Option<(Option<String>, Option<String>)> =
+                sqlx::query_as("SELECT user_id, client_hash FROM subscriptions WHERE id = $1").bind(old_id).fetch_optional(&mut *tx).await?;
+            let Some((user_id, client_hash)) = old else { anyhow::bail!("subscription {old_id} is gone") };
+            let created: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at, last_seen_at, client_hash, user_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, $9) ON CONFLICT (endpoint) DO NOTHING RETURNING id",
+            )
+            .bind(renewed.endpoint.as_str())
+            .bind(&renewed.p256dh.as_bytes()[..])
+            .bind(&renewed.auth.as_bytes()[..])
+            .bind(renewed.expiration_time)
+            .bind(vapid_fingerprint)
+            .bind(user_agent)
+            .bind(&now)
+            .bind(client_hash.as_deref())
+            .bind(user_id.as_deref())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let result = match created {
+                Some(id) => Upserted::Created(id),
+                None => {
+                    let (id, p256dh, auth): (i64, Vec<u8>, Vec<u8>) =
+                        sqlx::query_as("SELECT id, p256dh, auth FROM subscriptions WHERE endpoint = $1").bind(renewed.endpoint.as_str()).fetch_one(&mut *tx).await?;
+                    if p256dh != renewed.p256dh.as_bytes() || auth != renewed.auth.as_bytes() {
+                        return Ok(Upserted::KeysDiffer);
+                    }
+                    sqlx::query(
+                        "UPDATE subscriptions SET expiration_time = $1, vapid_key_fingerprint = $2, user_agent = COALESCE($3, user_agent),
+                         updated_at = $4, last_seen_at = $4, failure_count = 0, user_id = COALESCE($5, user_id) WHERE id = $6",
+                    )
+                    .bind(renewed.expiration_time)
+                    .bind(vapid_fingerprint)
+                    .bind(user_agent)
+                    .bind(&now)
+                    .bind(user_id.as_deref())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    Upserted::Refreshed(id)
+                }
+            };
+            let (Upserted::Created(new_id) | Upserted::Refreshed(new_id)) = result else { unreachable!("returned above") };
+            if new_id != old_id {
+                sqlx::query("DELETE FROM subscription_topics WHERE subscription_id = $1").bind(new_id).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, topic FROM subscription_topics WHERE subscription_id = $2")
+                    .bind(new_id)
+                    .bind(old_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM subscriptions WHERE id = $1").bind(old_id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(result)
+        })
     }
 
     /// Deletes by endpoint (as the client sent it; see [`PushEndpoint::lookup_key`]); false

@@ -126,7 +126,10 @@ test.describe('the SDK\'s mounted card on another site (Chromium, fake PushManag
     const { id } = await broadcast({ title: 'Flash sale', body: '', topics: [sales] });
     // A real click needs a person; the worker's handler gets the same event shape instead.
     // (Focusing the window afterwards is refused without a real click; the report is not.)
-    const closed = await worker.evaluate(async ({ id, url }) => {
+    // Chromium's worker cannot see the page's fake subscription; it is handed the same one,
+    // whose endpoint and auth prove the click.
+    const closed = await worker.evaluate(async ({ id, url, subscription }) => {
+      (self as any).registration.pushManager.getSubscription = async () => ({ toJSON: () => subscription });
       const event = new Event('notificationclick') as any;
       const pending: Promise<unknown>[] = [];
       let closed = false;
@@ -136,7 +139,7 @@ test.describe('the SDK\'s mounted card on another site (Chromium, fake PushManag
       self.dispatchEvent(event);
       await Promise.allSettled(pending);
       return closed;
-    }, { id, url: `${demoURL}/` });
+    }, { id, url: `${demoURL}/`, subscription });
     expect(closed).toBe(true);
     await expect.poll(async () => (await notificationStatus(id)).clicks).toBe(1);
   });

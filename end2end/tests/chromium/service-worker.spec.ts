@@ -8,9 +8,9 @@
 // out of `getNotifications()` (measured with `--repeat-each`: the push event ran and
 // `showNotification` resolved, yet the list stayed empty for 20 s), so reading that list
 // back would make these tests flaky. Firefox's real-push tests read it back.
-import { expect, test, type BrowserContext, type Page, type Worker } from '@playwright/test';
+import { expect, test, request as playwrightRequest, type BrowserContext, type Page, type Worker } from '@playwright/test';
 import { PushPage } from '../pages/push-page';
-import { appURL, broadcast, notificationStatus } from '../support/servers';
+import { appURL, broadcast, defineTopic, deleteTopic, identityToken, listedEndpoints, mintSubscription, notificationStatus, storedTopics, vapidPublicKey } from '../support/servers';
 
 interface Shown {
   title: string;
@@ -132,12 +132,17 @@ test.describe('service worker (Chromium, DevTools push)', () => {
     expect(shown.options.data).toEqual({ url: `${appURL}/d`, id: 12, actions: { 'action-0': `${appURL}/read` } });
   });
 
-  test('a click is reported to the server from the worker, under its own CSP', async ({ context }) => {
-    // A broadcast to nobody still gets an id to count clicks on.
+  test('a click is reported to the server from the worker, under its own CSP, with its proof', async ({ context }) => {
+    // A stored subscription (minted by the push service) gets the broadcast; the worker is
+    // handed it as its own, so its endpoint and auth prove the click.
+    const subscription = await mintSubscription(await vapidPublicKey());
+    const api = await playwrightRequest.newContext();
+    expect((await api.post(`${appURL}/api/v1/subscriptions`, { data: subscription })).status()).toBe(201);
     const { id } = await broadcast({ title: 'Click target', body: '' });
     const worker = await recordingWorker(context);
     // A real click needs a person; the worker's handler gets the same event shape instead.
-    const outcome = await worker.evaluate(async ({ id, url }) => {
+    const outcome = await worker.evaluate(async ({ id, url, subscription }) => {
+      (self as any).registration.pushManager.getSubscription = async () => ({ toJSON: () => subscription });
       const event = new Event('notificationclick') as any;
       let closed = false;
       const pending: Promise<unknown>[] = [];
@@ -147,8 +152,42 @@ test.describe('service worker (Chromium, DevTools push)', () => {
       self.dispatchEvent(event);
       const settled = await Promise.allSettled(pending);
       return { closed, settled: settled.map((s) => s.status) };
-    }, { id, url: `${appURL}/` });
+    }, { id, url: `${appURL}/`, subscription });
     expect(outcome.closed).toBe(true);
     await expect.poll(async () => (await notificationStatus(id)).clicks).toBe(1);
+    const deleted = await api.delete(`${appURL}/api/v1/subscriptions`, { data: { endpoint: subscription.endpoint, auth: subscription.keys.auth } });
+    expect(deleted.status()).toBe(204);
+  });
+
+  test('a renewed subscription (pushsubscriptionchange) keeps its user and topics, and the old one goes', async ({ context }) => {
+    const topic = `renewal-${Date.now()}`;
+    await defineTopic(topic, 'Renewal');
+    const key = await vapidPublicKey();
+    const old = await mintSubscription(key);
+    const renewed = await mintSubscription(key);
+    const api = await playwrightRequest.newContext();
+    const stored = await api.post(`${appURL}/api/v1/subscriptions`, { data: { ...old, topics: [topic], user_token: identityToken('renewal-user') } });
+    expect(stored.status()).toBe(201);
+    const worker = await recordingWorker(context);
+    // The browser decides when a subscription changes; the worker's handler gets the same
+    // event, and its pushManager hands out the subscription the push service minted.
+    const settled = await worker.evaluate(async ({ old, renewed }) => {
+      const manager = (self as any).registration.pushManager;
+      manager.subscribe = async () => ({ endpoint: renewed.endpoint, toJSON: () => renewed });
+      const event = new Event('pushsubscriptionchange') as any;
+      event.oldSubscription = { endpoint: old.endpoint, toJSON: () => old };
+      event.newSubscription = null;
+      const pending: Promise<unknown>[] = [];
+      event.waitUntil = (p: Promise<unknown>) => pending.push(p);
+      self.dispatchEvent(event);
+      return (await Promise.allSettled(pending)).map((s) => (s.status === 'rejected' ? String(s.reason) : s.status));
+    }, { old, renewed });
+    expect(settled).toEqual(['fulfilled']);
+    expect(await listedEndpoints()).not.toContain(old.endpoint);
+    expect(await storedTopics(renewed.endpoint)).toEqual([topic]);
+    const { id } = await broadcast({ title: 'Renewed', body: '', users: ['renewal-user'] });
+    await expect.poll(async () => (await notificationStatus(id)).delivered).toBe(1);
+    expect((await api.delete(`${appURL}/api/v1/subscriptions`, { data: { endpoint: renewed.endpoint, auth: renewed.keys.auth } })).status()).toBe(204);
+    await deleteTopic(topic);
   });
 });

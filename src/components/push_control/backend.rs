@@ -93,15 +93,29 @@ impl Backend {
         }
     }
 
-    /// Deletes a subscription; one Clarion does not have is not an error.
-    pub async fn delete(&self, endpoint: String) -> Result<()> {
+    /// Deletes a subscription, proving it is ours with its `auth` secret; one Clarion does
+    /// not have is not an error.
+    pub async fn delete(&self, endpoint: String, auth: String) -> Result<()> {
         match self {
             #[cfg(feature = "hydrate")]
-            Backend::ServerFunctions => crate::api::delete_subscription(endpoint).await.map(|_| ()).map_err(BrowserError::from),
+            Backend::ServerFunctions => crate::api::delete_subscription(endpoint, auth).await.map(|_| ()).map_err(BrowserError::from),
             #[cfg(feature = "sdk")]
             Backend::Rest { origin } => {
-                let body = browser::object(&[("endpoint", endpoint.into())]);
+                let body = browser::object(&[("endpoint", endpoint.into()), ("auth", auth.into())]);
                 rest::send(origin, rest::Method::Delete, "/subscriptions", Some(body), 404).await.map(|_| ())
+            }
+        }
+    }
+
+    /// Unbinds a subscription from its signed-in user (sign-out), proving it is ours.
+    pub async fn sign_out(&self, endpoint: String, auth: String) -> Result<()> {
+        match self {
+            #[cfg(feature = "hydrate")]
+            Backend::ServerFunctions => Ok(crate::api::sign_out(endpoint, auth).await?),
+            #[cfg(feature = "sdk")]
+            Backend::Rest { origin } => {
+                let body = browser::object(&[("endpoint", endpoint.into()), ("auth", auth.into())]);
+                rest::send(origin, rest::Method::Post, "/subscriptions/sign-out", Some(body), 204).await.map(|_| ())
             }
         }
     }

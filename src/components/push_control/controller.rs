@@ -276,9 +276,12 @@ impl Control {
             return self.save(&existing, None).await.map(|_| ());
         }
         // The server's VAPID key changed: the old subscription can never be pushed to.
-        let old_endpoint = existing.endpoint();
+        // Read the proof before unsubscribing: an unsubscribed subscription may drop its keys.
+        let old = browser::subscription_json(&existing).ok();
         browser::unsubscribe(&existing).await?;
-        let _ = self.0.backend.delete(old_endpoint).await;
+        if let Some(old) = old {
+            let _ = self.0.backend.delete(old.endpoint, old.keys.auth).await;
+        }
         if permission != NotificationPermission::Granted {
             self.settle(PushState::Ready, "The server's key changed; enable notifications again.");
             return Ok(());
@@ -351,21 +354,23 @@ impl Control {
     }
 
     async fn unsubscribe_here_and_there(&self) -> Result<(), ControlError> {
-        let known_endpoint = self.0.card.borrow().subscription.as_ref().map(|s| s.endpoint.clone());
+        // The endpoint and its `auth` secret, which proves to Clarion that it is ours.
+        let known = self.0.card.borrow().subscription.as_ref().map(|s| (s.endpoint.clone(), s.keys.auth.clone()));
         let in_browser = match self.registration().await {
             Ok(registration) => browser::current_subscription(&registration).await,
             Err(e) => Err(e),
         };
-        let (browser_result, endpoint) = match in_browser {
+        let (browser_result, proof) = match in_browser {
             Ok(Some(subscription)) => {
-                let endpoint = subscription.endpoint();
-                (browser::unsubscribe(&subscription).await.map(|_| ()), Some(endpoint))
+                // Read before unsubscribing: an unsubscribed subscription may drop its keys.
+                let proof = browser::subscription_json(&subscription).ok().map(|json| (json.endpoint, json.keys.auth)).or(known);
+                (browser::unsubscribe(&subscription).await.map(|_| ()), proof)
             }
-            Ok(None) => (Ok(()), known_endpoint),
-            Err(e) => (Err(e), known_endpoint),
+            Ok(None) => (Ok(()), known),
+            Err(e) => (Err(e), known),
         };
-        let server_result = match endpoint {
-            Some(endpoint) => self.0.backend.delete(endpoint).await,
+        let server_result = match proof {
+            Some((endpoint, auth)) => self.0.backend.delete(endpoint, auth).await,
             None => Ok(()),
         };
         match (browser_result, server_result) {
@@ -429,6 +434,17 @@ impl Control {
             };
             this.set_busy(false);
             result
+        })
+    }
+
+    /// Unbinds this browser's subscription from the signed-in user (the site's sign-out):
+    /// it stays subscribed, with its topics, but sends to that user no longer reach it.
+    pub fn sign_out(&self) -> Operation<()> {
+        let this = self.clone();
+        Box::pin(async move {
+            let Some(subscription) = this.0.card.borrow().subscription.clone() else { return Err(ControlError::NotSubscribed) };
+            this.0.backend.sign_out(subscription.endpoint, subscription.keys.auth).await?;
+            Ok(())
         })
     }
 

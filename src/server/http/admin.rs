@@ -106,6 +106,20 @@ impl FromRequestParts<AppState> for AdminAccess {
     }
 }
 
+/// `Option<AdminAccess>`: `None` when the request presents no admin credentials at all
+/// (no bearer token, no session cookie), so a route can serve owners and admins alike; a
+/// presented credential that is wrong is still a 401.
+impl axum::extract::OptionalFromRequestParts<AppState> for AdminAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) && session_cookie(&parts.headers).is_none() {
+            return Ok(None);
+        }
+        <Self as FromRequestParts<AppState>>::from_request_parts(parts, state).await.map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

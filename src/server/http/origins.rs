@@ -31,7 +31,7 @@ impl AllowedOrigins {
 
 /// The endpoints a site's pages and its worker call (the SDK and the imported `sw.js`):
 /// the VAPID key, subscribe and unsubscribe, the topics and a subscriber's choice of them,
-/// the test push and click reports. Only these answer the origins in
+/// the test push, a worker's renewal and click reports. Only these answer the origins in
 /// `CLARION_CORS_ORIGINS`; admin endpoints and server functions never answer a foreign
 /// origin.
 pub fn is_public_endpoint(method: &Method, path: &str) -> bool {
@@ -41,7 +41,7 @@ pub fn is_public_endpoint(method: &Method, path: &str) -> bool {
         "vapid-public-key" | "topics" => read,
         "subscriptions" => matches!(*method, Method::POST | Method::DELETE),
         "subscriptions/topics" => *method == Method::PUT,
-        "subscriptions/test" => *method == Method::POST,
+        "subscriptions/test" | "subscriptions/renew" | "subscriptions/sign-out" => *method == Method::POST,
         _ => {
             *method == Method::POST
                 && endpoint

@@ -24,7 +24,7 @@ use crate::error::CoreError;
 use crate::Clarion;
 use clarion_domain::notification::{Notification, NotificationRequest};
 use clarion_domain::{BroadcastDetail, BroadcastQueued, BroadcastState, BroadcastStatus};
-use clarion_store::Cancelled;
+use clarion_store::{Cancelled, ClickRecorded};
 use std::collections::HashMap;
 
 /// Subscriptions read from the database per page of a broadcast: one in-flight window.
@@ -122,19 +122,25 @@ pub async fn broadcast_status(core: &Clarion, id: i64) -> Result<BroadcastStatus
     Ok(BroadcastStatus { fault: core.faults.get(id), ..record.into() })
 }
 
-/// Counts a click that a service worker reported. When the worker names its own
-/// subscription (endpoint and `auth` secret), that subscription is marked seen; a report
-/// that does not prove it still counts the click.
-pub async fn record_click(core: &Clarion, id: i64, subscription: Option<(&str, &str)>) -> Result<(), CoreError> {
-    if !core.store.record_click(id).await? {
-        return Err(CoreError::NotFound(format!("no notification with id {id}")));
-    }
-    if let Some((endpoint, auth)) = subscription {
-        if let Ok(owned) = crate::ownership::prove_ownership(core, endpoint, auth).await {
-            core.store.mark_seen(owned.id()).await?;
+/// Counts a click on broadcast `id`'s notification, reported by the subscription that
+/// got it: its owner proves it with the `auth` secret. A subscription's click counts once,
+/// and only on a broadcast that was sent; a proven report also marks the subscription seen.
+pub async fn record_click(core: &Clarion, id: i64, endpoint: &str, auth: &str) -> Result<(), CoreError> {
+    for (field, value) in [("endpoint", endpoint), ("auth", auth)] {
+        if value.is_empty() {
+            return Err(CoreError::Invalid { field, reason: "is required: a click counts only from the subscription that got it".into() });
         }
     }
-    Ok(())
+    let owned = crate::ownership::prove_ownership(core, endpoint, auth).await?;
+    core.store.mark_seen(owned.id()).await?;
+    match core.store.record_click(id, owned.id()).await? {
+        ClickRecorded::Counted | ClickRecorded::AlreadyCounted => Ok(()),
+        ClickRecorded::NoSuchBroadcast => Err(CoreError::NotFound(format!("no notification with id {id}"))),
+        ClickRecorded::NotSent(state) => Err(CoreError::Conflict {
+            field: "id",
+            reason: format!("notification {id} was not sent (it is {state}): no click counts on it"),
+        }),
+    }
 }
 
 /// The history, newest first; only broadcasts in `state`, when given.

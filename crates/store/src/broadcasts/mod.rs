@@ -413,13 +413,46 @@ impl Store {
         })
     }
 
-    /// Counts one click on a broadcast's notification; false when there is no such broadcast.
-    pub async fn record_click(&self, id: i64) -> anyhow::Result<bool> {
+    /// Counts a click on a broadcast's notification by a subscription, once per
+    /// subscription, and only on a broadcast that was sent (`sending` or `done`).
+    pub async fn record_click(&self, broadcast_id: i64, subscription_id: i64) -> anyhow::Result<ClickRecorded> {
         on_pool!(self, pool => {
-            let done = sqlx::query("UPDATE broadcasts SET clicks = clicks + 1 WHERE id = $1").bind(id).execute(pool).await?;
-            Ok(done.rows_affected() == 1)
+            let mut tx = pool.begin_write().await?;
+            let state: Option<(String,)> =
+                sqlx::query_as("SELECT status FROM broadcasts WHERE id = $1").bind(broadcast_id).fetch_optional(&mut *tx).await?;
+            let Some((state,)) = state else { return Ok(ClickRecorded::NoSuchBroadcast) };
+            if state != "sending" && state != "done" {
+                return Ok(ClickRecorded::NotSent(state));
+            }
+            let first = sqlx::query(
+                "INSERT INTO broadcast_clicks (broadcast_id, subscription_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(broadcast_id)
+            .bind(subscription_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if first {
+                sqlx::query("UPDATE broadcasts SET clicks = clicks + 1 WHERE id = $1").bind(broadcast_id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(if first { ClickRecorded::Counted } else { ClickRecorded::AlreadyCounted })
         })
     }
+}
+
+/// What a click report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClickRecorded {
+    /// The subscription's first click on this broadcast: counted.
+    Counted,
+    /// This subscription's click was counted before; not again.
+    AlreadyCounted,
+    /// No broadcast has this id.
+    NoSuchBroadcast,
+    /// The broadcast was never sent (it is in this state: scheduled, queued, cancelled).
+    NotSent(String),
 }
 
 /// A ledger row as the API reports it: times as RFC 3339, the run's duration worked out.

@@ -48,20 +48,25 @@ async fn cancel(_: Admin, State(state): State<AppState>, Path(id): Path<String>)
     Ok(Json(broadcasts::cancel_broadcast(&state.core, parse_id(&id)?).await?))
 }
 
-/// What a service worker may add to a click report: its own subscription, proven by
-/// its `auth` secret, so the click marks it as seen.
+/// A click report: the subscription that got the notification, proven by its `auth`
+/// secret (a click counts once per subscription, and marks it as seen).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ClickReport {
     endpoint: String,
     auth: String,
 }
 
 /// `204`: a service worker reports a click on this broadcast's notification. Public (the
-/// worker has no credentials); writes are rate-limited per address and refused
-/// cross-site like every other write. The body is optional.
-async fn click(State(state): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
-    let report = if body.is_empty() { None } else { Some(super::error::parse_json::<ClickReport>(&body)?) };
-    broadcasts::record_click(&state.core, parse_id(&id)?, report.as_ref().map(|r| (r.endpoint.as_str(), r.auth.as_str()))).await?;
+/// worker has no credentials) but proven: `422` without the subscription, `403` with a
+/// wrong `auth`, `404` unknown notification or subscription, `409` a send that was never
+/// sent. A second report from the same subscription is a `204` that counts nothing.
+async fn click(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(report): AppJson<ClickReport>,
+) -> Result<impl IntoResponse, ApiError> {
+    broadcasts::record_click(&state.core, parse_id(&id)?, &report.endpoint, &report.auth).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

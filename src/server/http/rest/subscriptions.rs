@@ -12,11 +12,15 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use clarion_core::admission;
-use clarion_core::subscriptions::{self, Subscribed};
+use clarion_core::subscriptions::{self, Deleter, Subscribed};
 use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/subscriptions", post(create).delete(remove).get(list)).route("/subscriptions/test", post(test_push))
+    Router::new()
+        .route("/subscriptions", post(create).delete(remove).get(list))
+        .route("/subscriptions/test", post(test_push))
+        .route("/subscriptions/renew", post(renew))
+        .route("/subscriptions/sign-out", post(sign_out))
 }
 
 /// `201 {"id", "topics"}` for a new endpoint, `200` for a known one (refreshed).
@@ -36,12 +40,21 @@ async fn create(
 }
 
 #[derive(Deserialize)]
-struct EndpointBody {
+#[serde(deny_unknown_fields)]
+struct DeleteBody {
     endpoint: String,
+    /// The subscription's `keys.auth`; not needed with admin rights.
+    #[serde(default)]
+    auth: Option<String>,
 }
 
-async fn remove(State(state): State<AppState>, AppJson(body): AppJson<EndpointBody>) -> Result<StatusCode, ApiError> {
-    subscriptions::unsubscribe(&state.core, &body.endpoint).await?;
+/// `204`: the owner (with the subscription's `auth` secret) or an admin deletes it.
+async fn remove(admin: Option<Admin>, State(state): State<AppState>, AppJson(body): AppJson<DeleteBody>) -> Result<StatusCode, ApiError> {
+    let deleter = match (&admin, &body.auth) {
+        (Some(_), _) => Deleter::Admin,
+        (None, auth) => Deleter::Owner { auth: auth.as_deref().unwrap_or_default() },
+    };
+    subscriptions::unsubscribe(&state.core, &body.endpoint, deleter).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -60,6 +73,35 @@ async fn test_push(
     AppJson(body): AppJson<OwnSubscription>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(admission::test_push_from(&state.core, &state.admission, ip, &body.endpoint, &body.auth).await?))
+}
+
+/// `204`: the subscription is no longer bound to its user (a signed-in user signs out of
+/// a shared browser); it keeps its topics. Proven by its `auth` secret.
+async fn sign_out(State(state): State<AppState>, AppJson(body): AppJson<OwnSubscription>) -> Result<StatusCode, ApiError> {
+    subscriptions::sign_out(&state.core, &body.endpoint, &body.auth).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a service worker sends on `pushsubscriptionchange`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Renewal {
+    /// The subscription the browser replaced, proven by its `auth` secret.
+    old: OwnSubscription,
+    /// The browser's new subscription, `PushSubscription.toJSON()`.
+    subscription: crate::domain::SubscriptionJson,
+}
+
+/// `201`/`200 {"id", "topics"}`: the renewed subscription, with the old one's user and
+/// topics; the old one is deleted. `403` wrong `auth`, `404` the old one is not stored.
+async fn renew(State(state): State<AppState>, headers: HeaderMap, AppJson(body): AppJson<Renewal>) -> Result<impl IntoResponse, ApiError> {
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let stored = subscriptions::renew(&state.core, &body.old.endpoint, &body.old.auth, &body.subscription, user_agent).await?;
+    let status = match stored.subscribed {
+        Subscribed::Created(_) => StatusCode::CREATED,
+        Subscribed::Updated(_) => StatusCode::OK,
+    };
+    Ok((status, Json(SavedSubscription { id: stored.subscribed.id(), topics: stored.topics })))
 }
 
 #[derive(Deserialize)]

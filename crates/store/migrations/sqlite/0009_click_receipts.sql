@@ -1,0 +1,7 @@
+-- One counted click per broadcast and subscription: a click report must prove its
+-- subscription, and a second report from it is not counted again.
+CREATE TABLE broadcast_clicks (
+    broadcast_id    INTEGER NOT NULL REFERENCES broadcasts (id) ON DELETE CASCADE,
+    subscription_id INTEGER NOT NULL,
+    PRIMARY KEY (broadcast_id, subscription_id)
+);
