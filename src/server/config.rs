@@ -47,7 +47,7 @@ pub struct SiteArgs {
     #[arg(long, env = "CLARION_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// Database URL; defaults to `sqlite://<data-dir>/clarion.db` (WAL).
-    #[arg(long, env = "CLARION_DATABASE_URL")]
+    #[arg(long, env = "CLARION_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// VAPID contact, a `mailto:` or `https:` URL that push services can use to reach you.
     #[arg(long, env = "CLARION_VAPID_SUBJECT", default_value = "mailto:admin@example.com")]

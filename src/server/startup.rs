@@ -40,13 +40,7 @@ use tower_http::trace::TraceLayer;
 /// Opens what every command needs: the data dir, the database, the VAPID key, the sender.
 pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     secrets::ensure_data_dir(&site.data_dir)?;
-    let database_url = match &site.database_url {
-        Some(url) => url.clone(),
-        None => {
-            secrets::private_database_files(&site.data_dir.join(Store::DEFAULT_FILE))?;
-            Store::default_url(&site.data_dir)
-        }
-    };
+    let database_url = site.database_url.clone().unwrap_or_else(|| Store::default_url(&site.data_dir));
     let timeouts = PushTimeouts::new(Duration::from_secs(site.push_timeout));
     let store = Store::connect(&database_url, timeouts.lease()).await?;
     let material = secrets::load_or_create_vapid_key(site.vapid_private_key.as_deref(), &site.data_dir)?;
@@ -102,8 +96,10 @@ impl Application {
             Some(secret) => Some(IdentitySecret::new(secret, &args.identity_audience).map_err(anyhow::Error::msg)?),
             None => None,
         };
-        let admin = AdminToken::load_or_create(args.admin_token.as_deref(), &args.site.data_dir)?;
-        core.store.agree_on_key(DeploymentKey::AdminToken, &admin.fingerprint()).await?;
+        let salt = core.store.deployment_salt(secrets::ADMIN_TOKEN_SALT).await?;
+        let admin = AdminToken::load_or_create(args.admin_token.as_deref(), &args.site.data_dir, &salt)?;
+        core.store.upgrade_key_record(DeploymentKey::AdminToken, admin.unsalted_fingerprint(), admin.fingerprint()).await?;
+        core.store.agree_on_key(DeploymentKey::AdminToken, admin.fingerprint()).await?;
         let listener = TcpListener::bind(args.addr).await.with_context(|| format!("Failed to listen on {}", args.addr))?;
         let addr = listener.local_addr()?;
         let leptos_options = LeptosOptions::builder()

@@ -578,6 +578,58 @@ async fn every_file_is_private_even_in_a_data_dir_made_by_someone_else() {
     server.kill();
 }
 
+#[test]
+fn help_never_shows_the_value_of_a_secret_bearing_variable() {
+    let secrets = [
+        ("CLARION_DATABASE_URL", "postgres://clarion:db-password-hunter2@127.0.0.1:1/clarion"),
+        ("CLARION_ADMIN_TOKEN", "admin-token-value-0123456789abcdef0123"),
+        ("CLARION_VAPID_PRIVATE_KEY", "vapid-private-key-value-0123456789"),
+        ("CLARION_IDENTITY_SECRET", "identity-secret-value-0123456789abcdef"),
+    ];
+    for command in [&["--help"][..], &["serve", "--help"], &["send", "--help"], &["import", "--help"], &["keys", "--help"]] {
+        let mut help = Command::new(BIN);
+        help.args(command);
+        for (key, value) in secrets {
+            help.env(key, value);
+        }
+        let output = help.output().unwrap();
+        assert!(output.status.success(), "{command:?}");
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        for (key, value) in secrets {
+            assert!(!text.contains(value), "`clarion {}` shows {key}: {text}", command.join(" "));
+        }
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_database_at_a_path_of_its_own_is_private_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let database = elsewhere.join("push.sqlite");
+    let url = format!("sqlite://{}", database.display());
+    let server =
+        ServerProcess::start(&dir.path().join("data"), &[("CLARION_DATABASE_URL", url.as_str()), ("CLARION_SUBSCRIBE_RATE_LIMIT", "0")]);
+    let stored = reqwest::Client::new()
+        .post(format!("{}/api/v1/subscriptions", server.address))
+        .json(&subscription_with_endpoint("https://fcm.googleapis.com/fcm/send/elsewhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 201);
+    #[cfg(unix)]
+    for file in ["push.sqlite", "push.sqlite-wal", "push.sqlite-shm"] {
+        assert_eq!(mode(&elsewhere.join(file)), 0o600, "{file}");
+    }
+    server.kill();
+}
+
 #[tokio::test]
 async fn an_endpoint_cannot_forge_log_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -717,15 +769,41 @@ async fn an_instance_with_another_vapid_key_or_admin_token_refuses_to_start_on_a
     let other_token = "another-admin-token-0123456789abcdef";
     let same_key = [("CLARION_DATABASE_URL", database.as_str()), ("CLARION_VAPID_PRIVATE_KEY", first_key.as_str())];
     let log = refused_start(&second_data, &[same_key[0], same_key[1], ("CLARION_ADMIN_TOKEN", other_token)]);
-    assert!(log.contains("CLARION_ADMIN_TOKEN") && log.contains("fingerprint"), "{log}");
+    assert!(log.contains("CLARION_ADMIN_TOKEN") && log.contains("differs"), "{log}");
     assert!(!log.contains(other_token) && !log.contains(ADMIN_TOKEN), "a token was logged: {log}");
+    // What the database holds of the token is keyed (Argon2id under the deployment's salt),
+    // not a digest anyone could recompute from a guess, and the log never shows it.
+    let db = sqlx::PgPool::connect(&database).await.unwrap();
+    let recorded: String =
+        sqlx::query_scalar("SELECT fingerprint FROM deployment_keys WHERE name = 'admin_token'").fetch_one(&db).await.unwrap();
+    assert!(recorded.starts_with("argon2id:"), "{recorded}");
+    assert!(!log.contains(&recorded) && !log.contains(recorded.trim_start_matches("argon2id:")), "the stored fingerprint was shown: {log}");
+    let unsalted = unsalted_admin_fingerprint(ADMIN_TOKEN);
+    assert_ne!(recorded, unsalted);
 
+    // A deployment upgraded from a version that recorded the unsalted digest keeps working:
+    // the record is recognised and replaced.
+    sqlx::query("UPDATE deployment_keys SET fingerprint = $1 WHERE name = 'admin_token'").bind(&unsalted).execute(&db).await.unwrap();
     // The same key and token: a second instance joins.
     let second = ServerProcess::start(&second_data, &[same_key[0], same_key[1], ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN)]);
     let health = reqwest::get(format!("{}/healthz", second.address)).await.unwrap();
     assert_eq!(health.status(), 200);
+    let upgraded: String =
+        sqlx::query_scalar("SELECT fingerprint FROM deployment_keys WHERE name = 'admin_token'").fetch_one(&db).await.unwrap();
+    assert_eq!(upgraded, recorded, "the old record was replaced by the keyed one");
+    db.close().await;
     second.kill();
     first.kill();
+}
+
+/// How versions before the deployment salt recorded the admin token: SHA-256 of a label
+/// and SHA-256 of the token, which a dictionary recomputes at millions a second.
+fn unsalted_admin_fingerprint(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(b"clarion admin token fingerprint\0");
+    hasher.update(Sha256::digest(token.as_bytes()));
+    clarion::domain::base64url::encode(&hasher.finalize()[..12])
 }
 
 /// `clarion_pushes_total{outcome="delivered"}` of one instance.

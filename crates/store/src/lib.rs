@@ -166,9 +166,35 @@ impl LeaseStatus {
 /// `max_connections` for N instances.
 pub const POSTGRES_POOL: u32 = 16;
 
+/// Makes an SQLite database file private before SQLite opens it: creates it empty with
+/// mode 0600 if missing, and narrows an existing one (and its `-wal`/`-shm`) to 0600.
+/// SQLite creates `-wal` and `-shm` with the database file's mode, so they follow,
+/// whatever the directory's mode, the umask or the path the URL names.
+fn private_database_files(database: &std::path::Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(database).with_context(|| format!("Failed to create {}", database.display()))?;
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::path::PathBuf::from(format!("{}{suffix}", database.display()));
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("Failed to make {} private", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens the database that `database_url` names (`sqlite://…` or `postgres://…`),
-    /// creating a SQLite file if needed, and runs the backend's embedded migrations.
+    /// creating a SQLite file (mode 0600, wherever it is) if needed, and runs the
+    /// backend's embedded migrations.
     /// `lease` is how long a claim on a broadcast lasts without renewal.
     pub async fn connect(database_url: &str, lease: Duration) -> anyhow::Result<Self> {
         if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
@@ -195,6 +221,10 @@ impl Store {
             // not in handoffs of 50 rows, each a wake-up of both threads.
             .row_buffer_size(1024)
             .foreign_keys(true);
+        let file = options.get_filename();
+        if file != std::path::Path::new(":memory:") && !file.as_os_str().is_empty() {
+            private_database_files(file)?;
+        }
         // Migrations run on a connection of their own with foreign keys off, as SQLite's
         // procedure for rebuilding a table requires. When any ran, every key is checked
         // (a scan of every table with keys, so not on a start that migrated nothing).
