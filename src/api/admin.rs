@@ -73,7 +73,8 @@ pub async fn admin_sign_out() -> Result<(), ApiFailure> {
 pub async fn admin_session() -> Result<Option<ConsoleSettings>, ApiFailure> {
     let state = state()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    if !crate::server::http::admin::has_session(&state, &headers).await.map_err(to_server_error)? {
+    let tls: crate::server::http::security::OverTls = leptos_axum::extract_with_state(&state).await?;
+    if !crate::server::http::admin::has_session(&state, &headers, tls).await.map_err(to_server_error)? {
         return Ok(None);
     }
     let internal = |e| to_server_error(clarion_core::CoreError::Internal(e));

@@ -151,6 +151,12 @@ pub struct ServeArgs {
     /// internal network). On the main address `/metrics` needs the admin token.
     #[arg(long, env = "CLARION_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Host names the metrics address answers to (comma-separated, e.g.
+    /// `clarion,clarion.internal`), besides IP addresses and `localhost`. A request naming
+    /// any other host is refused, so a web page cannot read the metrics through a name of
+    /// its own that resolves to this address (DNS rebinding).
+    #[arg(long, env = "CLARION_METRICS_HOSTS", default_value = "")]
+    pub metrics_hosts: String,
     /// The most stored subscriptions one client IP may have created; 0 is no limit.
     #[arg(long, env = "CLARION_MAX_SUBSCRIPTIONS_PER_IP", default_value_t = 500)]
     pub max_subscriptions_per_ip: u64,

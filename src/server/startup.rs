@@ -40,6 +40,13 @@ use tower_http::trace::TraceLayer;
 /// Opens what every command needs: the data dir, the database, the VAPID key, the sender.
 pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     secrets::ensure_data_dir(&site.data_dir)?;
+    if crate::domain::clock::offset_seconds() != 0 {
+        tracing::warn!(
+            offset_seconds = crate::domain::clock::offset_seconds(),
+            "{} shifts this process's clock; it is for tests only",
+            crate::domain::clock::OFFSET_VARIABLE
+        );
+    }
     let database_url = site.database_url.clone().unwrap_or_else(|| Store::default_url(&site.data_dir));
     let timeouts = PushTimeouts::new(Duration::from_secs(site.push_timeout));
     let store = Store::connect(&database_url, timeouts.lease()).await?;
@@ -79,8 +86,9 @@ pub struct Application {
     core: Clarion,
     limits: Arc<Limits>,
     connection_limits: ConnectionLimits,
-    /// `CLARION_METRICS_ADDR`'s listener, when set.
+    /// `CLARION_METRICS_ADDR`'s listener, when set, and the host names it answers to.
     metrics_listener: Option<TcpListener>,
+    metrics_hosts: metrics::MetricsHosts,
     /// `CLARION_IDLE_EXPIRY_DAYS` and the time between sweeps, when set.
     idle_expiry: Option<(u32, Duration)>,
 }
@@ -124,7 +132,7 @@ impl Application {
             leptos_options: leptos_options.clone(),
             client_ip: ClientIpPolicy::from_settings(&args.trusted_proxies, args.trust_proxy_headers)
                 .map_err(|e| anyhow::anyhow!("CLARION_TRUSTED_PROXIES: {e}"))?,
-            cors_origins: AllowedOrigins::parse(&args.cors_origins),
+            cors_origins: AllowedOrigins::parse(&args.cors_origins).map_err(|e| anyhow::anyhow!("CLARION_CORS_ORIGINS: {e}"))?,
             idle_expiry_days: args.idle_expiry_days,
         };
         if args.subscribe_rate_limit == 0 {
@@ -154,6 +162,7 @@ impl Application {
             limits,
             connection_limits,
             metrics_listener,
+            metrics_hosts: metrics::MetricsHosts::parse(&args.metrics_hosts),
             idle_expiry,
         })
     }
@@ -189,7 +198,12 @@ impl Application {
         tracing::info!(addr = %self.local_addr(), "listening");
         if let Some(listener) = self.metrics_listener {
             tracing::info!(addr = %listener.local_addr()?, "serving /metrics without a token");
-            tasks.spawn(http::serve(listener, metrics::open_router(self.core.clone()), self.connection_limits.clone(), stop.clone()));
+            tasks.spawn(http::serve(
+                listener,
+                metrics::open_router(self.core.clone(), self.metrics_hosts),
+                self.connection_limits.clone(),
+                stop.clone(),
+            ));
         }
         let mut server = std::pin::pin!(http::serve(self.listener, self.router, self.connection_limits, stop.clone()));
         tokio::select! {

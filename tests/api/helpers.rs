@@ -232,6 +232,7 @@ pub fn serve_args(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option
         max_subscriptions: 0,
         max_subscriptions_per_ip: 0,
         metrics_addr: None,
+        metrics_hosts: String::new(),
         identity_secret: Some(IDENTITY_SECRET.into()),
         identity_audience: Vec::new(),
         idle_expiry_days: 0,

@@ -79,3 +79,24 @@ async fn the_metrics_address_serves_them_without_a_token_and_nothing_else() {
     // The main address still wants the token.
     assert_eq!(app.client.get(app.url("/metrics")).send().await.unwrap().status(), 401);
 }
+
+#[tokio::test]
+async fn the_metrics_address_answers_only_requests_that_name_it() {
+    let app = spawn_app_with("", |args| {
+        args.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+        args.metrics_hosts = "prometheus-target".into();
+    })
+    .await;
+    let metrics = app.metrics_address.clone().unwrap();
+    let port = metrics.rsplit(':').next().unwrap().to_string();
+    let with_host = |host: String| app.client.get(format!("{metrics}/metrics")).header("Host", host).send();
+    // A page on a name of an attacker's that resolves to this address (DNS rebinding).
+    for host in [format!("rebind.evil.example:{port}"), format!("127.0.0.1.evil.example:{port}"), "localhost.evil.example".into()] {
+        let refused = with_host(host.clone()).await.unwrap();
+        assert_eq!(refused.status(), 421, "{host}");
+        assert!(refused.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().contains("CLARION_METRICS_HOSTS"));
+    }
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("prometheus-target:{port}")] {
+        assert_eq!(with_host(host.clone()).await.unwrap().status(), 200, "{host}");
+    }
+}

@@ -631,6 +631,18 @@ async fn a_database_at_a_path_of_its_own_is_private_too() {
 }
 
 #[tokio::test]
+async fn a_log_written_to_a_pipe_carries_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    // `NO_COLOR` empty counts as unset: only the pipe can turn colour off here.
+    let server = ServerProcess::start(&dir.path().join("data"), &[("NO_COLOR", ""), ("RUST_LOG", "debug")]);
+    let listed = reqwest::Client::new().get(format!("{}/api/v1/subscriptions", server.address)).send().await.unwrap();
+    assert_eq!(listed.status(), 401);
+    let log = server.kill();
+    assert!(log.contains("listening"), "{log}");
+    assert!(!log.contains('\u{1b}'), "an ANSI escape code in a piped log: {log:?}");
+}
+
+#[tokio::test]
 async fn an_endpoint_cannot_forge_log_lines() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&dir.path().join("data"), &[("CLARION_SUBSCRIBE_RATE_LIMIT", "0"), ("RUST_LOG", "debug")]);
@@ -921,4 +933,78 @@ async fn forget_me_never_writes_the_user_id_to_the_log() {
     let log = server.kill();
     assert!(log.contains("/api/v1/users/{user_id}"), "the request is logged, without the id:\n{log}");
     assert!(!log.contains(user), "the user id leaked into the log:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_clock_runs_two_minutes_ahead_neither_takes_over_a_lease_nor_starts_a_schedule_early() {
+    const AUDIENCE: i64 = 400;
+    let push = spawn_push_service().await;
+    let database = postgres_database(&format!("skewed_clocks_{}", std::process::id())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = clarion_push::vapid::VapidKeyMaterial::generate();
+    let public_key = clarion::domain::base64url::encode(&key.public_key());
+    let private_key = key.private_raw_base64url();
+    let env = [
+        ("CLARION_DATABASE_URL", database.as_str()),
+        ("CLARION_PUSH_HOSTS", &push.host()),
+        ("CLARION_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("CLARION_VAPID_PRIVATE_KEY", private_key.as_str()),
+        ("CLARION_VAPID_SUBJECT", SUBJECT),
+        ("CLARION_SEND_CONCURRENCY", "2"),
+    ];
+    let minted: Vec<Value> = push
+        .client
+        .post(format!("{}/_test/subscriptions/batch", push.origin))
+        .json(&json!({ "application_server_key": public_key, "count": AUDIENCE }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lines: String = minted.iter().map(|s| format!("{s}\n")).collect();
+    let mut import = Command::new(BIN)
+        .args(["import", "-", "--data-dir"])
+        .arg(dir.path().join("import"))
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut import.stdin.take().unwrap(), lines.as_bytes()).unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&import.wait_with_output().unwrap().stdout).unwrap()["stored"], AUDIENCE);
+    // 20 ms a push, two at a time: the broadcast takes about four seconds.
+    push.fault(&json!({ "endpoint": "*", "mode": "delay", "delay_ms": 20 })).await;
+
+    // An instance with a true clock starts the broadcast and holds its ranges' leases...
+    let honest = ServerProcess::start(&dir.path().join("honest"), &env);
+    let id = queue_over_http(&honest.address, "Once each").await;
+    wait_until_delivered(&honest.address, id, 20).await;
+    // ...and one whose clock runs two minutes ahead joins: by its own clock every lease
+    // the first took has lapsed long ago.
+    let mut skewed_env = env.to_vec();
+    skewed_env.push((clarion::domain::clock::OFFSET_VARIABLE, "120"));
+    let ahead = ServerProcess::start(&dir.path().join("ahead"), &skewed_env);
+    assert!(ahead.seen.join("\n").contains("for tests only"), "the shifted clock is announced");
+    let status = wait_until_done(&honest.address, id, Duration::from_secs(60)).await;
+    assert_eq!(status["delivered"].as_i64(), Some(AUDIENCE), "{status}");
+    let summary = push.summary().await;
+    assert_eq!(summary["by_messages"], json!({ "1": AUDIENCE }), "each subscription got exactly one push: {summary}");
+
+    // A send scheduled a minute from now waits for its minute, though by the second
+    // instance's clock it is a minute overdue.
+    let send_at = (chrono::Utc::now() + chrono::TimeDelta::seconds(60)).to_rfc3339();
+    let scheduled = reqwest::Client::new()
+        .post(format!("{}/api/v1/notifications", honest.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "title": "Later", "body": "", "send_at": send_at }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scheduled.status(), 202);
+    let later = scheduled.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(status_over_http(&ahead.address, later).await["status"], "scheduled", "started early by the instance ahead");
+    ahead.kill();
+    honest.kill();
 }

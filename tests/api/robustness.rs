@@ -386,3 +386,71 @@ async fn a_server_function_body_over_the_limit_gets_413_json() {
     let body: Value = response.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("larger than"), "{body}");
 }
+
+// ---- 7. Every answer of the API is JSON -------------------------------------------------
+
+/// The API's error body: `error` names the problem.
+async fn json_error(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let body = response.text().await.unwrap();
+    assert!(kind.starts_with("application/json"), "{status}: {kind}: {body}");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    (status, error["error"].as_str().expect("an error member").to_string())
+}
+
+#[tokio::test]
+async fn unknown_paths_wrong_methods_and_oversize_bodies_get_json_errors_everywhere_under_api_v1() {
+    let app = spawn_app("").await;
+    let client = &app.client;
+    for (method, path) in [("GET", "/api/v1/nope"), ("GET", "/api/v1"), ("POST", "/api/v1/"), ("DELETE", "/api/v1/subscriptions/x/y")] {
+        let response = client.request(method.parse().unwrap(), app.url(path)).send().await.unwrap();
+        let (status, error) = json_error(response).await;
+        assert_eq!(status, 404, "{method} {path}");
+        assert!(error.contains(path), "{error}");
+    }
+    for (method, path, allowed) in [
+        ("PUT", "/api/v1/subscriptions", "POST"),
+        ("DELETE", "/api/v1/vapid-public-key", "GET"),
+        ("GET", "/api/v1/subscriptions/test", "POST"),
+    ] {
+        let response = client.request(method.parse().unwrap(), app.url(path)).send().await.unwrap();
+        let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(allow.contains(allowed), "{method} {path}: Allow {allow:?}");
+        let (status, error) = json_error(response).await;
+        assert_eq!(status, 405, "{method} {path}");
+        assert!(error.contains(method) && error.contains(path), "{error}");
+    }
+    // Each route's own limit (8 KiB for the JSON of the public endpoints), and a body larger
+    // than any route takes on routes that read none.
+    let small_limit = "x".repeat(9 * 1024);
+    let any_limit = "x".repeat(2 * 1024 * 1024 + 1);
+    let oversize = [
+        ("POST", "/api/v1/subscriptions", &small_limit),
+        ("DELETE", "/api/v1/subscriptions", &small_limit),
+        ("PUT", "/api/v1/subscriptions/topics", &small_limit),
+        ("POST", "/api/v1/subscriptions/test", &small_limit),
+        ("POST", "/api/v1/subscriptions/renew", &small_limit),
+        ("POST", "/api/v1/subscriptions/sign-out", &small_limit),
+        ("POST", "/api/v1/notifications/1/clicks", &small_limit),
+        ("PUT", "/api/v1/topics/news", &small_limit),
+        ("POST", "/api/v1/notifications", &any_limit),
+        ("DELETE", "/api/v1/users/someone", &any_limit),
+        ("DELETE", "/api/v1/notifications/1", &any_limit),
+        ("GET", "/api/v1/vapid-public-key", &any_limit),
+        ("GET", "/api/v1/nope", &any_limit),
+    ];
+    for (method, path, body) in oversize {
+        let response = client
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = json_error(response).await;
+        assert_eq!(status, 413, "{method} {path}: {error}");
+    }
+    assert_eq!(app.list_json().await["total"], 0, "nothing was changed");
+}

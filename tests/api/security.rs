@@ -356,3 +356,80 @@ async fn pages_and_api_answers_carry_security_headers() {
         assert!(worker_csp.contains(directive), "{directive} in {worker_csp}");
     }
 }
+
+#[tokio::test]
+async fn cors_origins_that_are_not_origins_are_refused_at_start_and_default_ports_are_normalised() {
+    for (entry, why) in [
+        ("null", "null"),
+        ("*", "wildcard"),
+        ("https://*.example.com", "wildcard"),
+        ("https://www.example.com/app", "path"),
+        ("www.example.com", "scheme://host"),
+        ("ftp://www.example.com", "http or https"),
+        ("https://user:pw@www.example.com", "user or password"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = serve_args(dir.path().join("data"), "", None);
+        args.cors_origins = format!("https://good.example, {entry}");
+        let error = clarion::server::startup::Application::build(args).await.err().unwrap_or_else(|| panic!("{entry} was accepted"));
+        let text = format!("{error:#}");
+        assert!(text.contains("CLARION_CORS_ORIGINS") && text.contains(entry) && text.contains(why), "{entry}: {text}");
+    }
+    // `https://Shop.Example:443/` is the origin browsers send as `https://shop.example`.
+    let app = spawn_app_with("", |args| args.cors_origins = "https://Shop.Example:443/, http://localhost:80".into()).await;
+    for origin in ["https://shop.example", "http://localhost"] {
+        let allowed = app
+            .client
+            .post(app.url("/api/v1/subscriptions"))
+            .header("Origin", origin)
+            .json(&subscription_with_endpoint(&format!("{FCM}{}", origin.len())))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(allowed.status(), 201, "{origin}");
+    }
+}
+
+#[tokio::test]
+async fn over_tls_the_console_cookie_is_host_prefixed_and_secure_and_the_scheme_is_part_of_the_site() {
+    let app = spawn_app_with("", |args| args.trusted_proxies = "127.0.0.1/32".into()).await;
+    let sign_in = |proto: &'static str| {
+        app.client.post(app.url("/api/fn/admin_sign_in")).header("X-Forwarded-Proto", proto).json(&json!({ "token": ADMIN_TOKEN })).send()
+    };
+    let secure = sign_in("https").await.unwrap();
+    assert_eq!(secure.status(), 200);
+    let cookie = secure.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("__Host-clarion_admin="), "{cookie}");
+    for attribute in ["; Secure", "; Path=/", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+    let list = |cookie: String, proto: &'static str| {
+        app.client.get(app.url("/api/v1/subscriptions")).header("Cookie", cookie).header("X-Forwarded-Proto", proto).send()
+    };
+    assert_eq!(list(format!("__Host-clarion_admin={value}"), "https").await.unwrap().status(), 200);
+    // Over TLS only the prefixed cookie counts: one a sibling subdomain planted does not.
+    assert_eq!(list(format!("clarion_admin={value}"), "https").await.unwrap().status(), 401);
+    // Over plain HTTP the cookie has no prefix and is not Secure (a browser would drop it).
+    let plain = sign_in("http").await.unwrap().headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(plain.starts_with("clarion_admin=") && !plain.contains("Secure"), "{plain}");
+
+    // The same host under the other scheme is another site.
+    let host = app.address.trim_start_matches("http://").to_string();
+    let write = |origin: String, proto: &'static str, i: usize| {
+        app.client
+            .post(app.url("/api/v1/subscriptions"))
+            .header("Origin", origin)
+            .header("X-Forwarded-Proto", proto)
+            .json(&subscription_with_endpoint(&format!("{FCM}scheme-{i}")))
+            .send()
+    };
+    assert_eq!(write(format!("https://{host}"), "https", 1).await.unwrap().status(), 201);
+    let downgraded = write(format!("http://{host}"), "https", 2).await.unwrap();
+    assert_eq!(downgraded.status(), 403);
+    let error: Value = downgraded.json().await.unwrap();
+    assert!(error["error"].as_str().unwrap().contains("scheme"), "{error}");
+    assert_eq!(write(format!("https://{host}"), "http", 3).await.unwrap().status(), 403, "https page, plain request");
+    assert_eq!(write(format!("http://{host}"), "http", 4).await.unwrap().status(), 201);
+}

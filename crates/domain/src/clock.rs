@@ -3,11 +3,33 @@
 //! later change has one place to look; durations and deadlines use the monotonic clocks
 //! of `std::time::Instant` and tokio instead.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+//!
+//! `CLARION_CLOCK_OFFSET_SECONDS` shifts this clock for one process: a test aid, for
+//! showing that instances whose clocks disagree still share leases and schedules
+//! correctly (those are judged by the database's clock). Never set it in production.
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use std::sync::OnceLock;
+
+/// The variable that shifts this process's clock (tests only).
+pub const OFFSET_VARIABLE: &str = "CLARION_CLOCK_OFFSET_SECONDS";
+
+fn offset() -> TimeDelta {
+    static OFFSET: OnceLock<TimeDelta> = OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let seconds = std::env::var(OFFSET_VARIABLE).ok().and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
+        TimeDelta::try_seconds(seconds).unwrap_or_default()
+    })
+}
+
+/// How far `CLARION_CLOCK_OFFSET_SECONDS` shifts this process's clock (0 unless a test set it).
+pub fn offset_seconds() -> i64 {
+    offset().num_seconds()
+}
 
 /// Now, in UTC.
 pub fn now() -> DateTime<Utc> {
-    Utc::now()
+    Utc::now() + offset()
 }
 
 /// Now, as unix seconds.

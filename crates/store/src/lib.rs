@@ -103,6 +103,9 @@ enum Db {
     Postgres(PgPool),
 }
 
+/// In SQL given to [`Store::on_db_clock`]: the database's clock, as unix seconds.
+const DB_NOW: &str = "{db_now}";
+
 /// Runs `$body` with `$pool` bound to the store's pool, whichever the backend: for the
 /// queries whose SQL is the same on both (`$1`-style parameters work on both). The body
 /// is compiled once per backend, so each arm is type-checked against its own driver.
@@ -267,9 +270,23 @@ impl Store {
         }
     }
 
-    /// When a lease taken now lapses (unix seconds).
-    fn lease_until(&self) -> i64 {
-        unix_now() + self.lease.as_secs().max(1) as i64
+    /// How long a lease taken now lasts, in whole seconds (bound where SQL adds it to
+    /// [`DB_NOW`]).
+    fn lease_seconds(&self) -> i64 {
+        self.lease.as_secs().max(1) as i64
+    }
+
+    /// `sql` with each [`DB_NOW`] replaced by this backend's clock. Leases and `send_at`
+    /// are judged by the database's clock, the one clock all instances share: an
+    /// instance whose own clock runs ahead neither takes over a lease early nor starts a
+    /// scheduled send early.
+    fn on_db_clock(&self, sql: &str) -> String {
+        let now = match self.db {
+            // SQLite is a file on this machine: its clock is the machine's.
+            Db::Sqlite(_) => "CAST(strftime('%s', 'now') AS BIGINT)",
+            Db::Postgres(_) => "CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp())) AS BIGINT)",
+        };
+        sql.replace(DB_NOW, now)
     }
 
     /// The default database's file name inside the data dir.

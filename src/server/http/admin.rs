@@ -1,8 +1,11 @@
 //! Admin sign-in for the console: the admin token is exchanged for a session cookie.
 //!
-//! The cookie (`clarion_admin`) is random, HttpOnly, SameSite=Strict, `Secure` when the
-//! request came over TLS (through a trusted proxy), and expires after
-//! [`SESSION_SECONDS`]. The database keeps only its SHA-256, so a leaked database holds no
+//! The cookie is random, HttpOnly, SameSite=Strict and expires after
+//! [`SESSION_SECONDS`]. Over TLS (through a trusted proxy) it is `__Host-clarion_admin`
+//! and `Secure`: the prefix makes browsers refuse it unless it is Secure, for the whole
+//! host and from this host alone, so a sibling subdomain cannot plant one; and only the
+//! prefixed cookie counts then. Over plain HTTP (development) it is `clarion_admin`.
+//! The database keeps only its SHA-256, so a leaked database holds no
 //! usable session, and sessions survive a restart. Each session is tied to the admin token
 //! it was opened with ([`AdminToken::session_tag`]): changing the token ends every session.
 //! Every admin server function and every admin REST route (as an alternative to the
@@ -18,13 +21,25 @@ use super::security::{ClientIp, OverTls};
 use crate::domain::{base64url, clock, random};
 use crate::server::state::AppState;
 use axum::extract::FromRequestParts;
+use axum::extract::OptionalFromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use clarion_core::CoreError;
 use sha2::{Digest, Sha256};
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "clarion_admin";
+/// The session cookie's name over TLS.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-clarion_admin";
+
+/// The cookie's name for a request that came over TLS (`tls`) or not.
+fn cookie_name(tls: bool) -> &'static str {
+    if tls {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 /// How long a session lasts: 12 hours.
 pub const SESSION_SECONDS: i64 = 12 * 60 * 60;
 
@@ -32,22 +47,24 @@ fn token_hash(cookie_value: &str) -> String {
     base64url::encode(&Sha256::digest(cookie_value.as_bytes()))
 }
 
-/// The session cookie's value, if the request carries one.
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The session cookie's value, if the request carries one under the name its scheme
+/// uses (see [`cookie_name`]).
+fn session_cookie(headers: &HeaderMap, OverTls(tls): OverTls) -> Option<&str> {
+    let wanted = cookie_name(tls);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| name.trim() == wanted)
         .map(|(_, value)| value.trim())
         .filter(|value| !value.is_empty())
 }
 
-fn cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
+fn cookie(value: &str, max_age: i64, tls: bool) -> HeaderValue {
+    let (name, secure) = (cookie_name(tls), if tls { "; Secure" } else { "" });
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
         .expect("base64url and fixed text make a valid header")
 }
 
@@ -70,16 +87,17 @@ pub async fn sign_in(state: &AppState, ip: std::net::IpAddr, OverTls(tls): OverT
 }
 
 /// Ends the request's session (if any); answers the `Set-Cookie` value that clears it.
-pub async fn sign_out(state: &AppState, headers: &HeaderMap, OverTls(tls): OverTls) -> Result<HeaderValue, ApiError> {
-    if let Some(value) = session_cookie(headers) {
+pub async fn sign_out(state: &AppState, headers: &HeaderMap, tls: OverTls) -> Result<HeaderValue, ApiError> {
+    let secure = tls.0;
+    if let Some(value) = session_cookie(headers, tls) {
         state.core.store.delete_session(&token_hash(value)).await.map_err(CoreError::Internal)?;
     }
-    Ok(cookie("", 0, tls))
+    Ok(cookie("", 0, secure))
 }
 
 /// True when the request carries a live session cookie opened with the current token.
-pub async fn has_session(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiError> {
-    let Some(value) = session_cookie(headers) else { return Ok(false) };
+pub async fn has_session(state: &AppState, headers: &HeaderMap, tls: OverTls) -> Result<bool, ApiError> {
+    let Some(value) = session_cookie(headers, tls) else { return Ok(false) };
     Ok(state.core.store.session_is_live(&token_hash(value), state.admin.session_tag()).await.map_err(CoreError::Internal)?)
 }
 
@@ -92,12 +110,13 @@ impl FromRequestParts<AppState> for AdminAccess {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await.expect("infallible");
+        let tls = OverTls::from_request_parts(parts, state).await.expect("infallible");
         state.admission.limits.admin_attempt(ip)?;
         let bearer =
             parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
         match bearer {
             Some(token) if state.admin.verify(token) => return Ok(AdminAccess),
-            None if has_session(state, &parts.headers).await? => return Ok(AdminAccess),
+            None if has_session(state, &parts.headers, tls).await? => return Ok(AdminAccess),
             _ => {}
         }
         // Guessing is rate-limited per client address.
@@ -109,11 +128,12 @@ impl FromRequestParts<AppState> for AdminAccess {
 /// `Option<AdminAccess>`: `None` when the request presents no admin credentials at all
 /// (no bearer token, no session cookie), so a route can serve owners and admins alike; a
 /// presented credential that is wrong is still a 401.
-impl axum::extract::OptionalFromRequestParts<AppState> for AdminAccess {
+impl OptionalFromRequestParts<AppState> for AdminAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
-        if !parts.headers.contains_key(header::AUTHORIZATION) && session_cookie(&parts.headers).is_none() {
+        let tls = <OverTls as FromRequestParts<AppState>>::from_request_parts(parts, state).await.expect("infallible");
+        if !parts.headers.contains_key(header::AUTHORIZATION) && session_cookie(&parts.headers, tls).is_none() {
             return Ok(None);
         }
         <Self as FromRequestParts<AppState>>::from_request_parts(parts, state).await.map(Some)
@@ -128,10 +148,13 @@ mod tests {
     fn finds_the_session_among_other_cookies() {
         let mut headers = HeaderMap::new();
         headers.append(header::COOKIE, HeaderValue::from_static("theme=dark; clarion_admin=abc123 ; other=1"));
-        assert_eq!(session_cookie(&headers), Some("abc123"));
+        assert_eq!(session_cookie(&headers, OverTls(false)), Some("abc123"));
+        assert_eq!(session_cookie(&headers, OverTls(true)), None, "over TLS only the prefixed cookie counts");
+        headers.append(header::COOKIE, HeaderValue::from_static("__Host-clarion_admin=def456"));
+        assert_eq!(session_cookie(&headers, OverTls(true)), Some("def456"));
         headers.clear();
         headers.append(header::COOKIE, HeaderValue::from_static("clarion_admin="));
-        assert_eq!(session_cookie(&headers), None);
+        assert_eq!(session_cookie(&headers, OverTls(false)), None);
     }
 
     #[test]
@@ -140,6 +163,8 @@ mod tests {
         let text = c.to_str().unwrap();
         assert!(text.contains("HttpOnly") && text.contains("SameSite=Strict") && text.contains("Max-Age=43200"));
         assert!(!text.contains("Secure"));
-        assert!(cookie("v", 0, true).to_str().unwrap().ends_with("; Secure"));
+        let secure = cookie("v", 0, true);
+        assert!(secure.to_str().unwrap().starts_with("__Host-clarion_admin=v; Path=/;"));
+        assert!(secure.to_str().unwrap().ends_with("; Secure"));
     }
 }

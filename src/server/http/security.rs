@@ -15,16 +15,47 @@ use axum::response::{IntoResponse, Response};
 use std::net::IpAddr;
 
 /// True when the browser reached us over TLS: only a trusted proxy can say so (with
-/// `X-Forwarded-Proto: https`), since Clarion itself listens on plain HTTP.
+/// `X-Forwarded-Proto: https` or `Forwarded: proto=https`), since Clarion itself listens
+/// on plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OverTls(pub bool);
+
+impl OverTls {
+    /// What the request's headers say, believed only from a trusted proxy.
+    pub fn of(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions) -> Self {
+        let https = |value: &str| value.trim().trim_matches('"').eq_ignore_ascii_case("https");
+        // Proxies in a chain may append: TLS only when every hop that names a scheme says
+        // https, so a browser's forged first element cannot upgrade a plain request.
+        let forwarded_proto =
+            headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|value| value.split(',').all(https));
+        let forwarded = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()).is_some_and(|value| {
+            let protos: Vec<&str> = value
+                .split(',')
+                .flat_map(|element| element.split(';'))
+                .filter_map(|pair| pair.split_once('='))
+                .filter(|(key, _)| key.trim().eq_ignore_ascii_case("proto"))
+                .map(|(_, proto)| proto)
+                .collect();
+            !protos.is_empty() && protos.into_iter().all(https)
+        });
+        OverTls((forwarded_proto || forwarded) && state.client_ip.via_trusted_proxy(extensions))
+    }
+
+    /// The scheme the browser used.
+    pub fn scheme(self) -> &'static str {
+        if self.0 {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for OverTls {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let proto_https =
-            parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
-        Ok(OverTls(proto_https && state.client_ip.via_trusted_proxy(&parts.extensions)))
+        Ok(OverTls::of(state, &parts.headers, &parts.extensions))
     }
 }
 
@@ -39,11 +70,12 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-/// True when a browser's `Origin` is this site itself (its host and port match `Host`).
-fn same_site(origin: &str, headers: &HeaderMap) -> bool {
+/// True when a browser's `Origin` is this site itself: its scheme is the one the request
+/// came by, and its host and port match `Host`.
+fn same_site(origin: &str, headers: &HeaderMap, tls: OverTls) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else { return false };
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-    origin_host.eq_ignore_ascii_case(host)
+    let Some((scheme, origin_host)) = origin.split_once("://") else { return false };
+    scheme.eq_ignore_ascii_case(tls.scheme()) && origin_host.eq_ignore_ascii_case(host)
 }
 
 /// Middleware for writes (anything but GET/HEAD/OPTIONS): refuses cross-site browser
@@ -59,7 +91,11 @@ pub async fn guard_writes(State(state): State<AppState>, request: Request, next:
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let origin = AllowedOrigins::normalize(origin);
         let listed_site = || state.cors_origins.contains(&origin) && is_public_endpoint(request.method(), request.uri().path());
-        if !same_site(&origin, headers) && !listed_site() {
+        let tls = OverTls::of(&state, headers, request.extensions());
+        if !same_site(&origin, headers, tls) && !listed_site() {
+            if same_site(&origin, headers, OverTls(!tls.0)) {
+                return ApiError::OtherScheme { origin, scheme: tls.scheme() }.into_response();
+            }
             return ApiError::CrossSite(origin).into_response();
         }
     }
@@ -88,11 +124,14 @@ mod tests {
     use axum::http::HeaderValue;
 
     #[test]
-    fn same_site_compares_host_and_port() {
+    fn same_site_compares_scheme_host_and_port() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("push.example.com:8443"));
-        assert!(same_site("https://push.example.com:8443", &headers));
-        assert!(!same_site("https://push.example.com", &headers));
-        assert!(!same_site("https://evil.example", &headers));
+        assert!(same_site("https://push.example.com:8443", &headers, OverTls(true)));
+        assert!(!same_site("http://push.example.com:8443", &headers, OverTls(true)), "another scheme is another site");
+        assert!(!same_site("https://push.example.com:8443", &headers, OverTls(false)));
+        assert!(same_site("http://push.example.com:8443", &headers, OverTls(false)));
+        assert!(!same_site("https://push.example.com", &headers, OverTls(true)));
+        assert!(!same_site("https://evil.example", &headers, OverTls(true)));
     }
 }

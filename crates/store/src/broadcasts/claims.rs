@@ -11,15 +11,13 @@ impl Store {
     pub async fn claim_broadcast(&self, owner: &str, only: Option<i64>) -> anyhow::Result<Option<BroadcastStart>> {
         // Instances claiming at once on PostgreSQL skip each other's locked rows instead of
         // queueing behind them; SQLite has one writer at a time anyway.
-        let claim = match self.db {
+        let claim = self.on_db_clock(match self.db {
             Db::Sqlite(_) => concat!(claim_broadcast_sql!(), ")", claim_broadcast_returning!()),
             Db::Postgres(_) => concat!(claim_broadcast_sql!(), " FOR UPDATE SKIP LOCKED)", claim_broadcast_returning!()),
-        };
-        let now = unix_now();
-        on_pool!(self, pool => Ok(sqlx::query_as(claim)
+        });
+        on_pool!(self, pool => Ok(sqlx::query_as(&claim)
             .bind(owner)
-            .bind(self.lease_until())
-            .bind(now)
+            .bind(self.lease_seconds())
             .bind(only)
             .fetch_optional(pool)
             .await?))
@@ -105,15 +103,14 @@ impl Store {
     /// Takes an open range whose lease is free or lapsed (of broadcast `only`, if given),
     /// with a new epoch that fences off any earlier holder.
     pub async fn claim_range(&self, owner: &str, only: Option<i64>) -> anyhow::Result<Option<RangeJob>> {
-        let claim = match self.db {
+        let claim = self.on_db_clock(match self.db {
             Db::Sqlite(_) => concat!(claim_range_sql!(), ") RETURNING broadcast_id, range_no"),
             Db::Postgres(_) => concat!(claim_range_sql!(), " FOR UPDATE SKIP LOCKED) RETURNING broadcast_id, range_no"),
-        };
-        let now = unix_now();
+        });
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let claimed: Option<(i64, i64)> =
-                sqlx::query_as(claim).bind(owner).bind(self.lease_until()).bind(now).bind(only).fetch_optional(&mut *tx).await?;
+                sqlx::query_as(&claim).bind(owner).bind(self.lease_seconds()).bind(only).fetch_optional(&mut *tx).await?;
             let Some((broadcast_id, range_no)) = claimed else { return Ok(None) };
             let job: RangeJob = sqlx::query_as(
                 "SELECT r.broadcast_id, r.range_no, r.last_id, r.cursor, r.lease_epoch,
@@ -132,10 +129,11 @@ impl Store {
 
     /// Extends our claim on a range, if it is still ours.
     pub async fn renew_lease(&self, range: &RangeJob, owner: &str) -> anyhow::Result<LeaseStatus> {
-        let renewed = on_pool!(self, pool => sqlx::query(
-            "UPDATE broadcast_ranges SET lease_until = $1 WHERE broadcast_id = $2 AND range_no = $3 AND lease_owner = $4 AND lease_epoch = $5",
-        )
-        .bind(self.lease_until())
+        let renew = self.on_db_clock(
+            "UPDATE broadcast_ranges SET lease_until = {db_now} + $1 WHERE broadcast_id = $2 AND range_no = $3 AND lease_owner = $4 AND lease_epoch = $5",
+        );
+        let renewed = on_pool!(self, pool => sqlx::query(&renew)
+        .bind(self.lease_seconds())
         .bind(range.broadcast_id)
         .bind(range.range_no)
         .bind(owner)

@@ -13,7 +13,7 @@
 //! scheduled one is claimed once its `send_at` has come; until it starts it can be
 //! cancelled.
 
-use crate::{now_rfc3339, on_pool, unix_now, Db, LeaseStatus, Store, StoredSubscription, WritePool};
+use crate::{now_rfc3339, on_pool, Db, LeaseStatus, Store, StoredSubscription, WritePool};
 use clarion_domain::notification::Notification;
 use clarion_domain::{Audience, BroadcastDetail, BroadcastState, BroadcastStatus, FailureReason, Urgency};
 use serde::Serialize;
@@ -60,15 +60,16 @@ macro_rules! broadcast_status_columns {
 }
 
 /// Claims a broadcast to start it: the oldest queued one, or scheduled one whose time has
-/// come, whose lease is free, lapsed or already ours (`$4` narrows it to one id), and
-/// bumps its fencing epoch. The subquery's closing parenthesis comes after the backend's
-/// locking clause.
+/// come, whose lease is free, lapsed or already ours (`$3` narrows it to one id), and
+/// bumps its fencing epoch; the lease lasts `$2` seconds. Times are the database's
+/// (`{db_now}`, see [`Store::on_db_clock`]). The subquery's closing parenthesis comes
+/// after the backend's locking clause.
 macro_rules! claim_broadcast_sql {
     () => {
-        "UPDATE broadcasts SET lease_owner = $1, lease_until = $2, lease_epoch = lease_epoch + 1
-         WHERE id = (SELECT id FROM broadcasts WHERE (status = 'queued' OR (status = 'scheduled' AND send_at <= $3))
-                       AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $3)
-                       AND (CAST($4 AS BIGINT) IS NULL OR id = $4)
+        "UPDATE broadcasts SET lease_owner = $1, lease_until = {db_now} + $2, lease_epoch = lease_epoch + 1
+         WHERE id = (SELECT id FROM broadcasts WHERE (status = 'queued' OR (status = 'scheduled' AND send_at <= {db_now}))
+                       AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < {db_now})
+                       AND (CAST($3 AS BIGINT) IS NULL OR id = $3)
                      ORDER BY id LIMIT 1"
     };
 }
@@ -226,14 +227,15 @@ pub enum Cancelled {
 }
 
 /// Claims a range: the first open one (of the oldest broadcast) whose lease is free,
-/// lapsed or already ours (`$4` narrows it to one broadcast), and bumps its fencing
-/// epoch. The subquery's closing parenthesis comes after the backend's locking clause.
+/// lapsed or already ours (`$3` narrows it to one broadcast), and bumps its fencing
+/// epoch; the lease lasts `$2` seconds of the database's clock. The subquery's closing
+/// parenthesis comes after the backend's locking clause.
 macro_rules! claim_range_sql {
     () => {
-        "UPDATE broadcast_ranges SET lease_owner = $1, lease_until = $2, lease_epoch = lease_epoch + 1
+        "UPDATE broadcast_ranges SET lease_owner = $1, lease_until = {db_now} + $2, lease_epoch = lease_epoch + 1
          WHERE (broadcast_id, range_no) = (SELECT broadcast_id, range_no FROM broadcast_ranges WHERE done = FALSE
-                       AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $3)
-                       AND (CAST($4 AS BIGINT) IS NULL OR broadcast_id = $4)
+                       AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < {db_now})
+                       AND (CAST($3 AS BIGINT) IS NULL OR broadcast_id = $3)
                      ORDER BY broadcast_id, range_no LIMIT 1"
     };
 }
@@ -267,28 +269,29 @@ impl Store {
         let audience = &n.audience;
         let state = if send_at.is_some() { BroadcastState::Scheduled } else { BroadcastState::Queued };
         let audience_json = (!audience.is_everyone()).then_some(Json(audience));
-        let lease_until = lease_owner.map(|_| self.lease_until());
+        let lease_seconds = lease_owner.map(|_| self.lease_seconds());
+        let insert_sql = self.on_db_clock(
+            "INSERT INTO broadcasts (payload, ttl, urgency, topic, target_endpoint, created_at, lease_owner, lease_until,
+                                     status, send_at, audience, by_topics, by_users)
+             VALUES ('', $1, $2, $3, $4, $5, $6, {db_now} + $7, $8, $9, $10, $11, $12) RETURNING id",
+        );
         macro_rules! insert {
             ($tx:expr) => {{
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO broadcasts (payload, ttl, urgency, topic, target_endpoint, created_at, lease_owner, lease_until,
-                                             status, send_at, audience, by_topics, by_users)
-                     VALUES ('', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-                )
-                .bind(n.ttl as i64)
-                .bind(n.urgency)
-                .bind(&n.topic)
-                .bind(&n.endpoint)
-                .bind(now_rfc3339())
-                .bind(lease_owner)
-                .bind(lease_until)
-                .bind(state)
-                .bind(send_at)
-                .bind(audience_json)
-                .bind(!audience.topics.is_empty())
-                .bind(!audience.users.is_empty())
-                .fetch_one(&mut *$tx)
-                .await?;
+                let id: i64 = sqlx::query_scalar(&insert_sql)
+                    .bind(n.ttl as i64)
+                    .bind(n.urgency)
+                    .bind(&n.topic)
+                    .bind(&n.endpoint)
+                    .bind(now_rfc3339())
+                    .bind(lease_owner)
+                    .bind(lease_seconds)
+                    .bind(state)
+                    .bind(send_at)
+                    .bind(audience_json)
+                    .bind(!audience.topics.is_empty())
+                    .bind(!audience.users.is_empty())
+                    .fetch_one(&mut *$tx)
+                    .await?;
                 sqlx::query("UPDATE broadcasts SET payload = $1 WHERE id = $2")
                     .bind(n.payload(Some(id)))
                     .bind(id)

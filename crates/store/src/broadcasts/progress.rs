@@ -50,14 +50,15 @@ impl Store {
         };
         let now = now_rfc3339();
         let id = range.broadcast_id;
+        let hold = self.on_db_clock(
+            "UPDATE broadcast_ranges SET cursor = COALESCE($1, cursor), lease_until = {db_now} + $2
+             WHERE broadcast_id = $3 AND range_no = $4 AND lease_owner = $5 AND lease_epoch = $6",
+        );
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let held = sqlx::query(
-                "UPDATE broadcast_ranges SET cursor = COALESCE($1, cursor), lease_until = $2
-                 WHERE broadcast_id = $3 AND range_no = $4 AND lease_owner = $5 AND lease_epoch = $6",
-            )
+            let held = sqlx::query(&hold)
             .bind(batch.cursor)
-            .bind(self.lease_until())
+            .bind(self.lease_seconds())
             .bind(id)
             .bind(range.range_no)
             .bind(owner)

@@ -20,6 +20,12 @@ pub enum ApiError {
     /// refused rather than ignored, so a typo never changes what a request means.
     #[error("{reason}")]
     UnknownMember { name: String, reason: String },
+    /// 404: no API route has this path.
+    #[error("no API route is {method} {path}; see docs/api.md")]
+    NoSuchRoute { method: String, path: String },
+    /// 405: the path exists, the method does not (`Allow` names those that do).
+    #[error("{method} is not allowed on {path}; the Allow header lists the methods that are")]
+    MethodNotAllowed { method: String, path: String },
     /// 401: no admin token, or a wrong one.
     #[error("a valid admin token is required (Authorization: Bearer <token>)")]
     Unauthorized,
@@ -32,6 +38,11 @@ pub enum ApiError {
     /// 403: a browser on another site tried to write here (cross-site request forgery).
     #[error("requests from origin {0} are not allowed here: other sites may call only the public endpoints, and only when CLARION_CORS_ORIGINS lists them")]
     CrossSite(String),
+    /// 403: the browser's `Origin` names this host under another scheme than the request
+    /// came by: usually a TLS proxy that is not trusted, so its `X-Forwarded-Proto` does
+    /// not count.
+    #[error("origin {origin} is this host under another scheme than the request reached Clarion by ({scheme}); behind a proxy that terminates TLS, list it in CLARION_TRUSTED_PROXIES so its X-Forwarded-Proto counts")]
+    OtherScheme { origin: String, scheme: &'static str },
     /// 431: the request's headers are larger than the server accepts.
     #[error("the request headers are larger than {limit} bytes")]
     HeadersTooLarge { limit: usize },
@@ -57,9 +68,11 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnknownMember { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NoSuchRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::CrossSite(_) => StatusCode::FORBIDDEN,
+            ApiError::CrossSite(_) | ApiError::OtherScheme { .. } => StatusCode::FORBIDDEN,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Core(CoreError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Core(CoreError::NotFound(_)) => StatusCode::NOT_FOUND,
@@ -131,6 +144,58 @@ pub struct AppJson<T>(pub T);
 
 /// Largest JSON body any route accepts.
 pub const JSON_BODY_LIMIT: usize = 8 * 1024;
+
+/// The REST API's fallback: a JSON 404 naming the request, never the page's HTML one.
+pub async fn no_such_route(request: Request) -> ApiError {
+    ApiError::NoSuchRoute { method: request.method().to_string(), path: full_path(&request) }
+}
+
+/// The request's path as the client sent it (a nested router sees it shortened).
+fn full_path(request: &Request) -> String {
+    match request.extensions().get::<axum::extract::OriginalUri>() {
+        Some(original) => original.path().to_string(),
+        None => request.uri().path().to_string(),
+    }
+}
+
+/// The largest body any `/api/v1` route takes (a send's).
+pub const LARGEST_BODY_LIMIT: usize = super::notifications::SEND_BODY_LIMIT;
+
+/// Middleware for `/api/v1`: an error answer that is not JSON yet (a 405 from the router,
+/// a rejection by one of axum's extractors) becomes the API's JSON error body, keeping its
+/// status and headers (`Allow` among them).
+///
+/// A body declared larger than any route takes ([`LARGEST_BODY_LIMIT`]) is refused here,
+/// on every route, before a handler runs; each route's own, smaller limit is its
+/// extractor's.
+pub async fn json_errors(request: Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (request.method().to_string(), full_path(&request));
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > LARGEST_BODY_LIMIT as u64) {
+        return ApiError::PayloadTooLarge { limit: LARGEST_BODY_LIMIT }.into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let error = if status == StatusCode::METHOD_NOT_ALLOWED {
+        ApiError::MethodNotAllowed { method, path }.public_message()
+    } else {
+        let text = axum::body::to_bytes(body, 16 * 1024).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+        match text.is_empty() {
+            true => status.canonical_reason().unwrap_or("error").to_lowercase(),
+            false => text,
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::to_vec(&ErrorBody { error, field: None }).expect("a string serialises");
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
 
 /// Largest body of a server function call (the console's composer sends the most).
 pub const SERVER_FN_BODY_LIMIT: usize = 64 * 1024;

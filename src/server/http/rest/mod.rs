@@ -29,9 +29,13 @@ pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
         .merge(subscriptions::router())
         .merge(notifications::router())
         .merge(audience::router())
-        .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT));
+        .fallback(error::no_such_route)
+        .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(error::json_errors));
     let mut routes = Router::new()
         .nest("/api/v1", api)
+        // The nest covers `/api/v1` and `/api/v1/...`; this, the one path between.
+        .route("/api/v1/", axum::routing::any(error::no_such_route))
         .route("/healthz", get(healthz))
         .route("/sw.js", get(service_worker))
         .route("/metrics", get(metrics));
