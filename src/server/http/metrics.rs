@@ -69,6 +69,14 @@ pub fn open_router(core: Clarion, hosts: MetricsHosts) -> Router {
     Router::new().route("/metrics", get(open_metrics)).with_state(core).layer(axum::middleware::from_fn_with_state(hosts, check_host))
 }
 
+/// Middleware: counts each answered request by its route pattern and status.
+pub async fn count_requests(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "other".to_string(), |path| path.as_str().to_string());
+    let response = next.run(request).await;
+    metrics.request_answered(route, response.status().as_u16());
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,12 +92,4 @@ mod tests {
             assert!(!hosts.allows(refused), "{refused}");
         }
     }
-}
-
-/// Middleware: counts each answered request by its route pattern and status.
-pub async fn count_requests(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "other".to_string(), |path| path.as_str().to_string());
-    let response = next.run(request).await;
-    metrics.request_answered(route, response.status().as_u16());
-    response
 }
