@@ -158,8 +158,11 @@ fn full_path(request: &Request) -> String {
     }
 }
 
+/// Largest body of `POST /api/v1/notifications`: room for 10,000 user ids of 128 characters.
+pub const SEND_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 /// The largest body any `/api/v1` route takes (a send's).
-pub const LARGEST_BODY_LIMIT: usize = super::notifications::SEND_BODY_LIMIT;
+pub const LARGEST_BODY_LIMIT: usize = SEND_BODY_LIMIT;
 
 /// Middleware for `/api/v1`: an error answer that is not JSON yet (a 405 from the router,
 /// a rejection by one of axum's extractors) becomes the API's JSON error body, keeping its

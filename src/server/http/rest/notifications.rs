@@ -1,7 +1,7 @@
 //! `/api/v1/notifications`: queue or schedule a broadcast (admin), cancel a scheduled one,
 //! its status and the history, and the click reports of service workers.
 
-use super::error::{ApiError, AppJson};
+use super::error::{ApiError, AppJson, SEND_BODY_LIMIT};
 use super::Admin;
 use crate::domain::NotificationRequest;
 use crate::domain::{BroadcastState, BroadcastStatus};
@@ -25,9 +25,6 @@ pub fn router() -> Router<AppState> {
         .route("/notifications/{id}/events", get(events))
         .route("/notifications/{id}/clicks", post(click))
 }
-
-/// Largest body of `POST /api/v1/notifications`: room for 10,000 user ids of 128 characters.
-pub const SEND_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse().map_err(|_| ApiError::bad_request("the notification id must be a number", Some("id")))
