@@ -818,6 +818,33 @@ fn unsalted_admin_fingerprint(token: &str) -> String {
     clarion::domain::base64url::encode(&hasher.finalize()[..12])
 }
 
+/// Mints `count` subscriptions for `public_key` at the push service and stores them with
+/// `clarion import -` (in the database `env` names), in one go.
+async fn import_minted(push: &PushService, public_key: &str, count: i64, env: &[(&str, &str)], data: &std::path::Path) {
+    let minted: Vec<Value> = push
+        .client
+        .post(format!("{}/_test/subscriptions/batch", push.origin))
+        .json(&json!({ "application_server_key": public_key, "count": count }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lines: String = minted.iter().map(|s| format!("{s}\n")).collect();
+    let mut import = Command::new(BIN)
+        .args(["import", "-", "--data-dir"])
+        .arg(data)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut import.stdin.take().unwrap(), lines.as_bytes()).unwrap();
+    let report: Value = serde_json::from_slice(&import.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(report["stored"], count);
+}
+
 /// `clarion_pushes_total{outcome="delivered"}` of one instance.
 async fn delivered_by(address: &str) -> f64 {
     let text =
@@ -850,28 +877,7 @@ async fn three_instances_on_postgres_share_a_broadcast_to_20000_and_survive_kill
     ];
 
     // 20,000 subscriptions minted at the push service, imported in one go.
-    let minted: Vec<Value> = push
-        .client
-        .post(format!("{}/_test/subscriptions/batch", push.origin))
-        .json(&json!({ "application_server_key": public_key, "count": AUDIENCE }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let lines: String = minted.iter().map(|s| format!("{s}\n")).collect();
-    let mut import = Command::new(BIN)
-        .args(["import", "-", "--data-dir"])
-        .arg(dir.path().join("import"))
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut import.stdin.take().unwrap(), lines.as_bytes()).unwrap();
-    let report: Value = serde_json::from_slice(&import.wait_with_output().unwrap().stdout).unwrap();
-    assert_eq!(report["stored"], AUDIENCE);
+    import_minted(&push, &public_key, AUDIENCE, &env, &dir.path().join("import")).await;
     // Every push takes 20 ms at the push service, so the broadcast lasts seconds.
     push.fault(&json!({ "endpoint": "*", "mode": "delay", "delay_ms": 20 })).await;
 
@@ -952,27 +958,7 @@ async fn an_instance_whose_clock_runs_two_minutes_ahead_neither_takes_over_a_lea
         ("CLARION_VAPID_SUBJECT", SUBJECT),
         ("CLARION_SEND_CONCURRENCY", "2"),
     ];
-    let minted: Vec<Value> = push
-        .client
-        .post(format!("{}/_test/subscriptions/batch", push.origin))
-        .json(&json!({ "application_server_key": public_key, "count": AUDIENCE }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let lines: String = minted.iter().map(|s| format!("{s}\n")).collect();
-    let mut import = Command::new(BIN)
-        .args(["import", "-", "--data-dir"])
-        .arg(dir.path().join("import"))
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut import.stdin.take().unwrap(), lines.as_bytes()).unwrap();
-    assert_eq!(serde_json::from_slice::<Value>(&import.wait_with_output().unwrap().stdout).unwrap()["stored"], AUDIENCE);
+    import_minted(&push, &public_key, AUDIENCE, &env, &dir.path().join("import")).await;
     // 20 ms a push, two at a time: the broadcast takes about four seconds.
     push.fault(&json!({ "endpoint": "*", "mode": "delay", "delay_ms": 20 })).await;
 

@@ -66,7 +66,66 @@ impl StoredSubscription {
     }
 }
 
+/// In the write transaction `$tx`: inserts `$sub`, or refreshes the row of its endpoint
+/// when that row has the same keys (marking it seen, keeping a user it has unless one is
+/// given); evaluates to the [`Upserted`]. A known endpoint with other keys is left alone.
+/// `$find_known` reads the known row ([`Store::find_known_sql`]). Subscribing and renewing
+/// share it.
+macro_rules! insert_or_refresh {
+    ($tx:ident, $find_known:expr, $sub:expr, $fingerprint:expr, $user_agent:expr, $now:expr, $client_hash:expr, $user_id:expr) => {{
+        let created: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at, last_seen_at, client_hash, user_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, $9) ON CONFLICT (endpoint) DO NOTHING RETURNING id",
+        )
+        .bind($sub.endpoint.as_str())
+        .bind(&$sub.p256dh.as_bytes()[..])
+        .bind(&$sub.auth.as_bytes()[..])
+        .bind($sub.expiration_time)
+        .bind($fingerprint)
+        .bind($user_agent)
+        .bind($now)
+        .bind($client_hash)
+        .bind($user_id)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        match created {
+            Some(id) => Upserted::Created(id),
+            None => {
+                let (id, p256dh, auth): (i64, Vec<u8>, Vec<u8>) =
+                    sqlx::query_as($find_known).bind($sub.endpoint.as_str()).fetch_one(&mut *$tx).await?;
+                if p256dh != $sub.p256dh.as_bytes() || auth != $sub.auth.as_bytes() {
+                    Upserted::KeysDiffer
+                } else {
+                    sqlx::query(
+                        "UPDATE subscriptions SET expiration_time = $1, vapid_key_fingerprint = $2,
+                         user_agent = COALESCE($3, user_agent), updated_at = $4, last_seen_at = $4, failure_count = 0,
+                         user_id = COALESCE($5, user_id) WHERE id = $6",
+                    )
+                    .bind($sub.expiration_time)
+                    .bind($fingerprint)
+                    .bind($user_agent)
+                    .bind($now)
+                    .bind($user_id)
+                    .bind(id)
+                    .execute(&mut *$tx)
+                    .await?;
+                    Upserted::Refreshed(id)
+                }
+            }
+        }
+    }};
+}
+
 impl Store {
+    /// Reads a known endpoint's id and keys. PostgreSQL locks the row until the refresh
+    /// commits; SQLite's write lock already covers the whole transaction.
+    fn find_known_sql(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "SELECT id, p256dh, auth FROM subscriptions WHERE endpoint = $1",
+            Db::Postgres(_) => "SELECT id, p256dh, auth FROM subscriptions WHERE endpoint = $1 FOR UPDATE",
+        }
+    }
+
     /// Inserts a subscription, or refreshes a known endpoint presented with the same keys.
     /// A known endpoint with other keys is left alone ([`Upserted::KeysDiffer`]): whoever
     /// knows an endpoint must not be able to re-key it. Two instances storing the same new
@@ -82,54 +141,10 @@ impl Store {
         facts: &SubscriberFacts<'_>,
     ) -> anyhow::Result<Upserted> {
         let now = now_rfc3339();
-        // PostgreSQL locks the known row until the refresh commits; SQLite's write lock
-        // already covers the whole transaction.
-        let find_known = match self.db {
-            Db::Sqlite(_) => "SELECT id, p256dh, auth FROM subscriptions WHERE endpoint = $1",
-            Db::Postgres(_) => "SELECT id, p256dh, auth FROM subscriptions WHERE endpoint = $1 FOR UPDATE",
-        };
+        let find_known = self.find_known_sql();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let created: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at, last_seen_at, client_hash, user_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, $9) ON CONFLICT (endpoint) DO NOTHING RETURNING id",
-            )
-            .bind(sub.endpoint.as_str())
-            .bind(&sub.p256dh.as_bytes()[..])
-            .bind(&sub.auth.as_bytes()[..])
-            .bind(sub.expiration_time)
-            .bind(vapid_fingerprint)
-            .bind(facts.user_agent)
-            .bind(&now)
-            .bind(facts.client_hash)
-            .bind(facts.user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let result = match created {
-                Some(id) => Upserted::Created(id),
-                None => {
-                    let (id, p256dh, auth): (i64, Vec<u8>, Vec<u8>) =
-                        sqlx::query_as(find_known).bind(sub.endpoint.as_str()).fetch_one(&mut *tx).await?;
-                    if p256dh != sub.p256dh.as_bytes() || auth != sub.auth.as_bytes() {
-                        Upserted::KeysDiffer
-                    } else {
-                        sqlx::query(
-                            "UPDATE subscriptions SET expiration_time = $1, vapid_key_fingerprint = $2,
-                             user_agent = COALESCE($3, user_agent), updated_at = $4, last_seen_at = $4, failure_count = 0,
-                             user_id = COALESCE($5, user_id) WHERE id = $6",
-                        )
-                        .bind(sub.expiration_time)
-                        .bind(vapid_fingerprint)
-                        .bind(facts.user_agent)
-                        .bind(&now)
-                        .bind(facts.user_id)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                        Upserted::Refreshed(id)
-                    }
-                }
-            };
+            let result = insert_or_refresh!(tx, find_known, sub, vapid_fingerprint, facts.user_agent, &now, facts.client_hash, facts.user_id);
             let chosen = match (result, facts.topics) {
                 (Upserted::KeysDiffer, _) => None,
                 (Upserted::Created(id), None) => Some((id, None)),
@@ -217,50 +232,14 @@ impl Store {
         user_agent: Option<&str>,
     ) -> anyhow::Result<Upserted> {
         let now = now_rfc3339();
+        let find_known = self.find_known_sql();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let old: Option<(Option<String>, Option<String>)> =
                 sqlx::query_as("SELECT user_id, client_hash FROM subscriptions WHERE id = $1").bind(old_id).fetch_optional(&mut *tx).await?;
             let Some((user_id, client_hash)) = old else { anyhow::bail!("subscription {old_id} is gone") };
-            let created: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at, last_seen_at, client_hash, user_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, $9) ON CONFLICT (endpoint) DO NOTHING RETURNING id",
-            )
-            .bind(renewed.endpoint.as_str())
-            .bind(&renewed.p256dh.as_bytes()[..])
-            .bind(&renewed.auth.as_bytes()[..])
-            .bind(renewed.expiration_time)
-            .bind(vapid_fingerprint)
-            .bind(user_agent)
-            .bind(&now)
-            .bind(client_hash.as_deref())
-            .bind(user_id.as_deref())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let result = match created {
-                Some(id) => Upserted::Created(id),
-                None => {
-                    let (id, p256dh, auth): (i64, Vec<u8>, Vec<u8>) =
-                        sqlx::query_as("SELECT id, p256dh, auth FROM subscriptions WHERE endpoint = $1").bind(renewed.endpoint.as_str()).fetch_one(&mut *tx).await?;
-                    if p256dh != renewed.p256dh.as_bytes() || auth != renewed.auth.as_bytes() {
-                        return Ok(Upserted::KeysDiffer);
-                    }
-                    sqlx::query(
-                        "UPDATE subscriptions SET expiration_time = $1, vapid_key_fingerprint = $2, user_agent = COALESCE($3, user_agent),
-                         updated_at = $4, last_seen_at = $4, failure_count = 0, user_id = COALESCE($5, user_id) WHERE id = $6",
-                    )
-                    .bind(renewed.expiration_time)
-                    .bind(vapid_fingerprint)
-                    .bind(user_agent)
-                    .bind(&now)
-                    .bind(user_id.as_deref())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    Upserted::Refreshed(id)
-                }
-            };
-            let (Upserted::Created(new_id) | Upserted::Refreshed(new_id)) = result else { unreachable!("returned above") };
+            let result = insert_or_refresh!(tx, find_known, renewed, vapid_fingerprint, user_agent, &now, client_hash.as_deref(), user_id.as_deref());
+            let (Upserted::Created(new_id) | Upserted::Refreshed(new_id)) = result else { return Ok(result) };
             if new_id != old_id {
                 sqlx::query("DELETE FROM subscription_topics WHERE subscription_id = $1").bind(new_id).execute(&mut *tx).await?;
                 sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, topic FROM subscription_topics WHERE subscription_id = $2")
