@@ -88,11 +88,10 @@ pub async fn sign_in(state: &AppState, ip: std::net::IpAddr, OverTls(tls): OverT
 
 /// Ends the request's session (if any); answers the `Set-Cookie` value that clears it.
 pub async fn sign_out(state: &AppState, headers: &HeaderMap, tls: OverTls) -> Result<HeaderValue, ApiError> {
-    let secure = tls.0;
     if let Some(value) = session_cookie(headers, tls) {
         state.core.store.delete_session(&token_hash(value)).await.map_err(CoreError::Internal)?;
     }
-    Ok(cookie("", 0, secure))
+    Ok(cookie("", 0, tls.0))
 }
 
 /// True when the request carries a live session cookie opened with the current token.

@@ -12,6 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use forwarded_header_value::{ForwardedHeaderValue, Protocol};
 use std::net::IpAddr;
 
 /// True when the browser reached us over TLS: only a trusted proxy can say so (with
@@ -23,22 +24,7 @@ pub struct OverTls(pub bool);
 impl OverTls {
     /// What the request's headers say, believed only from a trusted proxy.
     pub fn of(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions) -> Self {
-        let https = |value: &str| value.trim().trim_matches('"').eq_ignore_ascii_case("https");
-        // Proxies in a chain may append: TLS only when every hop that names a scheme says
-        // https, so a browser's forged first element cannot upgrade a plain request.
-        let forwarded_proto =
-            headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|value| value.split(',').all(https));
-        let forwarded = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()).is_some_and(|value| {
-            let protos: Vec<&str> = value
-                .split(',')
-                .flat_map(|element| element.split(';'))
-                .filter_map(|pair| pair.split_once('='))
-                .filter(|(key, _)| key.trim().eq_ignore_ascii_case("proto"))
-                .map(|(_, proto)| proto)
-                .collect();
-            !protos.is_empty() && protos.into_iter().all(https)
-        });
-        OverTls((forwarded_proto || forwarded) && state.client_ip.via_trusted_proxy(extensions))
+        OverTls(claims_tls(headers) && state.client_ip.via_trusted_proxy(extensions))
     }
 
     /// The scheme the browser used.
@@ -57,6 +43,25 @@ impl FromRequestParts<AppState> for OverTls {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         Ok(OverTls::of(state, &parts.headers, &parts.extensions))
     }
+}
+
+/// Whether the request's headers say the browser came over TLS (true only when a trusted
+/// proxy sent them; see [`OverTls::of`]).
+fn claims_tls(headers: &HeaderMap) -> bool {
+    let https = |value: &str| value.trim().trim_matches('"').eq_ignore_ascii_case("https");
+    // Proxies in a chain may append: TLS only when every hop that names a scheme says
+    // https, so a browser's forged first element cannot upgrade a plain request.
+    let forwarded_proto = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|value| value.split(',').all(https));
+    // `Forwarded` is parsed as the client address is (`client_ip`), by its crate.
+    let forwarded = headers
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| ForwardedHeaderValue::from_forwarded(v).ok())
+        .is_some_and(|value| {
+            let mut protos = value.iter().filter_map(|stanza| stanza.forwarded_proto).peekable();
+            protos.peek().is_some() && protos.all(|proto| proto == Protocol::Https)
+        });
+    forwarded_proto || forwarded
 }
 
 /// The client's IP, as [`ClientIpPolicy`] finds it.
@@ -122,6 +127,25 @@ pub async fn limit_header_size(request: Request, next: Next) -> Response {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn tls_is_claimed_only_when_every_hop_that_names_a_scheme_says_https() {
+        let claims = |name: &'static str, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            claims_tls(&headers)
+        };
+        assert!(claims("x-forwarded-proto", "https"));
+        assert!(claims("x-forwarded-proto", "https, https"));
+        assert!(!claims("x-forwarded-proto", "https, http"), "a forged first element cannot upgrade a plain hop");
+        assert!(!claims("x-forwarded-proto", "http"));
+        assert!(claims("forwarded", "for=192.0.2.1;proto=https"));
+        assert!(claims("forwarded", "for=192.0.2.1;proto=https, for=10.0.0.1"));
+        assert!(!claims("forwarded", "for=192.0.2.1;proto=https, for=10.0.0.1;proto=http"));
+        assert!(!claims("forwarded", "for=192.0.2.1"), "no hop names a scheme");
+        assert!(!claims("forwarded", "proto=gopher"));
+        assert!(!claims("accept", "https"));
+    }
 
     #[test]
     fn same_site_compares_scheme_host_and_port() {
