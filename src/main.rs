@@ -1,7 +1,7 @@
 //! The `clarion` binary: parse the command line, set up logging, run the command.
 
 use clap::Parser;
-use clarion::server::config::{Cli, Command, KeysCommand};
+use clarion::server::config::{Cli, Command, KeysCommand, SitesCommand};
 use clarion::server::{cli, startup::Application, telemetry};
 use std::process::ExitCode;
 
@@ -21,6 +21,9 @@ async fn main() -> ExitCode {
         }
         Command::Send(send) => cli::send(send).await,
         Command::Import(import) => cli::import(import).await,
+        Command::Sites { command: SitesCommand::Show(args) } => cli::site_show(args).await,
+        Command::Sites { command: SitesCommand::RotateKey(args) } => cli::site_rotate_key(args).await,
+        Command::Sites { command: SitesCommand::ImportKey(args) } => cli::site_import_key(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

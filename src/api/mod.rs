@@ -70,7 +70,7 @@ pub(crate) fn to_server_error(e: impl Into<crate::server::http::rest::error::Api
 /// The VAPID public key (base64url), the page's `applicationServerKey`.
 #[server(prefix = "/api/fn", endpoint = "vapid_public_key")]
 pub async fn vapid_public_key() -> Result<String, ApiFailure> {
-    Ok(state()?.core.sender.vapid().public_key_b64().to_string())
+    Ok(state()?.core.keyring.current().public_key_b64().to_string())
 }
 
 /// Stores (or refreshes, marking it seen) this browser's subscription, with the topics
@@ -117,6 +117,26 @@ pub async fn delete_subscription(endpoint: String, auth: String) -> Result<bool,
     match clarion_core::subscriptions::unsubscribe(&state()?.core, &endpoint, Deleter::Owner { auth: &auth }).await {
         Ok(()) => Ok(true),
         Err(CoreError::NotFound(_)) => Ok(false),
+        Err(e) => Err(to_server_error(e)),
+    }
+}
+
+/// Replaces this browser's old subscription (proven by its `auth`) with its new one, made
+/// under a rotated VAPID key: the new one takes over the old one's topics and user.
+/// `None`: the old one is not stored (the page then saves the new one).
+#[server(prefix = "/api/fn", endpoint = "renew_subscription", input = Json)]
+pub async fn renew_subscription(
+    old_endpoint: String,
+    old_auth: String,
+    subscription: SubscriptionJson,
+) -> Result<Option<Vec<String>>, ApiFailure> {
+    use clarion_core::CoreError;
+    let state = state()?;
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+    match clarion_core::subscriptions::renew(&state.core, &old_endpoint, &old_auth, &subscription, user_agent).await {
+        Ok(stored) => Ok(Some(stored.topics)),
+        Err(CoreError::NotFound(_)) => Ok(None),
         Err(e) => Err(to_server_error(e)),
     }
 }

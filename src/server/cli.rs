@@ -1,12 +1,13 @@
-//! The commands besides `serve`: `keys generate`, `send` and `import`.
+//! The commands besides `serve`: `keys generate`, `send`, `import` and `sites`.
 
-use super::config::{ImportArgs, SendArgs};
+use super::config::{ImportArgs, ImportKeyArgs, SendArgs, SiteNameArgs};
 use super::startup::build_core;
 use super::startup::shutdown_signal;
 use crate::domain::base64url;
 use crate::domain::BroadcastStatus;
 use crate::domain::NotificationRequest;
 use clarion_core::broadcasts;
+use clarion_core::keyring::{self, KeyInfo};
 use clarion_push::vapid::VapidKeyMaterial;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -127,5 +128,54 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     }
     .map_err(|e| anyhow::anyhow!(e.public_message()))?;
     println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Prints keys as a table, or as `{"keys": [...]}` with `--json`.
+fn print_keys(keys: &[KeyInfo], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(&serde_json::json!({ "keys": keys }))?);
+        return Ok(());
+    }
+    println!("{:>4}  {:<8}  {:>13}  {:<25}  public key", "id", "state", "subscriptions", "created");
+    for key in keys {
+        let state = if key.current { "current" } else { "older" };
+        println!("{:>4}  {:<8}  {:>13}  {:<25}  {}", key.id, state, key.subscriptions, key.created_at, key.public_key);
+    }
+    Ok(())
+}
+
+/// `clarion sites show NAME`: the site's VAPID keys.
+pub async fn site_show(args: SiteNameArgs) -> anyhow::Result<()> {
+    let core = build_core(&args.site).await?;
+    let keys = keyring::list_keys(&core, &args.name).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    print_keys(&keys, args.json)
+}
+
+/// `clarion sites rotate-key NAME`: a fresh current key; prints the site's keys after.
+pub async fn site_rotate_key(args: SiteNameArgs) -> anyhow::Result<()> {
+    let core = build_core(&args.site).await?;
+    let key = keyring::rotate_key(&core, &args.name).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&key)?);
+        return Ok(());
+    }
+    println!("site {}: key {} is now current; the older keys keep signing for their subscriptions", args.name, key.id);
+    let keys = keyring::list_keys(&core, &args.name).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    print_keys(&keys, false)
+}
+
+/// `clarion sites import-key NAME FILE`: another sender's key becomes the current one.
+pub async fn site_import_key(args: ImportKeyArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.file).map_err(|e| anyhow::anyhow!("Failed to read {}: {e}", args.file.display()))?;
+    let material =
+        if text.contains("-----BEGIN") { VapidKeyMaterial::from_pem(&text)? } else { VapidKeyMaterial::from_raw_base64url(text.trim())? };
+    let core = build_core(&args.site).await?;
+    let key = keyring::import_key(&core, &args.name, &material).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&key)?);
+    } else {
+        println!("site {}: imported key {} is now current ({})", args.name, key.id, key.public_key);
+    }
     Ok(())
 }

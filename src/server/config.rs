@@ -32,6 +32,48 @@ pub enum Command {
     Send(SendArgs),
     /// Import subscriptions from a file of JSON lines (one `PushSubscription.toJSON()` each).
     Import(ImportArgs),
+    /// A site's VAPID keys: show them, rotate to a new one, import another sender's.
+    Sites {
+        #[command(subcommand)]
+        command: SitesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SitesCommand {
+    /// Print a site's VAPID keys: id, public key, current or not, subscriptions bound.
+    Show(SiteNameArgs),
+    /// Make a fresh VAPID key the site's current one; the older keys keep signing for
+    /// the subscriptions bound to them until those move (on their next visit).
+    RotateKey(SiteNameArgs),
+    /// Make another sender's VAPID key (PEM or raw base64url, in FILE) the site's current
+    /// one, so the subscriptions made with it can be imported and keep working.
+    ImportKey(ImportKeyArgs),
+}
+
+/// A command about one site.
+#[derive(Debug, Clone, Args)]
+pub struct SiteNameArgs {
+    /// The site (`default` is the one the `CLARION_*` settings configure).
+    pub name: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub site: SiteArgs,
+}
+
+/// `clarion sites import-key NAME FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportKeyArgs {
+    pub name: String,
+    /// The private key: a PEM file, or a file holding the raw scalar as base64url.
+    pub file: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub site: SiteArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +98,11 @@ pub struct SiteArgs {
     /// Defaults to `<data-dir>/vapid_private.pem`, generated on first start.
     #[arg(long, env = "CLARION_VAPID_PRIVATE_KEY", hide_env_values = true)]
     pub vapid_private_key: Option<String>,
+    /// Seals the secrets kept in the database (VAPID keys made by a rotation or imported):
+    /// base64url of 32 random bytes. Defaults to `<data-dir>/master_key`, generated on
+    /// first start. Instances sharing a PostgreSQL database need the same one.
+    #[arg(long, env = "CLARION_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
     /// Extra push-service hosts (`host[:port]`, `*.domain`), comma-separated. Only these may
     /// use plain `http://`, a port or an IP address.
     #[arg(long, env = "CLARION_PUSH_HOSTS", default_value = "")]

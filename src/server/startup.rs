@@ -17,6 +17,7 @@ use broadcasts::SHUTDOWN_GRACE;
 use clarion_core::admission::{self, Admission, Limits};
 use clarion_core::audience::{self, IdentitySecret};
 use clarion_core::broadcasts;
+use clarion_core::keyring::{Keyring, MasterKey, DEFAULT_SITE};
 use clarion_core::metrics::Metrics;
 use clarion_core::secrets::{self, AdminToken};
 use clarion_core::Clarion;
@@ -54,15 +55,19 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     if let Some(warning) = vapid::subject_warning(&site.vapid_subject) {
         tracing::warn!("{warning}");
     }
-    let keys = Arc::new(vapid::VapidKeys::new(&material, &site.vapid_subject)?);
-    tracing::info!(public_key = %keys.public_key_b64(), fingerprint = %keys.fingerprint(), "VAPID key loaded");
-    // Every instance on a shared database must send with the same key.
-    store.agree_on_key(DeploymentKey::Vapid, keys.fingerprint()).await?;
+    let configured = vapid::VapidKeys::new(&material, &site.vapid_subject)?;
+    // Every instance on a shared database must be configured with the same key.
+    store.agree_on_key(DeploymentKey::Vapid, configured.fingerprint()).await?;
+    let master = MasterKey::load_or_create(site.master_key.as_deref(), &site.data_dir)?;
+    let keyring = Arc::new(Keyring::open(&store, DEFAULT_SITE, &site.vapid_subject, &material, master).await?);
+    let current = keyring.current();
+    tracing::info!(public_key = %current.public_key_b64(), fingerprint = %current.fingerprint(), "VAPID keys loaded");
     let policy = Arc::new(PushHostPolicy::from_list(&site.push_hosts).map_err(|e| anyhow::anyhow!("CLARION_PUSH_HOSTS: {e}"))?);
     let metrics = Arc::new(Metrics::new(store.backend()));
     Ok(Clarion {
         store,
-        sender: PushSender::new(keys, site.extra_ca_file.as_deref(), policy.clone(), timeouts, metrics.clone())?,
+        sender: PushSender::new(site.extra_ca_file.as_deref(), policy.clone(), timeouts, metrics.clone())?,
+        keyring,
         policy,
         broadcast_queued: Arc::default(),
         send_concurrency: site.send_concurrency,
@@ -192,6 +197,7 @@ impl Application {
         let mut tasks = JoinSet::new();
         tasks.spawn(broadcasts::run_worker(self.core.clone(), broadcasts::worker_name("serve"), stop.clone()));
         tasks.spawn(admission::sweep_limits(self.limits.clone(), stop.clone()));
+        tasks.spawn(clarion_core::keyring::keep_loaded(self.core.clone(), stop.clone()));
         if let Some((days, every)) = self.idle_expiry {
             tasks.spawn(audience::run_idle_expiry(self.core.clone(), days, every, stop.clone()));
         }

@@ -242,6 +242,7 @@ pub fn serve_args(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option
             database_url: None,
             vapid_subject: SUBJECT.into(),
             vapid_private_key,
+            master_key: None,
             push_hosts: push_hosts.into(),
             send_concurrency: 16,
             max_attempts: 3,

@@ -12,6 +12,7 @@ mod notifications;
 mod process;
 mod push_service;
 mod robustness;
+mod rotation;
 mod sdk;
 mod security;
 mod site;

@@ -31,6 +31,7 @@ async fn queue_without_a_worker(data_dir: &std::path::Path, host: &str) -> (clar
         database_url: test_database_url(data_dir).await,
         vapid_subject: SUBJECT.into(),
         vapid_private_key: None,
+        master_key: None,
         push_hosts: host.into(),
         send_concurrency: 4,
         max_attempts: 3,

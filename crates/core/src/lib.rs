@@ -8,6 +8,8 @@
 //! - [`audience`]: topics, identity tokens and users, idle expiry;
 //! - [`broadcasts`]: queue, report on and cancel sends, the test push, and the engine
 //!   that carries broadcasts out;
+//! - [`keyring`]: a site's VAPID keys (current and older), rotation, and the master key
+//!   that seals the private keys kept in the database;
 //! - [`secrets`]: the data dir, key files and the admin token;
 //! - [`metrics`]: the process's Prometheus registry.
 //!
@@ -18,6 +20,7 @@ pub mod admission;
 pub mod audience;
 pub mod broadcasts;
 pub mod error;
+pub mod keyring;
 pub mod metrics;
 pub mod ownership;
 pub mod secrets;
@@ -36,6 +39,8 @@ use tokio::sync::Notify;
 pub struct Clarion {
     pub store: Store,
     pub sender: PushSender,
+    /// The site's VAPID keys: each push is signed with its subscription's own.
+    pub keyring: Arc<keyring::Keyring>,
     pub policy: Arc<PushHostPolicy>,
     /// Wakes the broadcast worker when a broadcast is queued.
     pub broadcast_queued: Arc<Notify>,

@@ -111,7 +111,8 @@ pub async fn store_checked(
 ) -> Result<Stored, CoreError> {
     let CheckedSubscribe { subscription, user_id, topics, known: _ } = checked;
     let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
-    let fingerprint = core.sender.vapid().fingerprint();
+    let current = core.keyring.current();
+    let fingerprint = current.fingerprint();
     let origin = subscription.endpoint.origin();
     let facts = SubscriberFacts { user_agent: user_agent.as_deref(), client_hash, user_id: user_id.as_deref(), topics: topics.as_deref() };
     let subscribed = match core.store.upsert_subscription(&subscription, fingerprint, &facts).await? {
@@ -161,7 +162,8 @@ pub async fn renew(
     let renewed = NewSubscription::parse(renewed, &core.policy)?;
     let old = crate::ownership::prove_ownership(core, old_endpoint, old_auth).await?;
     let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
-    let fingerprint = core.sender.vapid().fingerprint();
+    let current = core.keyring.current();
+    let fingerprint = current.fingerprint();
     let subscribed = match core.store.renew_subscription(old.id(), &renewed, fingerprint, user_agent.as_deref()).await? {
         Upserted::Created(id) => Subscribed::Created(id),
         Upserted::Refreshed(id) => Subscribed::Updated(id),
@@ -267,7 +269,7 @@ async fn store_batch(
     report: &mut ImportReport,
 ) -> Result<(), CoreError> {
     let (lines, subscriptions): (Vec<u64>, Vec<NewSubscription>) = batch.drain(..).unzip();
-    let outcomes = core.store.import_subscriptions(&subscriptions, core.sender.vapid().fingerprint(), replace_keys).await?;
+    let outcomes = core.store.import_subscriptions(&subscriptions, core.keyring.current().fingerprint(), replace_keys).await?;
     for (line, outcome) in lines.into_iter().zip(outcomes) {
         match outcome {
             Imported::Stored => report.stored += 1,

@@ -55,11 +55,11 @@
 //! let policy = Arc::new(PushHostPolicy::from_list(host).map_err(anyhow::Error::msg)?);
 //! let subscription = NewSubscription::parse(&subscription, &policy)?;
 //! let timeouts = PushTimeouts::new(Duration::from_secs(10));
-//! let sender = PushSender::new(vapid, None, policy, timeouts, Arc::new(Unobserved))?;
+//! let sender = PushSender::new(None, policy, timeouts, Arc::new(Unobserved))?;
 //!
 //! let target = PushTarget::new(subscription.endpoint.url().clone(), subscription.p256dh, subscription.auth);
 //! let message = PushMessage { payload: br#"{"title":"Hello"}"#.to_vec(), ttl: 60, urgency: None, topic: None };
-//! let outcome = sender.send(&target, &message).await;
+//! let outcome = sender.send(&vapid, &target, &message).await;
 //! assert!(matches!(outcome, DeliveryOutcome::Delivered { .. }), "{}", outcome.describe());
 //! # Ok(())
 //! # }

@@ -73,14 +73,15 @@ impl RetryPolicy {
     }
 
     /// Decides what to do after the `attempts`-th send (counting from 1) got `outcome`.
-    /// `current_key` says whether the subscription was stored under this server's VAPID
-    /// key: a refusal of one made under a previous key says nothing about the current one.
-    pub fn decide(&self, outcome: &DeliveryOutcome, attempts: u32, current_key: bool) -> Decision {
+    /// `own_key` says whether the push was signed with the VAPID key the subscription was
+    /// made with: a refusal of one signed with another key (its own is no longer held)
+    /// says the subscription is stale, not that the key is wrong.
+    pub fn decide(&self, outcome: &DeliveryOutcome, attempts: u32, own_key: bool) -> Decision {
         let can_retry = attempts < self.max_attempts;
         match outcome {
             DeliveryOutcome::Delivered { .. } => Decision::Delivered,
             DeliveryOutcome::Gone { .. } => Decision::Remove,
-            DeliveryOutcome::Unauthorized { .. } if !current_key => Decision::Remove,
+            DeliveryOutcome::Unauthorized { .. } if !own_key => Decision::Remove,
             DeliveryOutcome::Unauthorized { .. } => Decision::Refused,
             DeliveryOutcome::RateLimited { retry_after, .. } if can_retry => {
                 Decision::Retry(retry_after.map_or_else(|| self.backoff(attempts), |d| d.min(self.max_delay)))

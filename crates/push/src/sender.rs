@@ -89,13 +89,13 @@ const TTL: HeaderName = HeaderName::from_static("ttl");
 const URGENCY: HeaderName = HeaderName::from_static("urgency");
 const TOPIC: HeaderName = HeaderName::from_static("topic");
 
-/// Sends pushes: holds the HTTP client, the VAPID keys and the random source.
+/// Sends pushes: holds the HTTP clients and the connections; each push is signed with the
+/// VAPID keys its caller gives (a site may hold several, one per subscription).
 #[derive(Clone, Debug)]
 pub struct PushSender {
     /// HTTP/1.1, for push services that do not offer HTTP/2 and for `http` endpoints.
     client: reqwest::Client,
     http2: Arc<Http2Connections>,
-    vapid: Arc<VapidKeys>,
     /// Every push's outcome and latency are reported here.
     observer: Arc<dyn PushObserver>,
     connections: Arc<Connections>,
@@ -109,7 +109,6 @@ impl PushSender {
     /// (`HTTPS_PROXY`, `ALL_PROXY`, ...) are ignored: pushes go straight to the push service
     /// whose address the resolver checked.
     pub fn new(
-        vapid: Arc<VapidKeys>,
         extra_ca_file: Option<&std::path::Path>,
         policy: Arc<PushHostPolicy>,
         timeouts: PushTimeouts,
@@ -134,17 +133,14 @@ impl PushSender {
             .user_agent(USER_AGENT)
             .build()?;
         let http2 = Http2Connections::new(extra_ca.as_deref(), resolver, timeouts, USER_AGENT).context("CLARION_EXTRA_CA_FILE")?;
-        Ok(Self { client, http2: Arc::new(http2), vapid, observer, connections: Arc::default(), patience: timeouts.connect })
+        Ok(Self { client, http2: Arc::new(http2), observer, connections: Arc::default(), patience: timeouts.connect })
     }
 
-    pub fn vapid(&self) -> &VapidKeys {
-        &self.vapid
-    }
-
-    /// Encrypts and sends one message; never panics, every failure is an outcome.
-    pub async fn send(&self, target: &PushTarget, message: &PushMessage) -> DeliveryOutcome {
+    /// Encrypts and sends one message signed with `vapid`; never panics, every failure is
+    /// an outcome.
+    pub async fn send(&self, vapid: &VapidKeys, target: &PushTarget, message: &PushMessage) -> DeliveryOutcome {
         match self.seal(target, message) {
-            Ok(sealed) => self.deliver(target, message, sealed).await,
+            Ok(sealed) => self.deliver(vapid, target, message, sealed).await,
             Err(outcome) => outcome,
         }
     }
@@ -164,8 +160,8 @@ impl PushSender {
     /// When no connection to the push service is open, one push opens it and the others
     /// wait for its answer (at most the connect timeout).
     #[tracing::instrument(level = "debug", skip_all, fields(endpoint_host = target.endpoint.host_str().unwrap_or("")))]
-    pub async fn deliver(&self, target: &PushTarget, message: &PushMessage, sealed: Sealed) -> DeliveryOutcome {
-        let authorization = self.vapid.authorization(&target.origin);
+    pub async fn deliver(&self, vapid: &VapidKeys, target: &PushTarget, message: &PushMessage, sealed: Sealed) -> DeliveryOutcome {
+        let authorization = vapid.authorization(&target.origin);
         let opening = self.connections.take_turn(&target.origin, self.patience).await;
         let started = Instant::now();
         let outcome = match self.post(target, push_headers(authorization, message), sealed.0).await {

@@ -3,10 +3,10 @@
 //!
 //! [`Store`] is the handle the rest of the server holds. Its methods are split by what
 //! they store: `subscriptions`, their `audience` (topics, users, last seen), the
-//! broadcast ledger (`broadcasts`), the console's
-//! `sessions`, and the `deployment` keys that instances sharing a database must agree
-//! on. Where the two backends need different SQL, both versions sit side by side in the
-//! same method, so a query and its PostgreSQL twin are read together.
+//! broadcast ledger (`broadcasts`), the console's `sessions`, the `deployment` keys that
+//! instances sharing a database must agree on, and each site's `vapid_keys`. Where the
+//! two backends need different SQL, both versions sit side by side in the same method,
+//! so a query and its PostgreSQL twin are read together.
 //!
 //! SQLite runs in WAL mode with `synchronous=NORMAL`, so a committed write survives a
 //! process crash. Each backend has its own embedded migrations (`migrations/sqlite`,
@@ -75,6 +75,7 @@ mod broadcasts;
 mod deployment;
 mod sessions;
 mod subscriptions;
+mod vapid_keys;
 
 pub use audience::TopicSaved;
 pub use broadcasts::{
@@ -83,6 +84,7 @@ pub use broadcasts::{
 };
 pub use deployment::{DeploymentKey, KeyMismatch};
 pub use subscriptions::{Imported, StoredSubscription, SubscriberFacts, Upserted};
+pub use vapid_keys::{KeyRetired, StoredVapidKey};
 
 /// Handle to the database; cheap to clone. Every operation is a method here, written
 /// once where both backends take the same SQL ([`on_pool!`]) and once per backend where

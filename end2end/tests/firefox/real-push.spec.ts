@@ -4,7 +4,18 @@
 import { expect, test, type Browser } from '@playwright/test';
 import { PushPage } from '../pages/push-page';
 import { installFakePush } from '../support/fake-push';
-import { broadcast, listedEndpoints, pushURL, restartServer, waitForBrowserConnection } from '../support/servers';
+import {
+  broadcast,
+  defineTopic,
+  deleteTopic,
+  listedEndpoints,
+  pushURL,
+  restartServer,
+  rotateKey,
+  storedTopics,
+  vapidPublicKey,
+  waitForBrowserConnection,
+} from '../support/servers';
 
 async function subscribedPage(browser: Browser) {
   const context = await browser.newContext();
@@ -91,6 +102,36 @@ test.describe('real push (Firefox ESR + clarion push-service)', () => {
     await push.expectState('blocked');
     await expect(push.page.getByTestId('blocked-help')).toBeVisible();
     expect(await listedEndpoints()).toEqual(before);
+    await context.close();
+  });
+
+  test('after a key rotation the old subscription still receives, and the next visit moves it to the new key with its topics', async ({ browser }) => {
+    await defineTopic('rotation-news', 'Rotation news');
+    const { context, push } = await subscribedPage(browser);
+    await push.chooseTopic('rotation-news', true);
+    const { endpoint: oldEndpoint } = await push.subscription();
+    const oldKey = await vapidPublicKey();
+    const rotated = await rotateKey();
+    expect(rotated.public_key).not.toBe(oldKey);
+    // Not moved yet: the push is signed with the key it subscribed with, or the push
+    // service would refuse it; Firefox decrypts it and sw.js shows it.
+    const before = await broadcast({ title: 'Sent after the rotation', body: 'to the old key', topics: ['rotation-news'] });
+    expect(before.delivered).toBe(1);
+    await push.waitForNotification('Sent after the rotation');
+    // The next visit moves the browser to the new key; its topics go with it.
+    await push.page.reload();
+    await push.expectState('subscribed');
+    await expect(push.notice).toContainText("The server's key changed");
+    const { endpoint: newEndpoint } = await push.subscription();
+    expect(newEndpoint).not.toBe(oldEndpoint);
+    const listed = await listedEndpoints();
+    expect(listed).toContain(newEndpoint);
+    expect(listed).not.toContain(oldEndpoint);
+    expect(await storedTopics(newEndpoint)).toEqual(['rotation-news']);
+    const after = await broadcast({ title: 'Sent to the new key', body: 'moved', topics: ['rotation-news'] });
+    expect(after.delivered).toBe(1);
+    await push.waitForNotification('Sent to the new key');
+    await deleteTopic('rotation-news');
     await context.close();
   });
 

@@ -53,6 +53,14 @@ export async function broadcast(notification: Record<string, unknown>) {
   return status;
 }
 
+/** Rotates the default site's VAPID key (admin); answers the new key. */
+export async function rotateKey(): Promise<{ id: number; public_key: string }> {
+  const ctx = await api();
+  const response = await ctx.post(`${appURL}/api/v1/sites/default/vapid-keys`);
+  expect(response.status()).toBe(201);
+  return response.json();
+}
+
 /** Defines a topic through the REST API (admin). */
 export async function defineTopic(name: string, label: string) {
   const ctx = await api();

@@ -77,6 +77,37 @@ impl Backend {
         }
     }
 
+    /// Replaces the old subscription (`old_endpoint`, proven by its `auth`) with the
+    /// browser's new one, which takes over its topics and user; answers the topics.
+    /// `None`: Clarion does not have the old one (then save the new one instead).
+    pub async fn renew(
+        &self,
+        old_endpoint: String,
+        old_auth: String,
+        subscription: &PushSubscription,
+        json: &SubscriptionJson,
+    ) -> Result<Option<Vec<String>>> {
+        match self {
+            #[cfg(feature = "hydrate")]
+            Backend::ServerFunctions => {
+                let _ = subscription;
+                Ok(crate::api::renew_subscription(old_endpoint, old_auth, json.clone()).await?)
+            }
+            #[cfg(feature = "sdk")]
+            Backend::Rest { origin } => {
+                let _ = json;
+                let old = browser::object(&[("endpoint", old_endpoint.into()), ("auth", old_auth.into())]);
+                let body = browser::object(&[("old", old), ("subscription", subscription.to_json()?.into())]);
+                let response = rest::send(origin, rest::Method::Post, "/subscriptions/renew", Some(body), 404).await?;
+                if response.status() == 404 {
+                    return Ok(None);
+                }
+                let text = response.text().await.map_err(|e| BrowserError(e.to_string()))?;
+                Ok(Some(browser::strings_member(&js_sys::JSON::parse(&text)?, "topics")))
+            }
+        }
+    }
+
     /// Replaces a subscription's topics, proving it is ours with its `auth` secret.
     pub async fn save_topics(&self, endpoint: String, auth: String, topics: Vec<String>) -> Result<Vec<String>> {
         match self {

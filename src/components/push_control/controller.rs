@@ -220,16 +220,22 @@ impl Control {
     /// identity token) and shows it and its topics.
     async fn save(&self, subscription: &PushSubscription, topics: Option<Vec<String>>) -> Result<SubscriptionJson, BrowserError> {
         let json = browser::subscription_json(subscription)?;
-        let text = browser::json_text(&subscription.to_json()?.into(), 2)?;
         let user_token = self.0.user_token.borrow().clone();
         let chosen = self.0.backend.save(subscription, &json, topics, user_token).await?;
+        self.show_subscribed(subscription, json.clone(), chosen)?;
+        Ok(json)
+    }
+
+    /// The card of a subscription Clarion stored, with the topics it has.
+    fn show_subscribed(&self, subscription: &PushSubscription, json: SubscriptionJson, chosen: Vec<String>) -> Result<(), BrowserError> {
+        let text = browser::json_text(&subscription.to_json()?.into(), 2)?;
         self.update(|card| {
             card.chosen = chosen;
-            card.subscription = Some(json.clone());
+            card.subscription = Some(json);
             card.subscription_text = text;
             card.state = PushState::Subscribed;
         });
-        Ok(json)
+        Ok(())
     }
 
     /// On load: register the worker, then reconcile the browser's subscription with
@@ -275,19 +281,32 @@ impl Control {
             // Saving is an upsert: it restores a subscription the server lost.
             return self.save(&existing, None).await.map(|_| ());
         }
-        // The server's VAPID key changed: the old subscription can never be pushed to.
-        // Read the proof before unsubscribing: an unsubscribed subscription may drop its keys.
+        // The site rotated its VAPID key: move to the current one. The old subscription
+        // keeps receiving until then (signed with its own key), and the new one takes over
+        // its topics and user. Read the proof before unsubscribing: an unsubscribed
+        // subscription may drop its keys; and a browser subscribes under another key only
+        // once the old subscription is gone.
         let old = browser::subscription_json(&existing).ok();
         browser::unsubscribe(&existing).await?;
-        if let Some(old) = old {
-            let _ = self.0.backend.delete(old.endpoint, old.keys.auth).await;
-        }
         if permission != NotificationPermission::Granted {
+            if let Some(old) = old {
+                let _ = self.0.backend.delete(old.endpoint, old.keys.auth).await;
+            }
             self.settle(PushState::Ready, "The server's key changed; enable notifications again.");
             return Ok(());
         }
         let renewed = browser::subscribe(&registration, &key).await?;
-        self.save(&renewed, None).await?;
+        let json = browser::subscription_json(&renewed)?;
+        let moved = match old {
+            Some(old) => self.0.backend.renew(old.endpoint, old.keys.auth, &renewed, &json).await?,
+            None => None,
+        };
+        match moved {
+            Some(chosen) => self.show_subscribed(&renewed, json, chosen)?,
+            None => {
+                self.save(&renewed, None).await?;
+            }
+        }
         self.say("The server's key changed, so this browser subscribed again.");
         Ok(())
     }

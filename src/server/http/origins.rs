@@ -74,6 +74,11 @@ impl AllowedOrigins {
 /// origin.
 pub fn is_public_endpoint(method: &Method, path: &str) -> bool {
     let Some(endpoint) = path.strip_prefix("/api/v1/") else { return false };
+    // A site's own paths are public where the unprefixed ones (site `default`'s) are.
+    let endpoint = match endpoint.strip_prefix("sites/").and_then(|rest| rest.split_once('/')) {
+        Some((site, rest)) if !site.is_empty() => rest,
+        _ => endpoint,
+    };
     let read = matches!(*method, Method::GET | Method::HEAD);
     match endpoint {
         "vapid-public-key" | "topics" => read,

@@ -88,6 +88,7 @@ async fn deliver_one(
     if let Some(settled) = ask_gate() {
         return settled;
     }
+    let signer = core.keyring.signer(&core.store, &row.vapid_key_fingerprint).await;
     let outcome = match core.sender.seal(&target, message) {
         Ok(sealed) => {
             // A page's encryption is one long computation: let the worker run other tasks
@@ -97,13 +98,12 @@ async fn deliver_one(
             if let Some(settled) = ask_gate() {
                 return settled;
             }
-            core.sender.deliver(&target, message, sealed).await
+            core.sender.deliver(&signer.keys, &target, message, sealed).await
         }
         Err(outcome) => outcome,
     };
     let attempts = attempts + 1;
-    let current_key = row.vapid_key_fingerprint == core.sender.vapid().fingerprint();
-    let settled = match core.retry.decide(&outcome, attempts, current_key) {
+    let settled = match core.retry.decide(&outcome, attempts, signer.own_key) {
         Decision::Delivered => {
             gate.accepted(origin);
             Settled::Delivered

@@ -27,11 +27,11 @@ pub async fn send_test(core: &Clarion, owned: OwnedSubscription) -> Result<TestP
         Ok(target) => target,
         Err(refusal) => return Ok(TestPushResult::Failed { reason: refusal.describe() }),
     };
-    let outcome = core.sender.send(&target, &message).await;
+    let signer = core.keyring.signer(&core.store, &stored.vapid_key_fingerprint).await;
+    let outcome = core.sender.send(&signer.keys, &target, &message).await;
     // One send, never retried: a test's answer is wanted now, so it is judged as a
     // broadcast's last allowed attempt would be.
-    let current_key = stored.vapid_key_fingerprint == core.sender.vapid().fingerprint();
-    Ok(match core.retry.decide(&outcome, core.retry.max_attempts, current_key) {
+    Ok(match core.retry.decide(&outcome, core.retry.max_attempts, signer.own_key) {
         Decision::Delivered => {
             core.store.record_delivery(stored.id, true).await?;
             TestPushResult::Delivered

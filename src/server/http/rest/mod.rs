@@ -4,6 +4,7 @@
 pub mod audience;
 pub mod error;
 pub mod notifications;
+pub mod sites;
 pub mod subscriptions;
 
 use crate::server::http::origins::{intended_method, is_public_endpoint, AllowedOrigins};
@@ -29,6 +30,7 @@ pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
         .merge(subscriptions::router())
         .merge(notifications::router())
         .merge(audience::router())
+        .merge(sites::router())
         .fallback(error::no_such_route)
         .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn(error::json_errors));
@@ -66,7 +68,7 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn vapid_public_key(State(state): State<AppState>) -> impl IntoResponse {
-    Json(serde_json::json!({ "public_key": state.core.sender.vapid().public_key_b64() }))
+    Json(serde_json::json!({ "public_key": state.core.keyring.current().public_key_b64() }))
 }
 
 /// The service worker's own CSP: a worker is governed by the policy its script came with.
@@ -105,6 +107,7 @@ mod tests {
             (Method::PUT, "/api/v1/subscriptions/topics"),
             (Method::POST, "/api/v1/subscriptions/test"),
             (Method::POST, "/api/v1/notifications/42/clicks"),
+            (Method::GET, "/api/v1/sites/default/vapid-public-key"),
         ];
         for (method, path) in public {
             assert!(is_public_endpoint(&method, path), "{method} {path}");
@@ -120,6 +123,9 @@ mod tests {
             (Method::POST, "/api/v1/notifications//clicks"),
             (Method::POST, "/api/fn/save_subscription"),
             (Method::GET, "/metrics"),
+            (Method::GET, "/api/v1/sites/default/vapid-keys"),
+            (Method::POST, "/api/v1/sites/default/vapid-keys"),
+            (Method::GET, "/api/v1/sites//vapid-public-key"),
         ];
         for (method, path) in admin {
             assert!(!is_public_endpoint(&method, path), "{method} {path}");
