@@ -1,7 +1,7 @@
 //! The `clarion` binary: parse the command line, set up logging, run the command.
 
 use clap::Parser;
-use clarion::server::config::{Cli, Command, KeysCommand, SitesCommand};
+use clarion::server::config::{ApiKeysCommand, Cli, Command, KeysCommand, SitesCommand};
 use clarion::server::{cli, startup::Application, telemetry};
 use std::process::ExitCode;
 
@@ -24,6 +24,10 @@ async fn main() -> ExitCode {
         Command::Sites { command: SitesCommand::Show(args) } => cli::site_show(args).await,
         Command::Sites { command: SitesCommand::RotateKey(args) } => cli::site_rotate_key(args).await,
         Command::Sites { command: SitesCommand::ImportKey(args) } => cli::site_import_key(args).await,
+        Command::ApiKeys { command: ApiKeysCommand::Create(args) } => cli::api_key_create(args).await,
+        Command::ApiKeys { command: ApiKeysCommand::List(args) } => cli::api_key_list(args).await,
+        Command::ApiKeys { command: ApiKeysCommand::Revoke(args) } => cli::api_key_revoke(args).await,
+        Command::Audit(args) => cli::audit(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

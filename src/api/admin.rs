@@ -31,11 +31,17 @@ pub struct ConsoleSettings {
 /// Refuses the request (401) unless it carries admin rights, checked by the same
 /// extractor as the REST admin routes (a session cookie, or the bearer token).
 #[cfg(feature = "ssr")]
-async fn require_session(state: &crate::server::state::AppState) -> Result<(), ApiFailure> {
+async fn require_session(state: &crate::server::state::AppState) -> Result<crate::server::http::admin::AdminAccess, ApiFailure> {
     use axum::extract::FromRequestParts;
     let mut parts = use_context::<axum::http::request::Parts>()
         .ok_or_else(|| to_server_error(clarion_core::CoreError::Internal(anyhow::anyhow!("the request is missing"))))?;
-    crate::server::http::admin::AdminAccess::from_request_parts(&mut parts, state).await.map(|_| ()).map_err(to_server_error)
+    crate::server::http::admin::AdminAccess::from_request_parts(&mut parts, state).await.map_err(to_server_error)
+}
+
+/// Appends the audit entry of a write the console made.
+#[cfg(feature = "ssr")]
+async fn audited(state: &crate::server::state::AppState, written: clarion_core::audit::Written<'_>) -> Result<(), ApiFailure> {
+    clarion_core::audit::record(&state.core, written).await.map_err(to_server_error)
 }
 
 #[cfg(feature = "ssr")]
@@ -104,8 +110,10 @@ pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ApiFailure> {
 #[server(prefix = "/api/fn", endpoint = "admin_cancel", input = Json)]
 pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ApiFailure> {
     let state = state()?;
-    require_session(&state).await?;
-    clarion_core::broadcasts::cancel_broadcast(&state.core, id).await.map_err(to_server_error)
+    let access = require_session(&state).await?;
+    let cancelled = clarion_core::broadcasts::cancel_broadcast(&state.core, id).await.map_err(to_server_error)?;
+    audited(&state, access.wrote(clarion_core::audit::Action::NotificationCancel, id.to_string(), None)).await?;
+    Ok(cancelled)
 }
 
 /// Queues (or schedules) a notification for everyone, its topics or users, or the one
@@ -113,8 +121,11 @@ pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ApiFailure> {
 #[server(prefix = "/api/fn", endpoint = "admin_send", input = Json)]
 pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued, ApiFailure> {
     let state = state()?;
-    require_session(&state).await?;
-    clarion_core::broadcasts::queue_broadcast(&state.core, request, None).await.map_err(to_server_error)
+    let access = require_session(&state).await?;
+    let audience = clarion_core::broadcasts::audience_known_now(&state.core, &request).await.map_err(to_server_error)?;
+    let queued = clarion_core::broadcasts::queue_broadcast(&state.core, request, None).await.map_err(to_server_error)?;
+    audited(&state, access.wrote(clarion_core::audit::Action::NotificationCreate, queued.id.to_string(), audience)).await?;
+    Ok(queued)
 }
 
 /// Past broadcasts with their payloads, newest first, `limit` at a time before `before`.
@@ -137,8 +148,10 @@ pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<Subs
 #[server(prefix = "/api/fn", endpoint = "admin_delete_subscriber", input = Json)]
 pub async fn admin_delete_subscriber(endpoint: String) -> Result<(), ApiFailure> {
     let state = state()?;
-    require_session(&state).await?;
+    let access = require_session(&state).await?;
     clarion_core::subscriptions::unsubscribe(&state.core, &endpoint, clarion_core::subscriptions::Deleter::Admin)
         .await
-        .map_err(to_server_error)
+        .map_err(to_server_error)?;
+    let host = clarion_core::audit::endpoint_host(&endpoint);
+    audited(&state, access.wrote(clarion_core::audit::Action::SubscriptionDelete, host, Some(1))).await
 }

@@ -1,13 +1,17 @@
-//! The commands besides `serve`: `keys generate`, `send`, `import` and `sites`.
+//! The commands besides `serve`: `keys generate`, `send`, `import`, `sites`, `api-keys`
+//! and `audit`. Each write is recorded in the audit log as made by the command line.
 
-use super::config::{ImportArgs, ImportKeyArgs, SendArgs, SiteNameArgs};
+use super::config::{AuditArgs, CreateKeyArgs, ImportArgs, ImportKeyArgs, ListArgs, RevokeKeyArgs, SendArgs, SiteNameArgs};
 use super::startup::build_core;
 use super::startup::shutdown_signal;
 use crate::domain::base64url;
 use crate::domain::BroadcastStatus;
 use crate::domain::NotificationRequest;
+use clarion_core::access::{self, Caller};
+use clarion_core::audit::{self, Action, Written};
 use clarion_core::broadcasts;
-use clarion_core::keyring::{self, KeyInfo};
+use clarion_core::keyring::{self, KeyInfo, DEFAULT_SITE};
+use clarion_core::{Clarion, CoreError};
 use clarion_push::vapid::VapidKeyMaterial;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -40,7 +44,9 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let lease_owner = (!scheduled).then_some(owner.as_str());
-    let queued = broadcasts::queue_broadcast(&core, request, lease_owner).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    let audience = broadcasts::audience_known_now(&core, &request).await.map_err(failed)?;
+    let queued = broadcasts::queue_broadcast(&core, request, lease_owner).await.map_err(failed)?;
+    audited(&core, DEFAULT_SITE, Action::NotificationCreate, queued.id.to_string(), audience).await?;
     if let Some(warning) = &queued.warning {
         eprintln!("warning: {warning}");
     }
@@ -126,7 +132,8 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
         let file = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("Failed to open {}: {e}", args.file.display()))?;
         clarion_core::subscriptions::import(&core, std::io::BufReader::new(file), args.replace_keys).await
     }
-    .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    .map_err(failed)?;
+    audited(&core, DEFAULT_SITE, Action::SubscriptionsImport, args.file.display().to_string(), Some(report.stored as i64)).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
@@ -155,7 +162,8 @@ pub async fn site_show(args: SiteNameArgs) -> anyhow::Result<()> {
 /// `clarion sites rotate-key NAME`: a fresh current key; prints the site's keys after.
 pub async fn site_rotate_key(args: SiteNameArgs) -> anyhow::Result<()> {
     let core = build_core(&args.site).await?;
-    let key = keyring::rotate_key(&core, &args.name).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    let key = keyring::rotate_key(&core, &args.name).await.map_err(failed)?;
+    audited(&core, &args.name, Action::VapidKeyRotate, key.id.to_string(), None).await?;
     if args.json {
         println!("{}", serde_json::to_string(&key)?);
         return Ok(());
@@ -171,11 +179,95 @@ pub async fn site_import_key(args: ImportKeyArgs) -> anyhow::Result<()> {
     let material =
         if text.contains("-----BEGIN") { VapidKeyMaterial::from_pem(&text)? } else { VapidKeyMaterial::from_raw_base64url(text.trim())? };
     let core = build_core(&args.site).await?;
-    let key = keyring::import_key(&core, &args.name, &material).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+    let key = keyring::import_key(&core, &args.name, &material).await.map_err(failed)?;
+    audited(&core, &args.name, Action::VapidKeyImport, key.id.to_string(), None).await?;
     if args.json {
         println!("{}", serde_json::to_string(&key)?);
     } else {
         println!("site {}: imported key {} is now current ({})", args.name, key.id, key.public_key);
+    }
+    Ok(())
+}
+
+/// A core error as the command line reports it.
+fn failed(e: CoreError) -> anyhow::Error {
+    anyhow::anyhow!(e.public_message())
+}
+
+/// Records a write made from the command line.
+async fn audited(core: &Clarion, site: &str, action: Action, target: String, audience: Option<i64>) -> anyhow::Result<()> {
+    let written = Written { caller: &Caller::CommandLine, site, action, target, audience, client: "cli".into() };
+    audit::record(core, written).await.map_err(failed)
+}
+
+/// `clarion api-keys create`: prints the key with its secret, this once.
+pub async fn api_key_create(args: CreateKeyArgs) -> anyhow::Result<()> {
+    let mut scopes = Vec::new();
+    for name in &args.scopes {
+        scopes.push(
+            crate::domain::Scope::parse(name).ok_or_else(|| anyhow::anyhow!("--scope {name:?}: one of read, send, audience, admin"))?,
+        );
+    }
+    let core = build_core(&args.data).await?;
+    let request = crate::domain::NewApiKey { name: args.name, site: args.site, scopes, expires_at: args.expires_at };
+    let known = |site: &str| site == core.keyring.site();
+    let created = access::create_api_key(&core, &request, known).await.map_err(failed)?;
+    let site = created.site.clone().unwrap_or_else(|| "*".into());
+    audited(&core, &site, Action::ApiKeyCreate, format!("{} ({})", created.id, created.name), None).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&created)?);
+    } else {
+        println!("API key {} ({}) created. Its secret, shown only now:", created.id, created.name);
+        println!("{}", created.secret);
+    }
+    Ok(())
+}
+
+/// `clarion api-keys list`.
+pub async fn api_key_list(args: ListArgs) -> anyhow::Result<()> {
+    let core = build_core(&args.data).await?;
+    let keys = access::list_api_keys(&core).await.map_err(failed)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&serde_json::json!({ "api_keys": keys }))?);
+        return Ok(());
+    }
+    println!("{:>4}  {:<24}  {:<12}  {:<28}  {:<25}  last used", "id", "name", "site", "scopes", "created");
+    for key in keys {
+        let scopes = key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+        let site = key.site.as_deref().unwrap_or("(all)");
+        let used = key.last_used_at.as_deref().unwrap_or("never");
+        println!("{:>4}  {:<24}  {:<12}  {:<28}  {:<25}  {used}", key.id, key.name, site, scopes, key.created_at);
+    }
+    Ok(())
+}
+
+/// `clarion api-keys revoke ID`.
+pub async fn api_key_revoke(args: RevokeKeyArgs) -> anyhow::Result<()> {
+    let core = build_core(&args.data).await?;
+    let revoked = access::revoke_api_key(&core, args.id).await.map_err(failed)?;
+    let site = revoked.site.clone().unwrap_or_else(|| "*".into());
+    audited(&core, &site, Action::ApiKeyRevoke, format!("{} ({})", revoked.id, revoked.name), None).await?;
+    println!("API key {} ({}) revoked", revoked.id, revoked.name);
+    Ok(())
+}
+
+/// `clarion audit`: the log, oldest first.
+pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let core = build_core(&args.data).await?;
+    let (entries, next) = audit::list(&core, args.site.as_deref(), args.after, Some(args.limit)).await.map_err(failed)?;
+    for entry in &entries {
+        if args.json {
+            println!("{}", serde_json::to_string(entry)?);
+        } else {
+            let audience = entry.audience.map(|n| format!(" audience={n}")).unwrap_or_default();
+            println!(
+                "{:>6}  {}  {:<10}  {:<22}  {}{audience}  by {} from {}",
+                entry.id, entry.at, entry.site, entry.action, entry.target, entry.key_name, entry.client
+            );
+        }
+    }
+    if let (Some(next), false) = (next, args.json) {
+        println!("(more: --after {next})");
     }
     Ok(())
 }

@@ -37,6 +37,82 @@ pub enum Command {
         #[command(subcommand)]
         command: SitesCommand,
     },
+    /// API keys with scopes: create (the secret is printed once), list, revoke.
+    ApiKeys {
+        #[command(subcommand)]
+        command: ApiKeysCommand,
+    },
+    /// Print the audit log: every write made with the admin token, an API key or this command line.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create a key; its secret is printed this once (only a hash is stored).
+    Create(CreateKeyArgs),
+    /// List the keys (never their secrets).
+    List(ListArgs),
+    /// Revoke a key: refused from the next request on, on every instance.
+    Revoke(RevokeKeyArgs),
+}
+
+/// `clarion api-keys create`.
+#[derive(Debug, Clone, Args)]
+pub struct CreateKeyArgs {
+    /// Who or what uses it (`deploy bot`, `alice`).
+    #[arg(long)]
+    pub name: String,
+    /// The one site it applies to; without it, every site.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// A scope it holds: read, send, audience or admin (repeat for several).
+    #[arg(long = "scope", required = true)]
+    pub scopes: Vec<String>,
+    /// When it stops working (RFC 3339).
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: SiteArgs,
+}
+
+/// A listing command.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: SiteArgs,
+}
+
+/// `clarion api-keys revoke ID`.
+#[derive(Debug, Clone, Args)]
+pub struct RevokeKeyArgs {
+    pub id: i64,
+    #[command(flatten)]
+    pub data: SiteArgs,
+}
+
+/// `clarion audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Only this site's entries.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Only entries after this id.
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
+    /// At most this many entries.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    /// Print JSON lines, one entry each.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: SiteArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +300,13 @@ pub struct ServeArgs {
     /// Seconds between two sweeps for idle subscriptions (with CLARION_IDLE_EXPIRY_DAYS).
     #[arg(long, env = "CLARION_IDLE_SWEEP_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_sweep_seconds: u64,
+    /// Sends (and cancels) each API key may make per minute; 0: no limit. The admin token
+    /// has none.
+    #[arg(long, env = "CLARION_KEY_SEND_RATE_LIMIT", default_value_t = clarion_core::admission::KEY_SENDS_PER_MINUTE)]
+    pub key_send_rate_limit: u32,
+    /// Days the audit log keeps an entry; older ones are pruned (daily).
+    #[arg(long, env = "CLARION_AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: u32,
     #[command(flatten)]
     pub site: SiteArgs,
 }

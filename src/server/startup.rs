@@ -56,12 +56,15 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
         tracing::warn!("{warning}");
     }
     let configured = vapid::VapidKeys::new(&material, &site.vapid_subject)?;
+    tracing::info!(public_key = %configured.public_key_b64(), fingerprint = %configured.fingerprint(), "VAPID key loaded");
     // Every instance on a shared database must be configured with the same key.
     store.agree_on_key(DeploymentKey::Vapid, configured.fingerprint()).await?;
     let master = MasterKey::load_or_create(site.master_key.as_deref(), &site.data_dir)?;
     let keyring = Arc::new(Keyring::open(&store, DEFAULT_SITE, &site.vapid_subject, &material, master).await?);
     let current = keyring.current();
-    tracing::info!(public_key = %current.public_key_b64(), fingerprint = %current.fingerprint(), "VAPID keys loaded");
+    if current.fingerprint() != configured.fingerprint() {
+        tracing::info!(public_key = %current.public_key_b64(), "the current VAPID key is one made by a rotation; new subscriptions get it");
+    }
     let policy = Arc::new(PushHostPolicy::from_list(&site.push_hosts).map_err(|e| anyhow::anyhow!("CLARION_PUSH_HOSTS: {e}"))?);
     let metrics = Arc::new(Metrics::new(store.backend()));
     Ok(Clarion {
@@ -96,7 +99,12 @@ pub struct Application {
     metrics_hosts: metrics::MetricsHosts,
     /// `CLARION_IDLE_EXPIRY_DAYS` and the time between sweeps, when set.
     idle_expiry: Option<(u32, Duration)>,
+    /// `CLARION_AUDIT_RETENTION_DAYS`.
+    audit_retention_days: u32,
 }
+
+/// How often the audit log is pruned of entries past their retention.
+const AUDIT_SWEEP: Duration = Duration::from_secs(24 * 3600);
 
 fn env_or(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.to_string())
@@ -123,7 +131,10 @@ impl Application {
             .reload_port(env_or("LEPTOS_RELOAD_PORT", "3001").parse::<u32>().unwrap_or(3001))
             .build();
         let assets = Arc::new(SiteAssets::load(std::path::Path::new(&args.site_root))?);
-        let limits = Arc::new(Limits::new(args.subscribe_rate_limit, args.write_rate_limit, args.test_push_rate_limit));
+        let limits = Arc::new(
+            Limits::new(args.subscribe_rate_limit, args.write_rate_limit, args.test_push_rate_limit)
+                .with_key_sends(args.key_send_rate_limit),
+        );
         let admission = Admission {
             limits: limits.clone(),
             max_subscriptions: args.max_subscriptions,
@@ -169,6 +180,7 @@ impl Application {
             metrics_listener,
             metrics_hosts: metrics::MetricsHosts::parse(&args.metrics_hosts),
             idle_expiry,
+            audit_retention_days: args.audit_retention_days,
         })
     }
 
@@ -198,6 +210,7 @@ impl Application {
         tasks.spawn(broadcasts::run_worker(self.core.clone(), broadcasts::worker_name("serve"), stop.clone()));
         tasks.spawn(admission::sweep_limits(self.limits.clone(), stop.clone()));
         tasks.spawn(clarion_core::keyring::keep_loaded(self.core.clone(), stop.clone()));
+        tasks.spawn(clarion_core::audit::run_retention(self.core.clone(), self.audit_retention_days, AUDIT_SWEEP, stop.clone()));
         if let Some((days, every)) = self.idle_expiry {
             tasks.spawn(audience::run_idle_expiry(self.core.clone(), days, every, stop.clone()));
         }

@@ -237,6 +237,8 @@ pub fn serve_args(data_dir: PathBuf, push_hosts: &str, vapid_private_key: Option
         identity_audience: Vec::new(),
         idle_expiry_days: 0,
         idle_sweep_seconds: 3600,
+        key_send_rate_limit: clarion_core::admission::KEY_SENDS_PER_MINUTE,
+        audit_retention_days: 365,
         site: SiteArgs {
             data_dir: data_dir.clone(),
             database_url: None,

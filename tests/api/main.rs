@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0 with a temp data dir, the real push
 //! service, real HTTP on loopback. One binary for all of them (faster to link).
 
+mod access;
 mod audience;
 mod connections;
 mod console;

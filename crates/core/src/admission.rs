@@ -50,6 +50,8 @@ pub struct Limits {
     /// per minute (`None`: off).
     test_push_ip: Option<DefaultKeyedRateLimiter<ClientKey>>,
     test_push_subscription: Option<DefaultKeyedRateLimiter<i64>>,
+    /// Sends per API key per minute (`None`: off); the admin token has no such limit.
+    key_sends: Option<DefaultKeyedRateLimiter<i64>>,
     clock: DefaultClock,
 }
 
@@ -72,6 +74,8 @@ fn per_minute(n: u32) -> Quota {
 
 /// Wrong admin tokens per IP per minute before 429.
 pub const BAD_TOKENS_PER_MINUTE: u32 = 10;
+/// Sends per API key per minute, by default (`CLARION_KEY_SEND_RATE_LIMIT`).
+pub const KEY_SENDS_PER_MINUTE: u32 = 60;
 /// Test pushes per IP and per subscription per minute, by default (`CLARION_TEST_PUSH_RATE_LIMIT`).
 pub const TEST_PUSHES_PER_MINUTE: u32 = 5;
 
@@ -86,8 +90,22 @@ impl Limits {
             locked_out: Mutex::default(),
             test_push_ip: test_pushes.map(RateLimiter::keyed),
             test_push_subscription: test_pushes.map(RateLimiter::keyed),
+            key_sends: NonZeroU32::new(KEY_SENDS_PER_MINUTE).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             clock: DefaultClock::default(),
         }
+    }
+
+    /// Sets the sends each API key may make per minute (`CLARION_KEY_SEND_RATE_LIMIT`;
+    /// 0: no limit).
+    pub fn with_key_sends(mut self, per_minute: u32) -> Self {
+        self.key_sends = NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)));
+        self
+    }
+
+    /// A send (or cancel) made with API key `key_id`: each key has its own quota, so one
+    /// busy or leaked key cannot use up another's.
+    pub fn key_send(&self, key_id: i64) -> Result<(), CoreError> {
+        self.check_if_on(&self.key_sends, &key_id, "sends with this API key")
     }
 
     fn check<K: Clone + std::hash::Hash + Eq>(&self, limiter: &DefaultKeyedRateLimiter<K>, key: &K, what: &str) -> Result<(), CoreError> {
@@ -167,7 +185,7 @@ impl Limits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        if let Some(limiter) = &self.test_push_subscription {
+        for limiter in [&self.test_push_subscription, &self.key_sends].into_iter().flatten() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }

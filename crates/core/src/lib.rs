@@ -3,6 +3,8 @@
 //! [`clarion_push`] sender and the [`clarion_store`] database.
 //!
 //! - [`subscriptions`]: subscribe (upsert), unsubscribe, list;
+//! - [`access`]: the admin token and API keys with scopes, bound to a site or to all;
+//! - [`audit`]: the append-only log of every write made with a key or the token;
 //! - [`admission`]: who may subscribe or push a test, and how often (rate limits, caps);
 //! - [`ownership`]: a subscription its owner proved with its `auth` secret;
 //! - [`audience`]: topics, identity tokens and users, idle expiry;
@@ -16,8 +18,10 @@
 //! Nothing here knows HTTP: errors are [`CoreError`]s, which the web layer maps to
 //! statuses, and the crate does not depend on axum or Leptos.
 
+pub mod access;
 pub mod admission;
 pub mod audience;
+pub mod audit;
 pub mod broadcasts;
 pub mod error;
 pub mod keyring;

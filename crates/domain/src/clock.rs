@@ -47,3 +47,14 @@ pub fn unix_millis() -> i64 {
 pub fn rfc3339() -> String {
     now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+/// `unix` seconds in the stored form of [`rfc3339`].
+pub fn rfc3339_at(unix: i64) -> String {
+    DateTime::<Utc>::from_timestamp(unix, 0).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// An RFC 3339 text from outside (any offset), in the stored form, or `None` when it is
+/// not RFC 3339.
+pub fn normalize_rfc3339(text: &str) -> Option<String> {
+    DateTime::parse_from_rfc3339(text.trim()).ok().map(|t| t.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true))
+}

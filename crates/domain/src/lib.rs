@@ -6,6 +6,7 @@
 //! wall clock ([`clock`]) and their one random source ([`random`]) from here, the crate
 //! every server crate stands on; nothing else here does I/O.
 
+pub mod access;
 pub mod audience;
 pub mod base64url;
 #[cfg(feature = "ssr")]
@@ -19,6 +20,7 @@ pub mod subscription;
 #[cfg(all(test, feature = "ssr"))]
 mod properties;
 
+pub use access::{ApiKeyInfo, AuditEntry, CreatedApiKey, NewApiKey, Scope};
 pub use audience::{Audience, Topic, TopicDefinition};
 pub use ledger::{BroadcastDetail, BroadcastQueued, BroadcastState, BroadcastStatus, FailureReason, SubscriptionPage, SubscriptionSummary};
 pub use notification::{NotificationAction, NotificationRequest, PayloadFormat, TestPushResult, Urgency};

@@ -4,7 +4,8 @@
 //! [`Store`] is the handle the rest of the server holds. Its methods are split by what
 //! they store: `subscriptions`, their `audience` (topics, users, last seen), the
 //! broadcast ledger (`broadcasts`), the console's `sessions`, the `deployment` keys that
-//! instances sharing a database must agree on, and each site's `vapid_keys`. Where the
+//! instances sharing a database must agree on, each site's `vapid_keys`, and the API
+//! keys and audit log (`access`). Where the
 //! two backends need different SQL, both versions sit side by side in the same method,
 //! so a query and its PostgreSQL twin are read together.
 //!
@@ -70,6 +71,7 @@ macro_rules! replace_topics {
     }};
 }
 
+mod access;
 mod audience;
 mod broadcasts;
 mod deployment;
@@ -77,7 +79,8 @@ mod sessions;
 mod subscriptions;
 mod vapid_keys;
 
-pub use audience::TopicSaved;
+pub use access::AuditRecord;
+pub use audience::{TopicSaved, FORGOTTEN_USER};
 pub use broadcasts::{
     audience_span, range_span, BroadcastDetailRecord, BroadcastRecord, BroadcastStart, Cancelled, ClickRecorded, OriginState, Progress,
     RangeFinished, RangeJob, RetryDue,

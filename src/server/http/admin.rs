@@ -8,8 +8,9 @@
 //! The database keeps only its SHA-256, so a leaked database holds no
 //! usable session, and sessions survive a restart. Each session is tied to the admin token
 //! it was opened with ([`AdminToken::session_tag`]): changing the token ends every session.
-//! Every admin server function and every admin REST route (as an alternative to the
-//! bearer token) checks it through [`AdminAccess`].
+//! Every admin server function and every admin REST route (as an alternative to a
+//! bearer token or API key) checks it through [`Access`], which also checks the scope
+//! and site an API key is limited to.
 //!
 //! A client that guessed wrong too often is locked out before anything it presents is
 //! checked, so even the right token waits: guessing can never confirm a hit.
@@ -18,14 +19,19 @@
 
 use super::rest::error::ApiError;
 use super::security::{ClientIp, OverTls};
+use crate::domain::Scope;
 use crate::domain::{base64url, clock, random};
 use crate::server::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::extract::OptionalFromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
+use clarion_core::access::{self, Caller};
+use clarion_core::audit::{Action, Written};
+use clarion_core::keyring::DEFAULT_SITE;
 use clarion_core::CoreError;
 use sha2::{Digest, Sha256};
+use std::marker::PhantomData;
 
 /// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "clarion_admin";
@@ -100,11 +106,15 @@ pub async fn has_session(state: &AppState, headers: &HeaderMap, tls: OverTls) ->
     Ok(state.core.store.session_is_live(&token_hash(value), state.admin.session_tag()).await.map_err(CoreError::Internal)?)
 }
 
-/// Proof of admin rights: `Authorization: Bearer <admin token>` (servers, the CLI's
-/// peers, curl) or a live console session cookie (the browser).
-pub struct AdminAccess;
+/// An authenticated caller of an admin route: `Authorization: Bearer <admin token>` or
+/// `Bearer clk_…` (an API key), or a live console session cookie; with its address, for
+/// the audit log. Which scope and site it may use is checked by [`Access`].
+pub struct Authenticated {
+    pub caller: Caller,
+    pub client: std::net::IpAddr,
+}
 
-impl FromRequestParts<AppState> for AdminAccess {
+impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -113,10 +123,13 @@ impl FromRequestParts<AppState> for AdminAccess {
         state.admission.limits.admin_attempt(ip)?;
         let bearer =
             parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-        match bearer {
-            Some(token) if state.admin.verify(token) => return Ok(AdminAccess),
-            None if has_session(state, &parts.headers, tls).await? => return Ok(AdminAccess),
-            _ => {}
+        let caller = match bearer {
+            Some(secret) if access::looks_like_api_key(secret) => access::authenticate(&state.core, secret).await?.map(Caller::Key),
+            Some(token) => state.admin.verify(token).then_some(Caller::Root),
+            None => has_session(state, &parts.headers, tls).await?.then_some(Caller::Root),
+        };
+        if let Some(caller) = caller {
+            return Ok(Authenticated { caller, client: ip });
         }
         // Guessing is rate-limited per client address.
         state.admission.limits.bad_token(ip)?;
@@ -124,10 +137,69 @@ impl FromRequestParts<AppState> for AdminAccess {
     }
 }
 
-/// `Option<AdminAccess>`: `None` when the request presents no admin credentials at all
+/// The scope a route needs, as a type: `Access<Send>` in a handler's arguments.
+pub trait ScopeNeeded {
+    const SCOPE: Scope;
+}
+
+macro_rules! scope_marker {
+    ($($(#[$doc:meta])* $name:ident => $scope:expr;)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+        impl ScopeNeeded for $name {
+            const SCOPE: Scope = $scope;
+        }
+    )*};
+}
+
+scope_marker! {
+    /// Listings, a send's status and events, metrics.
+    ReadScope => Scope::Read;
+    /// Creating and cancelling sends.
+    SendScope => Scope::Send;
+    /// Topics, users, deleting subscriptions.
+    AudienceScope => Scope::Audience;
+    /// Sites, keys and the audit log.
+    AdminScope => Scope::Admin;
+}
+
+/// An authenticated caller holding scope `S` on the request's site: the `{site}` of
+/// `/api/v1/sites/{site}/…`, else `default`. A key bound to another site gets `404`; a
+/// key without the scope `403`, naming it.
+pub struct Access<S> {
+    pub caller: Caller,
+    pub client: std::net::IpAddr,
+    pub site: String,
+    scope: PhantomData<S>,
+}
+
+impl<S> Access<S> {
+    /// The audit entry of a write made through this request.
+    pub fn wrote(&self, action: Action, target: impl Into<String>, audience: Option<i64>) -> Written<'_> {
+        Written { caller: &self.caller, site: &self.site, action, target: target.into(), audience, client: self.client.to_string() }
+    }
+}
+
+/// The site a request addresses: `/api/v1/sites/{site}/…`, else `default`.
+pub fn site_of(path: &str) -> &str {
+    path.strip_prefix("/api/v1/sites/").and_then(|rest| rest.split('/').next()).filter(|site| !site.is_empty()).unwrap_or(DEFAULT_SITE)
+}
+
+impl<S: ScopeNeeded + Send + Sync> FromRequestParts<AppState> for Access<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Authenticated { caller, client } = Authenticated::from_request_parts(parts, state).await?;
+        let site = site_of(parts.uri.path()).to_string();
+        caller.require(S::SCOPE, Some(&site))?;
+        Ok(Access { caller, client, site, scope: PhantomData })
+    }
+}
+
+/// `Option<Access<S>>`: `None` when the request presents no admin credentials at all
 /// (no bearer token, no session cookie), so a route can serve owners and admins alike; a
 /// presented credential that is wrong is still a 401.
-impl OptionalFromRequestParts<AppState> for AdminAccess {
+impl<S: ScopeNeeded + Send + Sync> OptionalFromRequestParts<AppState> for Access<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
@@ -138,6 +210,9 @@ impl OptionalFromRequestParts<AppState> for AdminAccess {
         <Self as FromRequestParts<AppState>>::from_request_parts(parts, state).await.map(Some)
     }
 }
+
+/// Full admin rights on the request's site (the console's server functions).
+pub type AdminAccess = Access<AdminScope>;
 
 #[cfg(test)]
 mod tests {

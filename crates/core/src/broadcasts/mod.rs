@@ -63,6 +63,19 @@ fn parse_send_at(text: &str) -> Result<i64, CoreError> {
     Ok(at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0))
 }
 
+/// The audience of a send where it costs nothing to know before it starts (for the
+/// audit log): everyone (the kept count) or one endpoint. A send to topics or users is
+/// counted when it starts (its status's `total`): counting it now would cost a scan.
+pub async fn audience_known_now(core: &Clarion, request: &NotificationRequest) -> Result<Option<i64>, CoreError> {
+    if request.endpoint.is_some() {
+        return Ok(Some(1));
+    }
+    if request.topics.is_none() && request.users.is_none() {
+        return Ok(Some(core.store.count_subscriptions().await?));
+    }
+    Ok(None)
+}
+
 /// Validates a notification (its audience names defined topics; a schedule is in the
 /// next 90 days) and records it as a queued or scheduled broadcast.
 #[tracing::instrument(skip_all)]

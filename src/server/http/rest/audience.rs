@@ -3,7 +3,7 @@
 //! its `auth` secret), and a signed-in user's subscriptions (admin).
 
 use super::error::{ApiError, AppJson};
-use super::Admin;
+use super::{Access, AudienceScope, ReadScope};
 use crate::domain::TopicDefinition;
 use crate::server::state::AppState;
 use axum::extract::{Path, State};
@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use clarion_core::audience;
+use clarion_core::audit::{self, Action};
 use clarion_store::TopicSaved;
 use serde::Deserialize;
 use serde_json::json;
@@ -32,7 +33,7 @@ async fn list_topics(State(state): State<AppState>) -> Result<impl IntoResponse,
 
 /// `201` for a new topic, `200` for a change; the topic as stored.
 async fn define_topic(
-    _: Admin,
+    access: Access<AudienceScope>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     AppJson(definition): AppJson<TopicDefinition>,
@@ -41,12 +42,18 @@ async fn define_topic(
         TopicSaved::Created => StatusCode::CREATED,
         TopicSaved::Updated => StatusCode::OK,
     };
+    audit::record(&state.core, access.wrote(Action::TopicPut, name.clone(), None)).await?;
     let topic = audience::list_topics(&state.core).await?.into_iter().find(|t| t.name == name);
     Ok((status, Json(topic)))
 }
 
-async fn delete_topic(_: Admin, State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_topic(
+    access: Access<AudienceScope>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     audience::delete_topic(&state.core, &name).await?;
+    audit::record(&state.core, access.wrote(Action::TopicDelete, name, None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -66,14 +73,24 @@ async fn choose_topics(State(state): State<AppState>, AppJson(body): AppJson<Cho
 }
 
 /// `{"user_id", "subscriptions": [...]}`.
-async fn user_subscriptions(_: Admin, State(state): State<AppState>, Path(user_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn user_subscriptions(
+    _: Access<ReadScope>,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let subscriptions = audience::user_subscriptions(&state.core, &user_id).await?;
     Ok(Json(json!({ "user_id": user_id, "subscriptions": subscriptions })))
 }
 
 /// `204`: every subscription of the user is deleted (none is not an error: the user is
-/// forgotten either way).
-async fn forget_user(_: Admin, State(state): State<AppState>, Path(user_id): Path<String>) -> Result<StatusCode, ApiError> {
+/// forgotten either way). The audit entry does not name the user: that would keep what
+/// "forget me" removes.
+async fn forget_user(
+    access: Access<AudienceScope>,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     audience::forget_user(&state.core, &user_id).await?;
+    audit::record(&state.core, access.wrote(Action::UserForget, clarion_store::FORGOTTEN_USER, None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

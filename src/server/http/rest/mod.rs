@@ -1,6 +1,7 @@
 //! REST API v1 (`/api/v1/...`), `/healthz` and `/sw.js`. Handlers parse the wire types,
 //! call the core operation and shape the answer; nothing else.
 
+pub mod access;
 pub mod audience;
 pub mod error;
 pub mod notifications;
@@ -31,6 +32,7 @@ pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
         .merge(notifications::router())
         .merge(audience::router())
         .merge(sites::router())
+        .merge(access::router())
         .fallback(error::no_such_route)
         .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn(error::json_errors));
@@ -59,7 +61,7 @@ pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
 
 /// `GET /metrics` on the main address: Prometheus text, for admins only (it shows the
 /// audience's size and the push services in use).
-async fn metrics(_: Admin, State(state): State<AppState>) -> Result<axum::response::Response, error::ApiError> {
+async fn metrics(_: Access<ReadScope>, State(state): State<AppState>) -> Result<axum::response::Response, error::ApiError> {
     super::metrics::scrape(&state.core).await
 }
 
@@ -90,8 +92,9 @@ async fn service_worker() -> impl IntoResponse {
     )
 }
 
-/// Admin rights: the bearer token or a console session.
-pub use super::admin::AdminAccess as Admin;
+/// Admin rights with a scope: the admin token, a console session, or an API key that
+/// holds the scope on the request's site.
+pub use super::admin::{Access, AdminScope, AudienceScope, Authenticated, ReadScope, SendScope};
 
 #[cfg(test)]
 mod tests {

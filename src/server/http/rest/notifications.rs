@@ -2,7 +2,7 @@
 //! its status and the history, and the click reports of service workers.
 
 use super::error::{ApiError, AppJson, SEND_BODY_LIMIT};
-use super::Admin;
+use super::{Access, ReadScope, SendScope};
 use crate::domain::NotificationRequest;
 use crate::domain::{BroadcastState, BroadcastStatus};
 use crate::server::state::AppState;
@@ -12,6 +12,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use clarion_core::access::Caller;
+use clarion_core::audit::{self, Action};
 use clarion_core::broadcasts;
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -32,17 +34,25 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 
 /// `202 {"id"}`: recorded, and the worker is sending it.
 async fn create(
-    _: Admin,
+    access: Access<SendScope>,
     State(state): State<AppState>,
     AppJson(request): AppJson<NotificationRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    if let Caller::Key(key) = &access.caller {
+        state.admission.limits.key_send(key.id)?;
+    }
+    let audience = broadcasts::audience_known_now(&state.core, &request).await?;
     let queued = broadcasts::queue_broadcast(&state.core, request, None).await?;
+    audit::record(&state.core, access.wrote(Action::NotificationCreate, queued.id.to_string(), audience)).await?;
     Ok((StatusCode::ACCEPTED, Json(queued)))
 }
 
 /// `200` with the status `cancelled`; `409` once the send has started.
-async fn cancel(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(broadcasts::cancel_broadcast(&state.core, parse_id(&id)?).await?))
+async fn cancel(access: Access<SendScope>, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let cancelled = broadcasts::cancel_broadcast(&state.core, id).await?;
+    audit::record(&state.core, access.wrote(Action::NotificationCancel, id.to_string(), None)).await?;
+    Ok(Json(cancelled))
 }
 
 /// A click report: the subscription that got the notification, proven by its `auth`
@@ -67,7 +77,7 @@ async fn click(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn status(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn status(_: Access<ReadScope>, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(broadcasts::broadcast_status(&state.core, parse_id(&id)?).await?))
 }
 
@@ -80,7 +90,7 @@ struct HistoryQuery {
 }
 
 async fn history(
-    _: Admin,
+    _: Access<ReadScope>,
     State(state): State<AppState>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -94,7 +104,7 @@ const EVENT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Server-Sent Events: a `progress` event whenever the counts change, then one `done`
 /// event with the final status, and the stream ends.
-async fn events(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn events(_: Access<ReadScope>, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let id = parse_id(&id)?;
     let first = broadcasts::broadcast_status(&state.core, id).await?;
     let core = state.core.clone();

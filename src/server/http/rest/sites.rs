@@ -4,13 +4,14 @@
 //! `default`, which the unprefixed paths serve.
 
 use super::error::ApiError;
-use super::Admin;
+use super::{Access, AdminScope};
 use crate::server::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
+use clarion_core::audit::{self, Action};
 use clarion_core::keyring;
 use serde::Deserialize;
 use serde_json::json;
@@ -30,13 +31,19 @@ async fn vapid_public_key(State(state): State<AppState>, Path(site): Path<String
 }
 
 /// `{"keys": [{"id", "public_key", "current", "subscriptions", "created_at"}]}`.
-async fn list_keys(_: Admin, State(state): State<AppState>, Path(site): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn list_keys(_: Access<AdminScope>, State(state): State<AppState>, Path(site): Path<String>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(json!({ "keys": keyring::list_keys(&state.core, &site).await? })))
 }
 
 /// `201 {"id", "public_key", …}`: the new current key.
-async fn rotate_key(_: Admin, State(state): State<AppState>, Path(site): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok((StatusCode::CREATED, Json(keyring::rotate_key(&state.core, &site).await?)))
+async fn rotate_key(
+    access: Access<AdminScope>,
+    State(state): State<AppState>,
+    Path(site): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = keyring::rotate_key(&state.core, &site).await?;
+    audit::record(&state.core, access.wrote(Action::VapidKeyRotate, key.id.to_string(), None)).await?;
+    Ok((StatusCode::CREATED, Json(key)))
 }
 
 #[derive(Deserialize)]
@@ -49,11 +56,13 @@ struct RetireOptions {
 /// `200 {"retired": id, "removed_subscriptions": n}`; `409` while subscriptions are
 /// bound to it (unless `?force=true`) or for the current key.
 async fn retire_key(
-    _: Admin,
+    access: Access<AdminScope>,
     State(state): State<AppState>,
     Path((site, id)): Path<(String, i64)>,
     Query(options): Query<RetireOptions>,
 ) -> Result<impl IntoResponse, ApiError> {
     let removed = keyring::retire_key(&state.core, &site, id, options.force).await?;
+    let audience = i64::try_from(removed).ok().filter(|&n| n > 0);
+    audit::record(&state.core, access.wrote(Action::VapidKeyRetire, id.to_string(), audience)).await?;
     Ok(Json(json!({ "retired": id, "removed_subscriptions": removed })))
 }

@@ -2,7 +2,7 @@
 //! subscription, and the admin listing.
 
 use super::error::{ApiError, AppJson};
-use super::Admin;
+use super::{Access, AudienceScope, ReadScope};
 use crate::domain::{SavedSubscription, SubscribeRequest};
 use crate::server::http::security::ClientIp;
 use crate::server::state::AppState;
@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use clarion_core::admission;
+use clarion_core::audit::{self, Action};
 use clarion_core::subscriptions::{self, Deleter, Subscribed};
 use serde::Deserialize;
 
@@ -49,12 +50,20 @@ struct DeleteBody {
 }
 
 /// `204`: the owner (with the subscription's `auth` secret) or an admin deletes it.
-async fn remove(admin: Option<Admin>, State(state): State<AppState>, AppJson(body): AppJson<DeleteBody>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    admin: Option<Access<AudienceScope>>,
+    State(state): State<AppState>,
+    AppJson(body): AppJson<DeleteBody>,
+) -> Result<StatusCode, ApiError> {
     let deleter = match (&admin, &body.auth) {
         (Some(_), _) => Deleter::Admin,
         (None, auth) => Deleter::Owner { auth: auth.as_deref().unwrap_or_default() },
     };
     subscriptions::unsubscribe(&state.core, &body.endpoint, deleter).await?;
+    if let Some(access) = &admin {
+        let host = audit::endpoint_host(&body.endpoint);
+        audit::record(&state.core, access.wrote(Action::SubscriptionDelete, host, Some(1))).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -111,7 +120,7 @@ struct ListQuery {
 }
 
 async fn list(
-    _: Admin,
+    _: Access<ReadScope>,
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
