@@ -5,7 +5,9 @@
 //! Reads are GETs (so the per-address write limit does not apply to them); changes are
 //! JSON POSTs, guarded like every write.
 
-use crate::domain::{BroadcastDetail, BroadcastQueued, BroadcastStatus, NotificationRequest, PayloadFormat, SubscriptionPage, Topic};
+use crate::domain::{
+    AuditEntry, BroadcastDetail, BroadcastQueued, BroadcastStatus, NotificationRequest, PayloadFormat, Scope, SubscriptionPage, Topic,
+};
 use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
 use serde::{Deserialize, Serialize};
@@ -26,17 +28,36 @@ pub struct ConsoleSettings {
     pub idle_expiry_days: u32,
     /// Subscriptions removed for being idle, ever.
     pub idle_removed: i64,
+    /// Who signed in: `admin` (the admin token) or the API key's name.
+    pub signed_in_as: String,
+    /// What the session may do; the console offers only that (the server checks anyway).
+    pub scopes: Vec<Scope>,
+    /// Whether the session may read the audit log (the token, or an `admin` key for every site).
+    pub sees_audit: bool,
 }
 
-/// Refuses the request (401) unless it carries admin rights, checked by the same
-/// extractor as the REST admin routes (a session cookie, or the bearer token).
+impl ConsoleSettings {
+    /// Whether the session holds `scope`.
+    pub fn can(&self, scope: Scope) -> bool {
+        scope.granted_by(&self.scopes)
+    }
+}
+
+/// Refuses the request (401) unless it carries rights with scope `S`, checked by the
+/// same extractor as the REST admin routes (a session cookie, or a bearer token or key):
+/// `403` naming the scope a key's session lacks.
 #[cfg(feature = "ssr")]
-async fn require_session(state: &crate::server::state::AppState) -> Result<crate::server::http::admin::AdminAccess, ApiFailure> {
+async fn require<S: crate::server::http::admin::ScopeNeeded + Send + Sync>(
+    state: &crate::server::state::AppState,
+) -> Result<crate::server::http::admin::Access<S>, ApiFailure> {
     use axum::extract::FromRequestParts;
     let mut parts = use_context::<axum::http::request::Parts>()
         .ok_or_else(|| to_server_error(clarion_core::CoreError::Internal(anyhow::anyhow!("the request is missing"))))?;
-    crate::server::http::admin::AdminAccess::from_request_parts(&mut parts, state).await.map_err(to_server_error)
+    crate::server::http::admin::Access::<S>::from_request_parts(&mut parts, state).await.map_err(to_server_error)
 }
+
+#[cfg(feature = "ssr")]
+use crate::server::http::admin::{AudienceScope, ReadScope, SendScope};
 
 /// Appends the audit entry of a write the console made.
 #[cfg(feature = "ssr")]
@@ -80,9 +101,15 @@ pub async fn admin_session() -> Result<Option<ConsoleSettings>, ApiFailure> {
     let state = state()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     let tls: crate::server::http::security::OverTls = leptos_axum::extract_with_state(&state).await?;
-    if !crate::server::http::admin::has_session(&state, &headers, tls).await.map_err(to_server_error)? {
+    let Some(caller) = crate::server::http::admin::session_caller(&state, &headers, tls).await.map_err(to_server_error)? else {
         return Ok(None);
-    }
+    };
+    let signed_in_as = match &caller {
+        clarion_core::access::Caller::Key(key) => key.name.clone(),
+        _ => "admin".to_string(),
+    };
+    let sees_audit = caller.require(Scope::Admin, None).is_ok();
+    let scopes = caller.scopes();
     let internal = |e| to_server_error(clarion_core::CoreError::Internal(e));
     let subscriptions = state.core.store.count_subscriptions().await.map_err(internal)?;
     let idle_removed = state.core.store.idle_removed().await.map_err(internal)?;
@@ -93,6 +120,9 @@ pub async fn admin_session() -> Result<Option<ConsoleSettings>, ApiFailure> {
         topics,
         idle_expiry_days: state.idle_expiry_days,
         idle_removed,
+        signed_in_as,
+        scopes,
+        sees_audit,
     }))
 }
 
@@ -100,7 +130,7 @@ pub async fn admin_session() -> Result<Option<ConsoleSettings>, ApiFailure> {
 #[server(prefix = "/api/fn", endpoint = "admin_scheduled", input = GetUrl)]
 pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ApiFailure> {
     let state = state()?;
-    require_session(&state).await?;
+    require::<ReadScope>(&state).await?;
     clarion_core::broadcasts::list_broadcast_details(&state.core, 500, None, Some(crate::domain::BroadcastState::Scheduled))
         .await
         .map_err(to_server_error)
@@ -110,7 +140,7 @@ pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ApiFailure> {
 #[server(prefix = "/api/fn", endpoint = "admin_cancel", input = Json)]
 pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ApiFailure> {
     let state = state()?;
-    let access = require_session(&state).await?;
+    let access = require::<SendScope>(&state).await?;
     let cancelled = clarion_core::broadcasts::cancel_broadcast(&state.core, id).await.map_err(to_server_error)?;
     audited(&state, access.wrote(clarion_core::audit::Action::NotificationCancel, id.to_string(), None)).await?;
     Ok(cancelled)
@@ -121,7 +151,7 @@ pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ApiFailure> {
 #[server(prefix = "/api/fn", endpoint = "admin_send", input = Json)]
 pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued, ApiFailure> {
     let state = state()?;
-    let access = require_session(&state).await?;
+    let access = require::<SendScope>(&state).await?;
     let audience = clarion_core::broadcasts::audience_known_now(&state.core, &request).await.map_err(to_server_error)?;
     let queued = clarion_core::broadcasts::queue_broadcast(&state.core, request, None).await.map_err(to_server_error)?;
     audited(&state, access.wrote(clarion_core::audit::Action::NotificationCreate, queued.id.to_string(), audience)).await?;
@@ -132,7 +162,7 @@ pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued,
 #[server(prefix = "/api/fn", endpoint = "admin_history", input = GetUrl)]
 pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, ApiFailure> {
     let state = state()?;
-    require_session(&state).await?;
+    require::<ReadScope>(&state).await?;
     clarion_core::broadcasts::list_broadcast_details(&state.core, limit, before, None).await.map_err(to_server_error)
 }
 
@@ -140,7 +170,7 @@ pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<Broadc
 #[server(prefix = "/api/fn", endpoint = "admin_subscribers", input = GetUrl)]
 pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<SubscriptionPage, ApiFailure> {
     let state = state()?;
-    require_session(&state).await?;
+    require::<ReadScope>(&state).await?;
     clarion_core::subscriptions::list(&state.core, Some(limit), after.as_deref()).await.map_err(to_server_error)
 }
 
@@ -148,10 +178,20 @@ pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<Subs
 #[server(prefix = "/api/fn", endpoint = "admin_delete_subscriber", input = Json)]
 pub async fn admin_delete_subscriber(endpoint: String) -> Result<(), ApiFailure> {
     let state = state()?;
-    let access = require_session(&state).await?;
+    let access = require::<AudienceScope>(&state).await?;
     clarion_core::subscriptions::unsubscribe(&state.core, &endpoint, clarion_core::subscriptions::Deleter::Admin)
         .await
         .map_err(to_server_error)?;
     let host = clarion_core::audit::endpoint_host(&endpoint);
     audited(&state, access.wrote(clarion_core::audit::Action::SubscriptionDelete, host, Some(1))).await
+}
+
+/// The newest `limit` entries of the audit log, newest first (the admin token, or an
+/// `admin` key for every site).
+#[server(prefix = "/api/fn", endpoint = "admin_audit", input = GetUrl)]
+pub async fn admin_audit(limit: i64) -> Result<Vec<AuditEntry>, ApiFailure> {
+    let state = state()?;
+    let access = require::<crate::server::http::admin::AdminScope>(&state).await?;
+    access.caller.require(Scope::Admin, None).map_err(to_server_error)?;
+    clarion_core::audit::latest(&state.core, limit).await.map_err(to_server_error)
 }

@@ -39,7 +39,7 @@ impl Browser {
     /// everything else is a JSON POST, as the console sends them.
     async fn call(&self, app: &TestApp, name: &str, body: &Value) -> reqwest::Response {
         let url = app.url(&format!("/api/fn/{name}"));
-        if matches!(name, "admin_session" | "admin_history" | "admin_subscribers") {
+        if matches!(name, "admin_session" | "admin_history" | "admin_subscribers" | "admin_audit") {
             let query: Vec<(String, String)> = body
                 .as_object()
                 .unwrap()
@@ -277,4 +277,48 @@ async fn the_flat_payload_format_keeps_the_original_shape() {
     let message = &push.messages(subscription["endpoint"].as_str().unwrap()).await[0];
     let payload: Value = serde_json::from_str(message["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload, json!({ "title": "Hello", "body": "Flat", "url": "/news", "notification_id": status["id"] }));
+}
+
+#[tokio::test]
+async fn a_key_signs_in_to_the_console_with_its_scopes_and_its_session_ends_with_the_key() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let created: Value = app
+        .client
+        .post(app.url("/api/v1/api-keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "name": "viewer", "scopes": ["read"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let viewer = browser();
+    let response = call(&viewer, &app, "admin_sign_in", &json!({ "token": created["secret"] })).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let settings: Value = call(&viewer, &app, "admin_session", &json!({})).await.json().await.unwrap();
+    assert_eq!(
+        (settings["signed_in_as"].as_str(), settings["scopes"].clone(), settings["sees_audit"].as_bool()),
+        (Some("viewer"), json!(["read"]), Some(false))
+    );
+    assert_eq!(call(&viewer, &app, "admin_history", &json!({ "limit": 10 })).await.status(), 200);
+    let refused = call(&viewer, &app, "admin_send", &json!({ "request": { "title": "no", "body": "" } })).await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("scope"));
+    // Its REST calls carry the key's scopes too.
+    assert_eq!(viewer.get(&app, "/api/v1/subscriptions").await.status(), 200);
+    assert_eq!(viewer.get(&app, "/api/v1/api-keys").await.status(), 403);
+    // The admin's own sign-in does not end the key's session, nor the other way round.
+    let admin = signed_in(&app).await;
+    assert_eq!(call(&viewer, &app, "admin_history", &json!({ "limit": 10 })).await.status(), 200);
+    let audit: Value = call(&admin, &app, "admin_audit", &json!({ "limit": 10 })).await.json().await.unwrap();
+    assert_eq!(audit[0]["action"], "api_key.create", "{audit}");
+    // Revoked: its session opens nothing any more.
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(app.client.delete(app.url(&format!("/api/v1/api-keys/{id}"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap().status(), 204);
+    let settings: Value = call(&viewer, &app, "admin_session", &json!({})).await.json().await.unwrap();
+    assert_eq!(settings, Value::Null);
+    assert_eq!(viewer.get(&app, "/api/v1/subscriptions").await.status(), 401);
+    assert_eq!(call(&admin, &app, "admin_history", &json!({ "limit": 10 })).await.status(), 200);
 }

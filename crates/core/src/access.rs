@@ -89,11 +89,27 @@ pub async fn authenticate(core: &Clarion, presented: &str) -> Result<Option<ApiK
         return Ok(None);
     }
     let Some(key) = core.store.api_key_by_hash(&secret_hash(presented)).await? else { return Ok(None) };
-    if key.expires_at.as_deref().is_some_and(|expiry| expiry <= clock::rfc3339().as_str()) {
+    if !live(&key) {
         return Ok(None);
     }
     core.store.touch_api_key(key.id).await?;
     Ok(Some(key))
+}
+
+/// Whether a key may still be used: not expired (revoked keys are never read).
+fn live(key: &ApiKeyInfo) -> bool {
+    !key.expires_at.as_deref().is_some_and(|expiry| expiry <= clock::rfc3339().as_str())
+}
+
+/// The tag a console session opened with a key carries (see [`session_key`]).
+pub fn session_tag_of(key: &ApiKeyInfo) -> String {
+    format!("key:{}", key.id)
+}
+
+/// The live key behind a console session's tag, when the session was opened with one.
+pub async fn session_key(core: &Clarion, tag: &str) -> Result<Option<ApiKeyInfo>, CoreError> {
+    let Some(id) = tag.strip_prefix("key:").and_then(|id| id.parse::<i64>().ok()) else { return Ok(None) };
+    Ok(core.store.api_key_by_id(id).await?.filter(live))
 }
 
 /// Creates a key; answers it with its secret, which is never shown again.

@@ -106,6 +106,11 @@ pub async fn list(core: &Clarion, site: Option<&str>, after: i64, limit: Option<
     Ok((entries, next))
 }
 
+/// The `limit` newest entries, newest first (the console's view).
+pub async fn latest(core: &Clarion, limit: i64) -> Result<Vec<AuditEntry>, CoreError> {
+    Ok(core.store.latest_audit(limit.clamp(1, MAX_PAGE)).await?)
+}
+
 /// Prunes entries older than `days` now and then every `every`, until `stop`.
 pub async fn run_retention(core: Clarion, days: u32, every: Duration, stop: CancellationToken) {
     loop {

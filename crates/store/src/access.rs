@@ -100,6 +100,13 @@ impl Store {
         Ok(row.map(Into::into))
     }
 
+    /// Key `id`, unless revoked (expiry is the caller's to judge).
+    pub async fn api_key_by_id(&self, id: i64) -> anyhow::Result<Option<ApiKeyInfo>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 AND revoked_at IS NULL");
+        let row: Option<ApiKeyRow> = on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?);
+        Ok(row.map(Into::into))
+    }
+
     /// Records that key `id` was used, at most once a minute per key (a write per request
     /// would make every API call a database write).
     pub async fn touch_api_key(&self, id: i64) -> anyhow::Result<()> {
@@ -155,6 +162,17 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await?
+        });
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// The `limit` newest entries, newest first.
+    pub async fn latest_audit(&self, limit: i64) -> anyhow::Result<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT id, at, key_id, key_name, site, action, target, audience, client FROM audit_log ORDER BY id DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
         });
         Ok(rows.into_iter().map(Into::into).collect())
     }

@@ -1,15 +1,20 @@
-//! Admin console sessions: stored by the hash of their cookie, tied to the admin token
-//! that opened them. The same SQL on both backends.
+//! Admin console sessions: stored by the hash of their cookie, tied to what opened them
+//! (`admin_tag`): the admin token's session tag, or `key:<id>` for an API key, which the
+//! caller checks is still live on every use. The same SQL on both backends.
 
 use crate::{now_rfc3339, on_pool, unix_now, Store};
 
 impl Store {
-    /// Stores a new session, tied to the admin token by `admin_tag`, and sweeps expired ones
-    /// and those of earlier tokens.
+    /// Stores a new session, tied to the admin token or an API key by `admin_tag`, and
+    /// sweeps expired ones and those of earlier admin tokens (a key's sessions end with
+    /// the key, which the caller checks).
     pub async fn create_session(&self, token_hash: &str, admin_tag: &str, expires_at: i64) -> anyhow::Result<()> {
         let now = now_rfc3339();
         on_pool!(self, pool => {
-            sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1 OR admin_tag IS DISTINCT FROM $2")
+            sqlx::query(
+                "DELETE FROM admin_sessions WHERE expires_at <= $1
+                 OR (admin_tag IS DISTINCT FROM $2 AND admin_tag NOT LIKE 'key:%' AND $2 NOT LIKE 'key:%')",
+            )
                 .bind(unix_now())
                 .bind(admin_tag)
                 .execute(pool)
@@ -35,6 +40,15 @@ impl Store {
         .bind(unix_now())
         .fetch_one(pool)
         .await?))
+    }
+
+    /// What opened the live session with this hash (its `admin_tag`), if there is one.
+    pub async fn session_tag(&self, token_hash: &str) -> anyhow::Result<Option<String>> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar("SELECT admin_tag FROM admin_sessions WHERE token_hash = $1 AND expires_at > $2")
+            .bind(token_hash)
+            .bind(unix_now())
+            .fetch_optional(pool)
+            .await?))
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> anyhow::Result<()> {

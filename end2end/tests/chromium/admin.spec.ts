@@ -42,7 +42,7 @@ test.describe('admin console (Chromium)', () => {
     const admin = new AdminPage(page);
     await admin.goto();
     await admin.signIn('not-the-token');
-    await expect(admin.signInError).toContainText('not the admin token');
+    await expect(admin.signInError).toContainText('neither the admin token');
     expect(await context.cookies()).toHaveLength(0);
     await expect(admin.composer).toHaveCount(0);
 
@@ -65,6 +65,46 @@ test.describe('admin console (Chromium)', () => {
     await admin.reload();
     await expect(admin.token).toBeVisible();
     await expect(admin.composer).toHaveCount(0);
+  });
+
+  test('a read-only API key signs in to history and subscribers but not to Send; revoking it ends its session', async ({ context, page }) => {
+    const api = await adminApi();
+    const created = await api.post(`${appURL}/api/v1/api-keys`, { data: { name: 'e2e reader', scopes: ['read'] } });
+    expect(created.status()).toBe(201);
+    const { id, secret } = await created.json();
+    const admin = new AdminPage(page);
+    await admin.goto();
+    await admin.signIn(secret);
+    await expect(page.getByTestId('signed-in')).toContainText('e2e reader');
+    await expect(page.getByTestId('composer-unavailable')).toBeVisible();
+    await expect(admin.composer).toHaveCount(0);
+    await expect(admin.history).toBeVisible();
+    await expect(admin.subscribers).toBeVisible();
+    await expect(page.getByTestId('audit')).toHaveCount(0);
+    // The server refuses a send from this session whatever the page offers.
+    const refused = await context.request.post(`${appURL}/api/fn/admin_send`, {
+      data: { request: { title: 'not allowed', body: '' } },
+      headers: { Origin: appURL },
+    });
+    expect(refused.status()).toBe(403);
+    expect(await refused.text()).toContain('send');
+    // Revoked: the session ends with the key.
+    expect((await api.delete(`${appURL}/api/v1/api-keys/${id}`)).status()).toBe(204);
+    await admin.reload();
+    await expect(admin.token).toBeVisible();
+  });
+
+  test('the admin reads the audit log in the console', async ({ page }) => {
+    const api = await adminApi();
+    const created = await api.post(`${appURL}/api/v1/api-keys`, { data: { name: 'e2e audited', scopes: ['send'] } });
+    expect(created.status()).toBe(201);
+    await signedIn(page);
+    const audit = page.getByTestId('audit');
+    await expect(audit).toBeVisible();
+    const entry = audit.locator('[data-testid="audit-entry"][data-action="api_key.create"]').filter({ hasText: 'e2e audited' });
+    await expect(entry.first()).toBeVisible();
+    const { id } = await created.json();
+    expect((await api.delete(`${appURL}/api/v1/api-keys/${id}`)).status()).toBe(204);
   });
 
   test('compose, preview, send to everyone: progress reaches done with the right counts', async ({ page }) => {

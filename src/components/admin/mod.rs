@@ -1,16 +1,20 @@
-//! The admin console at `/admin`: sign in with the admin token, then compose and send
-//! notifications (to everyone, topics or users, now or at a set time), watch them go out,
-//! cancel scheduled ones, read the history and manage subscribers.
+//! The admin console at `/admin`: sign in with the admin token or an API key, then
+//! compose and send notifications (to everyone, topics or users, now or at a set time),
+//! watch them go out, cancel scheduled ones, read the history, manage subscribers and
+//! read the audit log. What it offers follows the session's scopes (a `read` key sees the
+//! history; Send is not offered); the server refuses the rest anyway.
 //!
 //! The server renders whichever view the session cookie allows, so a signed-in admin sees
 //! the console at once. Buttons act only after hydration; server errors are shown in words.
 
+mod audit;
 mod composer;
 mod history;
 mod scheduled;
 mod subscribers;
 
 use crate::api::admin::{admin_session, ConsoleSettings};
+use crate::domain::Scope;
 use leptos::prelude::*;
 
 pub use composer::Target;
@@ -22,11 +26,21 @@ pub struct ConsoleContext {
     pub target: RwSignal<Target>,
     pub history_changed: RwSignal<u32>,
     pub subscribers_changed: RwSignal<u32>,
+    /// The session may create and cancel sends (scope `send`).
+    pub can_send: bool,
+    /// The session may delete subscribers (scope `audience`).
+    pub can_manage_audience: bool,
 }
 
 impl ConsoleContext {
-    fn new() -> Self {
-        Self { target: RwSignal::new(Target::Everyone), history_changed: RwSignal::new(0), subscribers_changed: RwSignal::new(0) }
+    fn new(settings: &ConsoleSettings) -> Self {
+        Self {
+            target: RwSignal::new(Target::Everyone),
+            history_changed: RwSignal::new(0),
+            subscribers_changed: RwSignal::new(0),
+            can_send: settings.can(Scope::Send),
+            can_manage_audience: settings.can(Scope::Audience),
+        }
     }
 
     pub fn refresh_history(self) {
@@ -105,7 +119,8 @@ fn SignIn(on_signed_in: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
                 Err(e) => {
                     let text = e.error;
                     let text = if text.contains("token") || text.contains("nauthori") {
-                        "That is not the admin token. It is in <data-dir>/admin_token, or CLARION_ADMIN_TOKEN.".to_string()
+                        "That is neither the admin token (in <data-dir>/admin_token, or CLARION_ADMIN_TOKEN) nor a live API key."
+                            .to_string()
                     } else {
                         text
                     };
@@ -119,7 +134,7 @@ fn SignIn(on_signed_in: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
         <section class="card sign-in" aria-labelledby="sign-in-heading">
             <h2 id="sign-in-heading">"Sign in"</h2>
             <form on:submit=submit data-testid="sign-in-form">
-                <label for="admin-token">"Admin token"</label>
+                <label for="admin-token">"Admin token or API key"</label>
                 <input
                     id="admin-token"
                     type="password"
@@ -141,8 +156,15 @@ fn SignIn(on_signed_in: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
 
 #[component]
 fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
-    let context = ConsoleContext::new();
+    let context = ConsoleContext::new(&settings);
     provide_context(context);
+    let scopes = settings.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    let who = if settings.signed_in_as == "admin" {
+        "Signed in as admin".to_string()
+    } else {
+        format!("Signed in with the key {} ({scopes})", settings.signed_in_as)
+    };
+    let sees_audit = settings.sees_audit;
     let Live(live) = use_context::<Live>().expect("the console is inside AdminPage");
     let idle = match settings.idle_expiry_days {
         0 => format!("Idle expiry off · {} removed for being idle", settings.idle_removed),
@@ -157,11 +179,21 @@ fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sy
     };
     view! {
         <div class="console-bar">
-            <span data-testid="signed-in">"Signed in as admin"</span>
+            <span data-testid="signed-in">{who}</span>
             <span data-testid="idle-expiry">{idle}</span>
             <button type="button" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
         </div>
-        {view! { <composer::Composer format=settings.payload_format topics=settings.topics /> }.into_any()}
+        {if context.can_send {
+            view! { <composer::Composer format=settings.payload_format topics=settings.topics /> }.into_any()
+        } else {
+            view! {
+                <section class="card" data-testid="composer-unavailable">
+                    <h2>"Send"</h2>
+                    <p class="help">"This key cannot send: it lacks the scope send."</p>
+                </section>
+            }
+            .into_any()
+        }}
         // The lists load in the browser, once the island is live: resources created under
         // the session's Suspense are not carried into an island's hydration, so lists
         // rendered by the server would meet pending ones and fail to hydrate.
@@ -169,6 +201,7 @@ fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sy
             {view! { <scheduled::Scheduled /> }.into_any()}
             {view! { <history::History /> }.into_any()}
             {view! { <subscribers::Subscribers /> }.into_any()}
+            {sees_audit.then(|| view! { <audit::AuditLog /> }.into_any())}
         </Show>
     }
 }

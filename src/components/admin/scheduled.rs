@@ -61,7 +61,7 @@ fn ScheduledItem(broadcast: BroadcastDetail, error: RwSignal<String>) -> impl In
             <span class="h-title" data-testid="scheduled-title">{title}</span>
             <span data-testid="scheduled-at">{s.send_at.as_deref().map(readable_time).unwrap_or_default()}</span>
             <span class="help">{audience_text(&s)}</span>
-            <button type="button" data-testid="scheduled-cancel" disabled=move || busy.get() on:click=cancel>"Cancel"</button>
+            <button type="button" data-testid="scheduled-cancel" disabled=move || busy.get() || !context.can_send on:click=cancel>"Cancel"</button>
         </li>
     }
 }

@@ -118,8 +118,8 @@ fn SubscriberRow(subscription: SubscriptionSummary, notice: RwSignal<String>) ->
             <td>{subscription.failure_count}</td>
             <td class="agent" title=agent.clone()>{agent.clone()}</td>
             <td class="row-actions">
-                <button type="button" data-testid="target-subscriber" on:click=pick>"Send to this one"</button>
-                <button type="button" class="danger" data-testid="delete-subscriber" on:click=delete>"Delete"</button>
+                <button type="button" data-testid="target-subscriber" disabled=!context.can_send on:click=pick>"Send to this one"</button>
+                <button type="button" class="danger" data-testid="delete-subscriber" disabled=!context.can_manage_audience on:click=delete>"Delete"</button>
             </td>
         </tr>
     }

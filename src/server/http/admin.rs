@@ -74,21 +74,28 @@ fn cookie(value: &str, max_age: i64, tls: bool) -> HeaderValue {
         .expect("base64url and fixed text make a valid header")
 }
 
-/// Checks the admin token and opens a session; answers the `Set-Cookie` value (`Secure`
-/// when `tls`). A wrong token counts against the caller's address like a wrong bearer
-/// token does.
+/// Checks the admin token or an API key and opens a session; answers the `Set-Cookie`
+/// value (`Secure` when `tls`). A wrong one counts against the caller's address like a
+/// wrong bearer token does. A key's session acts with the key's scopes and site, and
+/// ends when the key is revoked or expires.
 pub async fn sign_in(state: &AppState, ip: std::net::IpAddr, OverTls(tls): OverTls, token: &str) -> Result<HeaderValue, ApiError> {
     state.admission.limits.admin_attempt(ip)?;
-    if !state.admin.verify(token.trim()) {
+    let token = token.trim();
+    let tag = if access::looks_like_api_key(token) {
+        access::authenticate(&state.core, token).await?.map(|key| access::session_tag_of(&key))
+    } else {
+        state.admin.verify(token).then(|| state.admin.session_tag().to_string())
+    };
+    let Some(tag) = tag else {
         state.admission.limits.bad_token(ip)?;
         return Err(ApiError::Unauthorized);
-    }
+    };
     let mut bytes = [0u8; 32];
     random::fill(&mut bytes).map_err(|e| CoreError::Internal(e.into()))?;
     let value = base64url::encode(&bytes);
     let expires_at = clock::unix_seconds() + SESSION_SECONDS;
-    state.core.store.create_session(&token_hash(&value), state.admin.session_tag(), expires_at).await.map_err(CoreError::Internal)?;
-    tracing::info!("admin signed in");
+    state.core.store.create_session(&token_hash(&value), &tag, expires_at).await.map_err(CoreError::Internal)?;
+    tracing::info!("console signed in");
     Ok(cookie(&value, SESSION_SECONDS, tls))
 }
 
@@ -100,10 +107,15 @@ pub async fn sign_out(state: &AppState, headers: &HeaderMap, tls: OverTls) -> Re
     Ok(cookie("", 0, tls.0))
 }
 
-/// True when the request carries a live session cookie opened with the current token.
-pub async fn has_session(state: &AppState, headers: &HeaderMap, tls: OverTls) -> Result<bool, ApiError> {
-    let Some(value) = session_cookie(headers, tls) else { return Ok(false) };
-    Ok(state.core.store.session_is_live(&token_hash(value), state.admin.session_tag()).await.map_err(CoreError::Internal)?)
+/// Who the request's live session cookie acts for: the admin token (a session opened
+/// with the current one) or a live API key; `None` without one.
+pub async fn session_caller(state: &AppState, headers: &HeaderMap, tls: OverTls) -> Result<Option<Caller>, ApiError> {
+    let Some(value) = session_cookie(headers, tls) else { return Ok(None) };
+    let Some(tag) = state.core.store.session_tag(&token_hash(value)).await.map_err(CoreError::Internal)? else { return Ok(None) };
+    if tag == state.admin.session_tag() {
+        return Ok(Some(Caller::Root));
+    }
+    Ok(access::session_key(&state.core, &tag).await?.map(Caller::Key))
 }
 
 /// An authenticated caller of an admin route: `Authorization: Bearer <admin token>` or
@@ -126,7 +138,7 @@ impl FromRequestParts<AppState> for Authenticated {
         let caller = match bearer {
             Some(secret) if access::looks_like_api_key(secret) => access::authenticate(&state.core, secret).await?.map(Caller::Key),
             Some(token) => state.admin.verify(token).then_some(Caller::Root),
-            None => has_session(state, &parts.headers, tls).await?.then_some(Caller::Root),
+            None => session_caller(state, &parts.headers, tls).await?,
         };
         if let Some(caller) = caller {
             return Ok(Authenticated { caller, client: ip });
