@@ -8,18 +8,6 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 impl TestApp {
-    async fn create_key(&self, body: &Value) -> reqwest::Response {
-        self.client.post(self.url("/api/v1/api-keys")).bearer_auth(ADMIN_TOKEN).json(body).send().await.unwrap()
-    }
-
-    /// A key with these scopes; answers its id and secret.
-    async fn key_with(&self, name: &str, scopes: &[&str]) -> (i64, String) {
-        let response = self.create_key(&json!({ "name": name, "scopes": scopes })).await;
-        assert_eq!(response.status(), 201);
-        let created: Value = response.json().await.unwrap();
-        (created["id"].as_i64().unwrap(), created["secret"].as_str().unwrap().to_string())
-    }
-
     async fn as_key(&self, method: reqwest::Method, path: &str, secret: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.client.request(method, self.url(path)).bearer_auth(secret);
         if let Some(body) = body {

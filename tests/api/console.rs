@@ -283,17 +283,7 @@ async fn the_flat_payload_format_keeps_the_original_shape() {
 async fn a_key_signs_in_to_the_console_with_its_scopes_and_its_session_ends_with_the_key() {
     let push = spawn_push_service().await;
     let app = spawn_app(&push.host()).await;
-    let created: Value = app
-        .client
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "name": "viewer", "scopes": ["read"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created: Value = app.create_key(&json!({ "name": "viewer", "scopes": ["read"] })).await.json().await.unwrap();
     let viewer = browser();
     let response = call(&viewer, &app, "admin_sign_in", &json!({ "token": created["secret"] })).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());

@@ -530,3 +530,18 @@ impl TestApp {
         (status, answer, subscription)
     }
 }
+
+impl TestApp {
+    /// `POST /api/v1/api-keys` with the admin token.
+    pub async fn create_key(&self, body: &Value) -> reqwest::Response {
+        self.client.post(self.url("/api/v1/api-keys")).bearer_auth(ADMIN_TOKEN).json(body).send().await.unwrap()
+    }
+
+    /// A key with these scopes; answers its id and secret.
+    pub async fn key_with(&self, name: &str, scopes: &[&str]) -> (i64, String) {
+        let response = self.create_key(&json!({ "name": name, "scopes": scopes })).await;
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.unwrap();
+        (created["id"].as_i64().unwrap(), created["secret"].as_str().unwrap().to_string())
+    }
+}

@@ -66,7 +66,7 @@ impl ServerProcess {
 }
 
 #[tokio::test]
-async fn serve_creates_private_files_and_never_logs_the_admin_token() {
+async fn serve_creates_private_files_and_never_logs_the_admin_token_an_api_key_or_the_master_key() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = ServerProcess::start(&data, &[("RUST_LOG", "debug")]);
@@ -78,6 +78,7 @@ async fn serve_creates_private_files_and_never_logs_the_admin_token() {
         assert_eq!(mode(&data), 0o700);
         assert_eq!(mode(&data.join("admin_token")), 0o600);
         assert_eq!(mode(&data.join("vapid_private.pem")), 0o600);
+        assert_eq!(mode(&data.join("master_key")), 0o600);
     }
     // The generated token works, and using it does not log it either.
     let client = reqwest::Client::new();
@@ -85,10 +86,34 @@ async fn serve_creates_private_files_and_never_logs_the_admin_token() {
     assert_eq!(listed.status(), 200);
     let refused = client.get(format!("{address}/api/v1/subscriptions?after=1")).bearer_auth("nope").send().await.unwrap();
     assert_eq!(refused.status(), 401);
+    // An API key: created, used, refused where it lacks the scope, revoked, refused.
+    let created: Value = client
+        .post(format!("{address}/api/v1/api-keys"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "logged?", "scopes": ["read"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    assert_eq!(client.get(format!("{address}/api/v1/subscriptions")).bearer_auth(&secret).send().await.unwrap().status(), 200);
+    let send = client.post(format!("{address}/api/v1/notifications")).bearer_auth(&secret).json(&json!({ "title": "t" }));
+    assert_eq!(send.send().await.unwrap().status(), 403);
+    let revoke = client.delete(format!("{address}/api/v1/api-keys/{}", created["id"])).bearer_auth(&token);
+    assert_eq!(revoke.send().await.unwrap().status(), 204);
+    assert_eq!(client.get(format!("{address}/api/v1/subscriptions")).bearer_auth(&secret).send().await.unwrap().status(), 401);
+    // A rotation seals a private key into the database under the master key.
+    let rotate = client.post(format!("{address}/api/v1/sites/default/vapid-keys")).bearer_auth(&token);
+    assert_eq!(rotate.send().await.unwrap().status(), 201);
+    let master_key = std::fs::read_to_string(data.join("master_key")).unwrap().trim().to_string();
 
     let log = server.kill();
     assert!(log.contains("admin_token"), "the token file's path is logged:\n{log}");
     assert!(!log.contains(&token), "the admin token leaked into the log");
+    assert!(!log.contains(&secret) && !log.contains(&secret[4..20]), "the API key leaked into the log");
+    assert!(!log.contains(&master_key[..20]), "the master key leaked into the log");
     let key_body: String = private_key.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(!log.contains(&key_body[..40]), "the private key leaked into the log");
 }

@@ -26,6 +26,20 @@ async function subscribedPage(browser: Browser) {
   return { context, push };
 }
 
+/** Reloads the page after the server's key changed: it subscribes again under the new key,
+ * and Clarion lists the new endpoint instead of the old one. Answers the new endpoint. */
+async function expectMovedToNewKey(push: PushPage, oldEndpoint: string): Promise<string> {
+  await push.page.reload();
+  await push.expectState('subscribed');
+  await expect(push.notice).toContainText("The server's key changed");
+  const { endpoint: newEndpoint } = await push.subscription();
+  expect(newEndpoint).not.toBe(oldEndpoint);
+  const listed = await listedEndpoints();
+  expect(listed).toContain(newEndpoint);
+  expect(listed).not.toContain(oldEndpoint);
+  return newEndpoint;
+}
+
 test.describe.configure({ mode: 'serial' });
 
 test.describe('real push (Firefox ESR + clarion push-service)', () => {
@@ -119,14 +133,7 @@ test.describe('real push (Firefox ESR + clarion push-service)', () => {
     expect(before.delivered).toBe(1);
     await push.waitForNotification('Sent after the rotation');
     // The next visit moves the browser to the new key; its topics go with it.
-    await push.page.reload();
-    await push.expectState('subscribed');
-    await expect(push.notice).toContainText("The server's key changed");
-    const { endpoint: newEndpoint } = await push.subscription();
-    expect(newEndpoint).not.toBe(oldEndpoint);
-    const listed = await listedEndpoints();
-    expect(listed).toContain(newEndpoint);
-    expect(listed).not.toContain(oldEndpoint);
+    const newEndpoint = await expectMovedToNewKey(push, oldEndpoint);
     expect(await storedTopics(newEndpoint)).toEqual(['rotation-news']);
     const after = await broadcast({ title: 'Sent to the new key', body: 'moved', topics: ['rotation-news'] });
     expect(after.delivered).toBe(1);
@@ -145,14 +152,7 @@ test.describe('real push (Firefox ESR + clarion push-service)', () => {
       return jwk.d as string;
     });
     await restartServer(newKey);
-    await push.page.reload();
-    await push.expectState('subscribed');
-    await expect(push.notice).toContainText("The server's key changed");
-    const { endpoint: newEndpoint } = await push.subscription();
-    expect(newEndpoint).not.toBe(oldEndpoint);
-    const listed = await listedEndpoints();
-    expect(listed).toContain(newEndpoint);
-    expect(listed).not.toContain(oldEndpoint);
+    await expectMovedToNewKey(push, oldEndpoint);
     await push.sendTest();
     await push.waitForNotification('Clarion test notification');
     await context.close();
