@@ -8,8 +8,8 @@
 //! `<data-dir>/vapid_private.pem`) is recorded in the database by fingerprint only. Keys
 //! made or imported at run time are stored there sealed under the [`MasterKey`], which
 //! is never in the database, so every instance sharing it can sign with them. Each
-//! instance reloads the ring every second ([`RELOAD_EVERY`]) and whenever a subscription
-//! names a key it does not hold yet.
+//! instance reloads the ring every half second ([`RELOAD_EVERY`]) and whenever a
+//! subscription names a key it does not hold yet.
 
 use crate::secrets::write_secret_file;
 use crate::CoreError;
@@ -28,7 +28,7 @@ pub const DEFAULT_SITE: &str = "default";
 
 /// How often each instance reloads its keyring, so a rotation made on another instance
 /// reaches it within about this long.
-pub const RELOAD_EVERY: Duration = Duration::from_secs(1);
+pub const RELOAD_EVERY: Duration = Duration::from_millis(500);
 
 /// The master key: AES-256-GCM, sealing the secrets Clarion keeps in its database
 /// (private keys made at run time). `CLARION_MASTER_KEY` (base64url of 32 bytes), or
@@ -114,6 +114,10 @@ fn sealed_purpose(fingerprint: &str) -> String {
 struct Ring {
     current: Arc<VapidKeys>,
     by_fingerprint: HashMap<String, Arc<VapidKeys>>,
+    /// Stored keys this instance cannot open (sealed under another master key): a push
+    /// to their subscriptions is not signed with another key, which a push service would
+    /// refuse and so remove a subscription that is fine.
+    unopenable: HashSet<String>,
 }
 
 /// A site's keys, shared by every request and broadcast of this process.
@@ -140,6 +144,10 @@ pub struct KeyInfo {
     pub created_at: String,
 }
 
+/// A subscription's key is stored, but sealed under another master key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUnavailable;
+
 /// The signing key for one subscription.
 pub struct Signer {
     pub keys: Arc<VapidKeys>,
@@ -155,7 +163,7 @@ impl Keyring {
     pub async fn open(store: &Store, site: &str, subject: &str, configured: &VapidKeyMaterial, master: MasterKey) -> anyhow::Result<Self> {
         let configured = Arc::new(VapidKeys::new(configured, subject)?);
         store.record_configured_vapid_key(site, configured.fingerprint(), configured.public_key_b64()).await?;
-        let ring = Ring { current: configured.clone(), by_fingerprint: HashMap::new() };
+        let ring = Ring { current: configured.clone(), by_fingerprint: HashMap::new(), unopenable: HashSet::new() };
         let keyring = Self {
             site: site.to_string(),
             subject: subject.to_string(),
@@ -165,6 +173,9 @@ impl Keyring {
             unknown: Mutex::default(),
         };
         keyring.reload(store).await?;
+        if let Some(fingerprint) = keyring.ring.read().expect("keyring lock").unopenable.iter().next() {
+            anyhow::bail!("VAPID key {fingerprint}: {WRONG_MASTER_KEY}");
+        }
         Ok(keyring)
     }
 
@@ -181,13 +192,18 @@ impl Keyring {
         self.ring.read().expect("keyring lock").by_fingerprint.get(fingerprint).cloned()
     }
 
+    fn unopenable(&self, fingerprint: &str) -> bool {
+        self.ring.read().expect("keyring lock").unopenable.contains(fingerprint)
+    }
+
     /// The key to sign a push to a subscription bound to `fingerprint`. A fingerprint
     /// this instance does not hold yet (a rotation on another instance within the last
-    /// second) reloads the ring first; one that no reload finds is signed with the
-    /// current key.
-    pub async fn signer(&self, store: &Store, fingerprint: &str) -> Signer {
+    /// [`RELOAD_EVERY`]) reloads the ring first; one that no reload finds (a key replaced
+    /// before keys were kept) is signed with the current key. A stored key this instance
+    /// cannot open is [`KeyUnavailable`].
+    pub async fn signer(&self, store: &Store, fingerprint: &str) -> Result<Signer, KeyUnavailable> {
         if let Some(keys) = self.held(fingerprint) {
-            return Signer { keys, own_key: true };
+            return Ok(Signer { keys, own_key: true });
         }
         let seen_unknown = self.unknown.lock().expect("keyring lock").contains(fingerprint);
         if !seen_unknown {
@@ -195,25 +211,41 @@ impl Keyring {
                 tracing::error!(error = %format!("{e:#}"), "VAPID keyring not reloaded");
             }
             if let Some(keys) = self.held(fingerprint) {
-                return Signer { keys, own_key: true };
+                return Ok(Signer { keys, own_key: true });
             }
-            self.unknown.lock().expect("keyring lock").insert(fingerprint.to_string());
+            if !self.unopenable(fingerprint) {
+                self.unknown.lock().expect("keyring lock").insert(fingerprint.to_string());
+            }
         }
-        Signer { keys: self.current(), own_key: false }
+        if self.unopenable(fingerprint) {
+            return Err(KeyUnavailable);
+        }
+        Ok(Signer { keys: self.current(), own_key: false })
     }
 
     /// Reads the site's keys from the database, opening the ones this instance does not
-    /// hold yet. Keys already held are kept as they are (with their cached JWTs).
+    /// hold yet. Keys already held are kept as they are (with their cached JWTs). A key
+    /// that does not open is logged (once) and listed as unopenable; the others load.
     pub async fn reload(&self, store: &Store) -> anyhow::Result<()> {
         let stored = store.vapid_keys(&self.site).await?;
         let before = self.ring.read().expect("keyring lock").clone();
         let mut by_fingerprint = HashMap::with_capacity(stored.len());
+        let mut unopenable = HashSet::new();
         let mut current = None;
         for row in &stored {
             let keys = match (before.by_fingerprint.get(&row.fingerprint), &row.sealed_private_key) {
                 (Some(held), _) => held.clone(),
                 (None, _) if row.fingerprint == self.configured.fingerprint() => self.configured.clone(),
-                (None, Some(sealed)) => Arc::new(self.unseal(row, sealed)?),
+                (None, Some(sealed)) => match self.unseal(row, sealed) {
+                    Ok(keys) => Arc::new(keys),
+                    Err(e) => {
+                        if !before.unopenable.contains(&row.fingerprint) {
+                            tracing::error!(site = %self.site, fingerprint = %row.fingerprint, error = %format!("{e:#}"), "VAPID key not opened");
+                        }
+                        unopenable.insert(row.fingerprint.clone());
+                        continue;
+                    }
+                },
                 // Another configured key, which only the instances configured with it hold.
                 (None, None) => continue,
             };
@@ -229,7 +261,7 @@ impl Keyring {
             tracing::warn!(site = %self.site, "the site's current VAPID key is not one this instance holds; new subscriptions use its configured key");
             self.configured.clone()
         });
-        *self.ring.write().expect("keyring lock") = Arc::new(Ring { current, by_fingerprint });
+        *self.ring.write().expect("keyring lock") = Arc::new(Ring { current, by_fingerprint, unopenable });
         if changed {
             self.unknown.lock().expect("keyring lock").clear();
         }

@@ -35,13 +35,16 @@ pub enum FailureReason {
     InvalidSubscription,
     /// Today's `CLARION_PUSH_HOSTS` policy no longer allows the endpoint.
     EndpointNotAllowed,
+    /// The subscription's VAPID key is stored sealed under another master key, so this
+    /// instance cannot sign for it (its instances' `CLARION_MASTER_KEY` differ).
+    VapidKeyUnavailable,
     /// A bug; the log has the details.
     InternalError,
 }
 
 impl FailureReason {
     /// Every reason.
-    pub const ALL: [FailureReason; 9] = [
+    pub const ALL: [FailureReason; 10] = [
         FailureReason::VapidRejected,
         FailureReason::PayloadTooLarge,
         FailureReason::RateLimited,
@@ -50,6 +53,7 @@ impl FailureReason {
         FailureReason::TransportError,
         FailureReason::InvalidSubscription,
         FailureReason::EndpointNotAllowed,
+        FailureReason::VapidKeyUnavailable,
         FailureReason::InternalError,
     ];
 
@@ -64,6 +68,7 @@ impl FailureReason {
             FailureReason::TransportError => "transport_error",
             FailureReason::InvalidSubscription => "invalid_subscription",
             FailureReason::EndpointNotAllowed => "endpoint_not_allowed",
+            FailureReason::VapidKeyUnavailable => "vapid_key_unavailable",
             FailureReason::InternalError => "internal_error",
         }
     }

@@ -88,7 +88,9 @@ async fn deliver_one(
     if let Some(settled) = ask_gate() {
         return settled;
     }
-    let signer = core.keyring.signer(&core.store, &row.vapid_key_fingerprint).await;
+    let Ok(signer) = core.keyring.signer(&core.store, &row.vapid_key_fingerprint).await else {
+        return (Settled::Failed(FailureReason::VapidKeyUnavailable), false);
+    };
     let outcome = match core.sender.seal(&target, message) {
         Ok(sealed) => {
             // A page's encryption is one long computation: let the worker run other tasks

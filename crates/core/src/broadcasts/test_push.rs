@@ -27,7 +27,10 @@ pub async fn send_test(core: &Clarion, owned: OwnedSubscription) -> Result<TestP
         Ok(target) => target,
         Err(refusal) => return Ok(TestPushResult::Failed { reason: refusal.describe() }),
     };
-    let signer = core.keyring.signer(&core.store, &stored.vapid_key_fingerprint).await;
+    let Ok(signer) = core.keyring.signer(&core.store, &stored.vapid_key_fingerprint).await else {
+        let reason = "this instance cannot sign for the subscription's VAPID key (the instances' CLARION_MASTER_KEY differ)".to_string();
+        return Ok(TestPushResult::Failed { reason });
+    };
     let outcome = core.sender.send(&signer.keys, &target, &message).await;
     // One send, never retried: a test's answer is wanted now, so it is judged as a
     // broadcast's last allowed attempt would be.
