@@ -205,6 +205,10 @@ impl Keyring {
         if let Some(keys) = self.held(fingerprint) {
             return Ok(Signer { keys, own_key: true });
         }
+        // Known not to open: no reload per push (the periodic one notices any change).
+        if self.unopenable(fingerprint) {
+            return Err(KeyUnavailable);
+        }
         let seen_unknown = self.unknown.lock().expect("keyring lock").contains(fingerprint);
         if !seen_unknown {
             if let Err(e) = self.reload(store).await {
@@ -213,12 +217,10 @@ impl Keyring {
             if let Some(keys) = self.held(fingerprint) {
                 return Ok(Signer { keys, own_key: true });
             }
-            if !self.unopenable(fingerprint) {
-                self.unknown.lock().expect("keyring lock").insert(fingerprint.to_string());
+            if self.unopenable(fingerprint) {
+                return Err(KeyUnavailable);
             }
-        }
-        if self.unopenable(fingerprint) {
-            return Err(KeyUnavailable);
+            self.unknown.lock().expect("keyring lock").insert(fingerprint.to_string());
         }
         Ok(Signer { keys: self.current(), own_key: false })
     }
