@@ -70,7 +70,7 @@ pub(crate) fn to_server_error(e: impl Into<crate::server::http::rest::error::Api
 /// The VAPID public key (base64url), the page's `applicationServerKey`.
 #[server(prefix = "/api/fn", endpoint = "vapid_public_key")]
 pub async fn vapid_public_key() -> Result<String, ApiFailure> {
-    Ok(state()?.core.keyring.current().public_key_b64().to_string())
+    clarion_core::keyring::current_public_key(&state()?.core, clarion_core::keyring::DEFAULT_SITE).map_err(to_server_error)
 }
 
 /// Stores (or refreshes, marking it seen) this browser's subscription, with the topics

@@ -212,8 +212,8 @@ pub async fn api_key_create(args: CreateKeyArgs) -> anyhow::Result<()> {
     let request = crate::domain::NewApiKey { name: args.name, site: args.site, scopes, expires_at: args.expires_at };
     let known = |site: &str| site == core.keyring.site();
     let created = access::create_api_key(&core, &request, known).await.map_err(failed)?;
-    let site = created.site.clone().unwrap_or_else(|| "*".into());
-    audited(&core, &site, Action::ApiKeyCreate, format!("{} ({})", created.id, created.name), None).await?;
+    let (site, target) = access::audit_subject(created.id, &created.name, created.site.as_deref());
+    audited(&core, &site, Action::ApiKeyCreate, target, None).await?;
     if args.json {
         println!("{}", serde_json::to_string(&created)?);
     } else {
@@ -245,8 +245,8 @@ pub async fn api_key_list(args: ListArgs) -> anyhow::Result<()> {
 pub async fn api_key_revoke(args: RevokeKeyArgs) -> anyhow::Result<()> {
     let core = build_core(&args.data).await?;
     let revoked = access::revoke_api_key(&core, args.id).await.map_err(failed)?;
-    let site = revoked.site.clone().unwrap_or_else(|| "*".into());
-    audited(&core, &site, Action::ApiKeyRevoke, format!("{} ({})", revoked.id, revoked.name), None).await?;
+    let (site, target) = access::audit_subject(revoked.id, &revoked.name, revoked.site.as_deref());
+    audited(&core, &site, Action::ApiKeyRevoke, target, None).await?;
     println!("API key {} ({}) revoked", revoked.id, revoked.name);
     Ok(())
 }

@@ -71,6 +71,14 @@ impl Caller {
     }
 }
 
+/// What the audit log shows as the site of a key for every site.
+pub const ALL_SITES: &str = "*";
+
+/// The audit log's site and target for a write to key `id` named `name`.
+pub fn audit_subject(id: i64, name: &str, site: Option<&str>) -> (String, String) {
+    (site.unwrap_or(ALL_SITES).to_string(), format!("{id} ({name})"))
+}
+
 /// The stored form of a secret: SHA-256, base64url.
 fn secret_hash(secret: &str) -> String {
     base64url::encode(&Sha256::digest(secret.as_bytes()))

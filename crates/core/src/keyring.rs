@@ -334,6 +334,12 @@ fn site_keyring<'a>(core: &'a crate::Clarion, site: &str) -> Result<&'a Keyring,
     }
 }
 
+/// `site`'s current public key (base64url), the pages' `applicationServerKey`: from
+/// memory, so this public read costs the same however many subscriptions are stored.
+pub fn current_public_key(core: &crate::Clarion, site: &str) -> Result<String, CoreError> {
+    Ok(site_keyring(core, site)?.current().public_key_b64().to_string())
+}
+
 /// `site`'s keys, oldest first, each with the number of subscriptions bound to it.
 pub async fn list_keys(core: &crate::Clarion, site: &str) -> Result<Vec<KeyInfo>, CoreError> {
     Ok(site_keyring(core, site)?.list(&core.store).await?)

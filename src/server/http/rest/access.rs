@@ -24,9 +24,6 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit_log))
 }
 
-/// What the audit log shows as the site of a key for every site.
-const ALL_SITES: &str = "*";
-
 /// The caller, once it holds `admin` for every site.
 fn global_admin(who: &Authenticated) -> Result<(), ApiError> {
     Ok(who.caller.require(Scope::Admin, None)?)
@@ -45,8 +42,8 @@ async fn create_key(
     global_admin(&who)?;
     let known = |site: &str| site == state.core.keyring.site();
     let created = access::create_api_key(&state.core, &request, known).await?;
-    let site = created.site.clone().unwrap_or_else(|| ALL_SITES.to_string());
-    audit::record(&state.core, wrote(&who, &site, Action::ApiKeyCreate, format!("{} ({})", created.id, created.name))).await?;
+    let (site, target) = access::audit_subject(created.id, &created.name, created.site.as_deref());
+    audit::record(&state.core, wrote(&who, &site, Action::ApiKeyCreate, target)).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -61,8 +58,8 @@ async fn revoke_key(who: Authenticated, State(state): State<AppState>, Path(id):
     global_admin(&who)?;
     let id: i64 = id.parse().map_err(|_| ApiError::bad_request("the key id must be a number", Some("id")))?;
     let revoked = access::revoke_api_key(&state.core, id).await?;
-    let site = revoked.site.clone().unwrap_or_else(|| ALL_SITES.to_string());
-    audit::record(&state.core, wrote(&who, &site, Action::ApiKeyRevoke, format!("{} ({})", revoked.id, revoked.name))).await?;
+    let (site, target) = access::audit_subject(revoked.id, &revoked.name, revoked.site.as_deref());
+    audit::record(&state.core, wrote(&who, &site, Action::ApiKeyRevoke, target)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -69,8 +69,9 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn vapid_public_key(State(state): State<AppState>) -> impl IntoResponse {
-    Json(serde_json::json!({ "public_key": state.core.keyring.current().public_key_b64() }))
+async fn vapid_public_key(State(state): State<AppState>) -> Result<impl IntoResponse, error::ApiError> {
+    let public_key = clarion_core::keyring::current_public_key(&state.core, clarion_core::keyring::DEFAULT_SITE)?;
+    Ok(Json(serde_json::json!({ "public_key": public_key })))
 }
 
 /// The service worker's own CSP: a worker is governed by the policy its script came with.

@@ -25,9 +25,7 @@ pub fn router() -> Router<AppState> {
 
 /// `{"public_key"}`: the site's current key, public like the unprefixed path.
 async fn vapid_public_key(State(state): State<AppState>, Path(site): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let key = keyring::list_keys(&state.core, &site).await?.into_iter().find(|key| key.current);
-    let public_key = key.map_or_else(|| state.core.keyring.current().public_key_b64().to_string(), |key| key.public_key);
-    Ok(Json(json!({ "public_key": public_key })))
+    Ok(Json(json!({ "public_key": keyring::current_public_key(&state.core, &site)? })))
 }
 
 /// `{"keys": [{"id", "public_key", "current", "subscriptions", "created_at"}]}`.
