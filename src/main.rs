@@ -21,6 +21,9 @@ async fn main() -> ExitCode {
         }
         Command::Send(send) => cli::send(send).await,
         Command::Import(import) => cli::import(import).await,
+        Command::Sites { command: SitesCommand::Add(args) } => cli::site_add(args).await,
+        Command::Sites { command: SitesCommand::List(args) } => cli::site_list(args).await,
+        Command::Sites { command: SitesCommand::Remove(args) } => cli::site_remove(args).await,
         Command::Sites { command: SitesCommand::Show(args) } => cli::site_show(args).await,
         Command::Sites { command: SitesCommand::RotateKey(args) } => cli::site_rotate_key(args).await,
         Command::Sites { command: SitesCommand::ImportKey(args) } => cli::site_import_key(args).await,

@@ -27,26 +27,35 @@
 
 /**
  * Where Clarion's API is: this worker's own origin (a relative path), or the origin in
- * its `clarion` parameter when a site imported this file.
+ * its `clarion` parameter when a site imported this file; under
+ * `/api/v1/sites/{site}` when its `clarion_site` parameter names a site other than
+ * `default` (the SDK sets both on the site's worker URL).
  */
 function clarionApi(location) {
   let named = null;
+  let site = null;
   try {
-    named = new URL(location.href).searchParams.get('clarion');
+    const params = new URL(location.href).searchParams;
+    named = params.get('clarion');
+    site = params.get('clarion_site');
   } catch (_) {
     named = null;
   }
+  let base = '/api/v1';
   if (named) {
     try {
       const clarion = new URL(named);
       if ((clarion.protocol === 'https:' || clarion.protocol === 'http:') && clarion.origin !== location.origin) {
-        return clarion.origin + '/api/v1';
+        base = clarion.origin + '/api/v1';
       }
     } catch (_) {
       // Not a URL: Clarion is this origin.
     }
   }
-  return '/api/v1';
+  if (site && site !== 'default' && /^[a-z0-9-]{1,40}$/.test(site)) {
+    base += '/sites/' + site;
+  }
+  return base;
 }
 
 const API = clarionApi(self.location);

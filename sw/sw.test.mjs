@@ -38,7 +38,7 @@ function loadWorker({ windows = [], fetchImpl, navigator, current = null, locati
   };
   const fetch = fetchImpl || (async (url, init = {}) => {
     fetches.push({ url, init });
-    if (url.endsWith('/api/v1/vapid-public-key')) {
+    if (url.endsWith('/vapid-public-key')) {
       return { ok: true, status: 200, json: async () => ({ public_key: 'BAEC' }) };
     }
     return { ok: true, status: 201, json: async () => ({}) };
@@ -291,5 +291,24 @@ test('a clarion parameter that is not an http(s) origin, or is the worker\'s own
     const sw = loadWorker({ location: imported(query), current: mine });
     await sw.dispatch('notificationclick', { notification: { data: { id: 3, url: SITE + '/' }, close() {} } });
     assert.equal(sw.fetches[0].url, '/api/v1/notifications/3/clicks', query);
+  }
+});
+
+test('imported for a site other than default, reports and renewals go to that site\'s paths', async () => {
+  const query = '?clarion=' + encodeURIComponent(CLARION) + '&clarion_site=shop';
+  const sw = loadWorker({ location: imported(query), current: mine });
+  await sw.dispatch('notificationclick', { notification: { data: { id: 5, url: SITE + '/' }, close() {} } });
+  assert.equal(sw.fetches[0].url, CLARION + '/api/v1/sites/shop/notifications/5/clicks');
+  const renewing = loadWorker({ location: imported(query) });
+  await renewing.dispatch('pushsubscriptionchange', { oldSubscription: oldOne });
+  assert.deepEqual(renewing.fetches.map((f) => f.url), [CLARION + '/api/v1/sites/shop/vapid-public-key', CLARION + '/api/v1/sites/shop/subscriptions/renew']);
+});
+
+test('a clarion_site that is default or not a site name keeps the unprefixed paths', async () => {
+  for (const site of ['default', 'Shop', '../admin', 'a/b', '']) {
+    const query = '?clarion=' + encodeURIComponent(CLARION) + '&clarion_site=' + encodeURIComponent(site);
+    const sw = loadWorker({ location: imported(query), current: mine });
+    await sw.dispatch('notificationclick', { notification: { data: { id: 3, url: SITE + '/' }, close() {} } });
+    assert.equal(sw.fetches[0].url, CLARION + '/api/v1/notifications/3/clicks', site);
   }
 });

@@ -2,7 +2,7 @@
 //!
 //! `GET /sdk.js` on Clarion is a few lines of loader around this crate's wasm-bindgen
 //! output (see `scripts/build-sdk.sh`). A site calls
-//! `connect({ server?, serviceWorker, userToken? })` and gets a [`Client`]: the push
+//! `connect({ server?, site?, serviceWorker, userToken? })` and gets a [`Client`]: the push
 //! control of Clarion's page ([`Control`]), with its operations as promises and its card
 //! as [`Client::mount`] ([`card`]). What the control does is in the `clarion` crate,
 //! built with its `sdk` feature; this crate translates between JavaScript and Rust, and
@@ -18,6 +18,7 @@ mod card;
 use clarion::browser;
 use clarion::components::push_control::controller::WorkerScript;
 use clarion::components::push_control::{Backend, Control, ControlError, PushState};
+use clarion::domain::access::{is_site_name, DEFAULT_SITE};
 use clarion::domain::TestPushResult;
 use js_sys::{Array, Function, Promise, Reflect};
 use std::cell::{Cell, RefCell};
@@ -31,18 +32,18 @@ use web_sys::Element;
 #[wasm_bindgen]
 pub async fn connect(options: JsValue) -> Result<Client, JsValue> {
     let options = ConnectOptions::read(&options)?;
-    let control =
-        Control::new(Backend::Rest { origin: options.server }, WorkerScript { url: options.worker, scope: None }, options.user_token);
+    let control = Control::new(Backend::Rest { api: options.api }, WorkerScript { url: options.worker, scope: None }, options.user_token);
     control.init().await;
     Ok(Client { control, cards: RefCell::new(Vec::new()) })
 }
 
 /// What `connect` was given, checked.
 struct ConnectOptions {
-    /// Clarion's origin.
-    server: String,
-    /// The site's worker, with Clarion's origin in its `clarion` parameter: that is how
-    /// the imported `sw.js` learns where to send its reports.
+    /// The site's REST API at Clarion's origin: `…/api/v1`, or `…/api/v1/sites/{site}`.
+    api: String,
+    /// The site's worker, with Clarion's origin in its `clarion` parameter and the site in
+    /// its `clarion_site` one: that is how the imported `sw.js` learns where to send its
+    /// reports.
     worker: String,
     user_token: Option<String>,
 }
@@ -69,8 +70,19 @@ impl ConnectOptions {
                 "connect: options.serviceWorker must be a file on this site (browsers only run workers from the page's own origin)",
             ));
         }
+        let site = string_member(options, "site")?.unwrap_or_else(|| DEFAULT_SITE.to_string());
+        if !is_site_name(&site) {
+            return Err(type_error(&format!("connect: options.site is not a site's name (1 to 40 of a-z, 0-9 and '-'): {site}")));
+        }
         worker_url.search_params().set("clarion", &origin);
-        Ok(Self { server: origin, worker: worker_url.href(), user_token: string_member(options, "userToken")? })
+        // `default`'s paths are the unprefixed ones, which every Clarion answers.
+        let api = if site == DEFAULT_SITE {
+            format!("{origin}/api/v1")
+        } else {
+            worker_url.search_params().set("clarion_site", &site);
+            format!("{origin}/api/v1/sites/{site}")
+        };
+        Ok(Self { api, worker: worker_url.href(), user_token: string_member(options, "userToken")? })
     }
 }
 

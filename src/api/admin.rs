@@ -111,9 +111,10 @@ pub async fn admin_session() -> Result<Option<ConsoleSettings>, ApiFailure> {
     let sees_audit = caller.require(Scope::Admin, None).is_ok();
     let scopes = caller.scopes();
     let internal = |e| to_server_error(clarion_core::CoreError::Internal(e));
-    let subscriptions = state.core.store.count_subscriptions().await.map_err(internal)?;
+    let site = state.core.sites.get(clarion_core::sites::DEFAULT_SITE).map_err(to_server_error)?;
+    let subscriptions = state.core.store.count_subscriptions(&site.name).await.map_err(internal)?;
     let idle_removed = state.core.store.idle_removed().await.map_err(internal)?;
-    let topics = clarion_core::audience::list_topics(&state.core).await.map_err(to_server_error)?;
+    let topics = clarion_core::audience::list_topics(&state.core, &site).await.map_err(to_server_error)?;
     Ok(Some(ConsoleSettings {
         payload_format: state.core.payload_format,
         subscriptions,
@@ -130,8 +131,8 @@ pub async fn admin_session() -> Result<Option<ConsoleSettings>, ApiFailure> {
 #[server(prefix = "/api/fn", endpoint = "admin_scheduled", input = GetUrl)]
 pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ApiFailure> {
     let state = state()?;
-    require::<ReadScope>(&state).await?;
-    clarion_core::broadcasts::list_broadcast_details(&state.core, 500, None, Some(crate::domain::BroadcastState::Scheduled))
+    let access = require::<ReadScope>(&state).await?;
+    clarion_core::broadcasts::list_broadcast_details(&state.core, &access.site, 500, None, Some(crate::domain::BroadcastState::Scheduled))
         .await
         .map_err(to_server_error)
 }
@@ -141,7 +142,7 @@ pub async fn admin_scheduled() -> Result<Vec<BroadcastDetail>, ApiFailure> {
 pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ApiFailure> {
     let state = state()?;
     let access = require::<SendScope>(&state).await?;
-    let cancelled = clarion_core::broadcasts::cancel_broadcast(&state.core, id).await.map_err(to_server_error)?;
+    let cancelled = clarion_core::broadcasts::cancel_broadcast(&state.core, &access.site, id).await.map_err(to_server_error)?;
     audited(&state, access.wrote(clarion_core::audit::Action::NotificationCancel, id.to_string(), None)).await?;
     Ok(cancelled)
 }
@@ -152,8 +153,8 @@ pub async fn admin_cancel(id: i64) -> Result<BroadcastStatus, ApiFailure> {
 pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued, ApiFailure> {
     let state = state()?;
     let access = require::<SendScope>(&state).await?;
-    let audience = clarion_core::broadcasts::audience_known_now(&state.core, &request).await.map_err(to_server_error)?;
-    let queued = clarion_core::broadcasts::queue_broadcast(&state.core, request, None).await.map_err(to_server_error)?;
+    let audience = clarion_core::broadcasts::audience_known_now(&state.core, &access.site, &request).await.map_err(to_server_error)?;
+    let queued = clarion_core::broadcasts::queue_broadcast(&state.core, &access.site, request, None).await.map_err(to_server_error)?;
     audited(&state, access.wrote(clarion_core::audit::Action::NotificationCreate, queued.id.to_string(), audience)).await?;
     Ok(queued)
 }
@@ -162,16 +163,16 @@ pub async fn admin_send(request: NotificationRequest) -> Result<BroadcastQueued,
 #[server(prefix = "/api/fn", endpoint = "admin_history", input = GetUrl)]
 pub async fn admin_history(limit: i64, before: Option<i64>) -> Result<Vec<BroadcastDetail>, ApiFailure> {
     let state = state()?;
-    require::<ReadScope>(&state).await?;
-    clarion_core::broadcasts::list_broadcast_details(&state.core, limit, before, None).await.map_err(to_server_error)
+    let access = require::<ReadScope>(&state).await?;
+    clarion_core::broadcasts::list_broadcast_details(&state.core, &access.site, limit, before, None).await.map_err(to_server_error)
 }
 
 /// One page of subscribers, in the order they subscribed.
 #[server(prefix = "/api/fn", endpoint = "admin_subscribers", input = GetUrl)]
 pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<SubscriptionPage, ApiFailure> {
     let state = state()?;
-    require::<ReadScope>(&state).await?;
-    clarion_core::subscriptions::list(&state.core, Some(limit), after.as_deref()).await.map_err(to_server_error)
+    let access = require::<ReadScope>(&state).await?;
+    clarion_core::subscriptions::list(&state.core, &access.site, Some(limit), after.as_deref()).await.map_err(to_server_error)
 }
 
 /// Deletes one subscriber.
@@ -179,7 +180,7 @@ pub async fn admin_subscribers(limit: i64, after: Option<String>) -> Result<Subs
 pub async fn admin_delete_subscriber(endpoint: String) -> Result<(), ApiFailure> {
     let state = state()?;
     let access = require::<AudienceScope>(&state).await?;
-    clarion_core::subscriptions::unsubscribe(&state.core, &endpoint, clarion_core::subscriptions::Deleter::Admin)
+    clarion_core::subscriptions::unsubscribe(&state.core, &access.site, &endpoint, clarion_core::subscriptions::Deleter::Admin)
         .await
         .map_err(to_server_error)?;
     let host = clarion_core::audit::endpoint_host(&endpoint);

@@ -67,10 +67,17 @@ pub(crate) fn to_server_error(e: impl Into<crate::server::http::rest::error::Api
     ApiFailure { error: e.public_message(), field: e.field().map(str::to_string) }
 }
 
+/// The site Clarion's own page serves: `default` (other sites embed the SDK, which calls
+/// the REST API under `/api/v1/sites/{site}/…`).
+#[cfg(feature = "ssr")]
+fn own_site(state: &crate::server::state::AppState) -> Result<std::sync::Arc<clarion_core::sites::Site>, ApiFailure> {
+    state.core.sites.get(clarion_core::sites::DEFAULT_SITE).map_err(to_server_error)
+}
+
 /// The VAPID public key (base64url), the page's `applicationServerKey`.
 #[server(prefix = "/api/fn", endpoint = "vapid_public_key")]
 pub async fn vapid_public_key() -> Result<String, ApiFailure> {
-    clarion_core::keyring::current_public_key(&state()?.core, clarion_core::keyring::DEFAULT_SITE).map_err(to_server_error)
+    clarion_core::keyring::current_public_key(&state()?.core, clarion_core::sites::DEFAULT_SITE).map_err(to_server_error)
 }
 
 /// Stores (or refreshes, marking it seen) this browser's subscription, with the topics
@@ -88,23 +95,26 @@ pub async fn save_subscription(
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
     use crate::domain::SubscribeRequest;
     let request = SubscribeRequest { topics, user_token, ..SubscribeRequest::from_subscription(subscription) };
-    let stored =
-        clarion_core::admission::subscribe_from(&state.core, &state.admission, ip, &request, user_agent).await.map_err(to_server_error)?;
+    let stored = clarion_core::admission::subscribe_from(&state.core, &*own_site(&state)?, &state.admission, ip, &request, user_agent)
+        .await
+        .map_err(to_server_error)?;
     Ok(SavedSubscription { id: stored.subscribed.id(), topics: stored.topics })
 }
 
 /// The topics this site offers, for the page's checkboxes.
 #[server(prefix = "/api/fn", endpoint = "topics", input = leptos::server_fn::codec::GetUrl)]
 pub async fn topics() -> Result<Vec<Topic>, ApiFailure> {
-    clarion_core::audience::list_topics(&state()?.core).await.map_err(to_server_error)
+    let state = state()?;
+    clarion_core::audience::list_topics(&state.core, &*own_site(&state)?).await.map_err(to_server_error)
 }
 
 /// Replaces this browser's topics; it proves the subscription is its own with `auth`.
 #[server(prefix = "/api/fn", endpoint = "save_topics", input = Json)]
 pub async fn save_topics(endpoint: String, auth: String, topics: Vec<String>) -> Result<Vec<String>, ApiFailure> {
     let state = state()?;
-    let owned = clarion_core::ownership::prove_ownership(&state.core, &endpoint, &auth).await.map_err(to_server_error)?;
-    clarion_core::audience::set_topics(&state.core, &owned, &topics).await.map_err(to_server_error)
+    let site = own_site(&state)?;
+    let owned = clarion_core::ownership::prove_ownership(&state.core, &site, &endpoint, &auth).await.map_err(to_server_error)?;
+    clarion_core::audience::set_topics(&state.core, &site, &owned, &topics).await.map_err(to_server_error)
 }
 
 /// Forgets this browser's subscription; it proves the subscription is its own with `auth`.
@@ -114,7 +124,8 @@ pub async fn save_topics(endpoint: String, auth: String, topics: Vec<String>) ->
 pub async fn delete_subscription(endpoint: String, auth: String) -> Result<bool, ApiFailure> {
     use clarion_core::subscriptions::Deleter;
     use clarion_core::CoreError;
-    match clarion_core::subscriptions::unsubscribe(&state()?.core, &endpoint, Deleter::Owner { auth: &auth }).await {
+    let state = state()?;
+    match clarion_core::subscriptions::unsubscribe(&state.core, &*own_site(&state)?, &endpoint, Deleter::Owner { auth: &auth }).await {
         Ok(()) => Ok(true),
         Err(CoreError::NotFound(_)) => Ok(false),
         Err(e) => Err(to_server_error(e)),
@@ -134,7 +145,7 @@ pub async fn renew_subscription(
     let state = state()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-    match clarion_core::subscriptions::renew(&state.core, &old_endpoint, &old_auth, &subscription, user_agent).await {
+    match clarion_core::subscriptions::renew(&state.core, &*own_site(&state)?, &old_endpoint, &old_auth, &subscription, user_agent).await {
         Ok(stored) => Ok(Some(stored.topics)),
         Err(CoreError::NotFound(_)) => Ok(None),
         Err(e) => Err(to_server_error(e)),
@@ -144,7 +155,8 @@ pub async fn renew_subscription(
 /// Unbinds this browser's subscription from its signed-in user; proven by its `auth`.
 #[server(prefix = "/api/fn", endpoint = "sign_out", input = Json)]
 pub async fn sign_out(endpoint: String, auth: String) -> Result<(), ApiFailure> {
-    clarion_core::subscriptions::sign_out(&state()?.core, &endpoint, &auth).await.map_err(to_server_error)
+    let state = state()?;
+    clarion_core::subscriptions::sign_out(&state.core, &*own_site(&state)?, &endpoint, &auth).await.map_err(to_server_error)
 }
 
 /// Pushes a test notification to this browser's own subscription, proven by its `auth`.
@@ -152,7 +164,9 @@ pub async fn sign_out(endpoint: String, auth: String) -> Result<(), ApiFailure> 
 pub async fn send_test_notification(endpoint: String, auth: String) -> Result<TestPushResult, ApiFailure> {
     let state = state()?;
     let ip = client_ip(&state).await?;
-    clarion_core::admission::test_push_from(&state.core, &state.admission, ip, &endpoint, &auth).await.map_err(to_server_error)
+    clarion_core::admission::test_push_from(&state.core, &*own_site(&state)?, &state.admission, ip, &endpoint, &auth)
+        .await
+        .map_err(to_server_error)
 }
 
 #[cfg(any(feature = "ssr", feature = "console"))]

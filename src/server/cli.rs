@@ -1,7 +1,10 @@
 //! The commands besides `serve`: `keys generate`, `send`, `import`, `sites`, `api-keys`
 //! and `audit`. Each write is recorded in the audit log as made by the command line.
 
-use super::config::{AuditArgs, CreateKeyArgs, ImportArgs, ImportKeyArgs, ListArgs, RevokeKeyArgs, SendArgs, SiteNameArgs};
+use super::config::{
+    AddSiteArgs, AuditArgs, CreateKeyArgs, ImportArgs, ImportKeyArgs, ListArgs, ListSitesArgs, RemoveSiteArgs, RevokeKeyArgs, SendArgs,
+    SiteNameArgs,
+};
 use super::startup::build_core;
 use super::startup::shutdown_signal;
 use crate::domain::base64url;
@@ -10,7 +13,8 @@ use crate::domain::NotificationRequest;
 use clarion_core::access::{self, Caller};
 use clarion_core::audit::{self, Action, Written};
 use clarion_core::broadcasts;
-use clarion_core::keyring::{self, KeyInfo, DEFAULT_SITE};
+use clarion_core::keyring::{self, KeyInfo};
+use clarion_core::sites::{self, NewSite, SiteView};
 use clarion_core::{Clarion, CoreError};
 use clarion_push::vapid::VapidKeyMaterial;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,14 +48,15 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let lease_owner = (!scheduled).then_some(owner.as_str());
-    let audience = broadcasts::audience_known_now(&core, &request).await.map_err(failed)?;
-    let queued = broadcasts::queue_broadcast(&core, request, lease_owner).await.map_err(failed)?;
-    audited(&core, DEFAULT_SITE, Action::NotificationCreate, queued.id.to_string(), audience).await?;
+    let site = core.sites.get(&args.to_site).map_err(failed)?;
+    let audience = broadcasts::audience_known_now(&core, &site, &request).await.map_err(failed)?;
+    let queued = broadcasts::queue_broadcast(&core, &site, request, lease_owner).await.map_err(failed)?;
+    audited(&core, &site.name, Action::NotificationCreate, queued.id.to_string(), audience).await?;
     if let Some(warning) = &queued.warning {
         eprintln!("warning: {warning}");
     }
     if scheduled {
-        let status = broadcasts::broadcast_status(&core, queued.id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+        let status = broadcasts::broadcast_status(&core, &site, queued.id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
         if args.json {
             println!("{}", serde_json::to_string(&status)?);
         } else {
@@ -80,7 +85,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
     // on the main thread: the wake-ups from its database and network futures then reach
     // a worker that is often running already, rather than unparking one more thread.
     let drive = tokio::spawn({
-        let (core, bar, id) = (core.clone(), bar.clone(), queued.id);
+        let (core, bar, id, site) = (core.clone(), bar.clone(), queued.id, site.clone());
         async move {
             let show = |status: &BroadcastStatus| {
                 bar.set_length(status.total.max(0) as u64);
@@ -95,7 +100,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
                     anyhow::bail!("interrupted: notification {id} is handed back; a running `clarion serve` resumes it");
                 }
                 let worked = broadcasts::work_once(&core, &owner, &stop, Some(id), show).await?;
-                let status = broadcasts::broadcast_status(&core, id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
+                let status = broadcasts::broadcast_status(&core, &site, id).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
                 show(&status);
                 if status.is_done() {
                     return Ok(status);
@@ -126,14 +131,15 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
 /// `clarion import FILE`: stores subscriptions from JSON lines and prints a JSON report.
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let core = build_core(&args.site).await?;
+    let site = core.sites.get(&args.to_site).map_err(failed)?;
     let report = if args.file.as_os_str() == "-" {
-        clarion_core::subscriptions::import(&core, std::io::BufReader::new(std::io::stdin()), args.replace_keys).await
+        clarion_core::subscriptions::import(&core, &site, std::io::BufReader::new(std::io::stdin()), args.replace_keys).await
     } else {
         let file = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("Failed to open {}: {e}", args.file.display()))?;
-        clarion_core::subscriptions::import(&core, std::io::BufReader::new(file), args.replace_keys).await
+        clarion_core::subscriptions::import(&core, &site, std::io::BufReader::new(file), args.replace_keys).await
     }
     .map_err(failed)?;
-    audited(&core, DEFAULT_SITE, Action::SubscriptionsImport, args.file.display().to_string(), Some(report.stored as i64)).await?;
+    audited(&core, &site.name, Action::SubscriptionsImport, args.file.display().to_string(), Some(report.stored as i64)).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
@@ -152,11 +158,72 @@ fn print_keys(keys: &[KeyInfo], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `clarion sites show NAME`: the site's VAPID keys.
+/// Prints sites as a table, or as JSON with `json`.
+fn print_sites(sites: &[SiteView]) {
+    println!("{:<24}  {:>13}  {:<32}  origins", "site", "subscriptions", "subject");
+    for site in sites {
+        println!("{:<24}  {:>13}  {:<32}  {}", site.name, site.subscriptions, site.vapid_subject, site.origins.join(", "));
+    }
+}
+
+/// `clarion sites add NAME`: a new site with a fresh VAPID key.
+pub async fn site_add(args: AddSiteArgs) -> anyhow::Result<()> {
+    let core = build_core(&args.site).await?;
+    let new = NewSite {
+        name: args.name,
+        origins: args.origins,
+        vapid_subject: args.subject,
+        identity_secret: None,
+        max_subscriptions: args.max_subscriptions,
+        max_subscriptions_per_client: args.max_subscriptions_per_client,
+    };
+    let site = sites::create_site(&core, &new).await.map_err(failed)?;
+    audited(&core, &site.name, Action::SiteCreate, site.name.clone(), None).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&site)?);
+    } else {
+        println!("site {} created; its VAPID public key: {}", site.name, site.vapid_public_key);
+        println!("its pages connect with {{ site: {:?} }}; its REST paths are /api/v1/sites/{}/…", site.name, site.name);
+    }
+    Ok(())
+}
+
+/// `clarion sites list`.
+pub async fn site_list(args: ListSitesArgs) -> anyhow::Result<()> {
+    let core = build_core(&args.site).await?;
+    let sites = sites::list_sites(&core).await.map_err(failed)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&serde_json::json!({ "sites": sites }))?);
+    } else {
+        print_sites(&sites);
+    }
+    Ok(())
+}
+
+/// `clarion sites remove NAME [--purge]`.
+pub async fn site_remove(args: RemoveSiteArgs) -> anyhow::Result<()> {
+    let core = build_core(&args.site).await?;
+    let removed = sites::remove_site(&core, &args.name, args.purge).await.map_err(failed)?;
+    audited(&core, &args.name, Action::SiteDelete, args.name.clone(), (removed > 0).then_some(removed)).await?;
+    println!("site {} removed, with {removed} subscriptions", args.name);
+    Ok(())
+}
+
+/// `clarion sites show NAME`: the site and its VAPID keys (`--json`: the site with its
+/// `keys`).
 pub async fn site_show(args: SiteNameArgs) -> anyhow::Result<()> {
     let core = build_core(&args.site).await?;
-    let keys = keyring::list_keys(&core, &args.name).await.map_err(|e| anyhow::anyhow!(e.public_message()))?;
-    print_keys(&keys, args.json)
+    let site = sites::show_site(&core, &args.name).await.map_err(failed)?;
+    let keys = keyring::list_keys(&core, &args.name).await.map_err(failed)?;
+    if args.json {
+        let mut shown = serde_json::to_value(&site)?;
+        shown["keys"] = serde_json::to_value(&keys)?;
+        println!("{}", serde_json::to_string(&shown)?);
+        return Ok(());
+    }
+    print_sites(std::slice::from_ref(&site));
+    println!();
+    print_keys(&keys, false)
 }
 
 /// `clarion sites rotate-key NAME`: a fresh current key; prints the site's keys after.
@@ -210,7 +277,7 @@ pub async fn api_key_create(args: CreateKeyArgs) -> anyhow::Result<()> {
     }
     let core = build_core(&args.data).await?;
     let request = crate::domain::NewApiKey { name: args.name, site: args.site, scopes, expires_at: args.expires_at };
-    let known = |site: &str| site == core.keyring.site();
+    let known = |site: &str| core.sites.exists(site);
     let created = access::create_api_key(&core, &request, known).await.map_err(failed)?;
     let (site, target) = access::audit_subject(created.id, &created.name, created.site.as_deref());
     audited(&core, &site, Action::ApiKeyCreate, target, None).await?;

@@ -117,7 +117,13 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SitesCommand {
-    /// Print a site's VAPID keys: id, public key, current or not, subscriptions bound.
+    /// Make a site, with its own fresh VAPID key, origins and subject.
+    Add(AddSiteArgs),
+    /// List the sites, with their origins and subscriptions.
+    List(ListSitesArgs),
+    /// Remove a site with its topics, sends and keys (with --purge, its subscriptions too).
+    Remove(RemoveSiteArgs),
+    /// Print a site and its VAPID keys: id, public key, current or not, subscriptions bound.
     Show(SiteNameArgs),
     /// Make a fresh VAPID key the site's current one; the older keys keep signing for
     /// the subscriptions bound to them until those move (on their next visit).
@@ -125,6 +131,52 @@ pub enum SitesCommand {
     /// Make another sender's VAPID key (PEM or raw base64url, in FILE) the site's current
     /// one, so the subscriptions made with it can be imported and keep working.
     ImportKey(ImportKeyArgs),
+}
+
+/// `clarion sites add NAME`.
+#[derive(Debug, Clone, Args)]
+pub struct AddSiteArgs {
+    /// The site's name: 1 to 40 of a-z, 0-9 and '-'.
+    pub name: String,
+    /// An origin whose pages embed this site (`https://shop.example.com`; repeatable).
+    #[arg(long = "origin", value_name = "URL")]
+    pub origins: Vec<String>,
+    /// The site's VAPID subject (`mailto:` or `https:`); without it, CLARION_VAPID_SUBJECT.
+    #[arg(long, value_name = "mailto:…")]
+    pub subject: Option<String>,
+    /// At most this many subscriptions (without it, CLARION_MAX_SUBSCRIPTIONS).
+    #[arg(long)]
+    pub max_subscriptions: Option<u64>,
+    /// At most this many subscriptions from one client address (without it,
+    /// CLARION_MAX_SUBSCRIPTIONS_PER_IP).
+    #[arg(long)]
+    pub max_subscriptions_per_client: Option<u64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub site: SiteArgs,
+}
+
+/// `clarion sites list`.
+#[derive(Debug, Clone, Args)]
+pub struct ListSitesArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub site: SiteArgs,
+}
+
+/// `clarion sites remove NAME`.
+#[derive(Debug, Clone, Args)]
+pub struct RemoveSiteArgs {
+    pub name: String,
+    /// Remove its subscriptions too; without it, a site with subscriptions is kept.
+    #[arg(long)]
+    pub purge: bool,
+    #[command(flatten)]
+    pub site: SiteArgs,
 }
 
 /// A command about one site.
@@ -353,6 +405,9 @@ pub struct ImportArgs {
     /// subscribe with other keys is refused.
     #[arg(long)]
     pub replace_keys: bool,
+    /// The site whose subscriptions they are (made with its current VAPID key).
+    #[arg(long = "site", value_name = "SITE", default_value = "default")]
+    pub to_site: String,
     #[command(flatten)]
     pub site: SiteArgs,
 }
@@ -380,6 +435,9 @@ pub struct SendArgs {
     /// sending now; a running `clarion serve` sends it then.
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
+    /// The site whose subscribers get it.
+    #[arg(long = "site", value_name = "SITE", default_value = "default")]
+    pub to_site: String,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

@@ -15,11 +15,13 @@ use axum::http::{header, HeaderValue, Request};
 use axum::{middleware, Router};
 use broadcasts::SHUTDOWN_GRACE;
 use clarion_core::admission::{self, Admission, Limits};
-use clarion_core::audience::{self, IdentitySecret};
+use clarion_core::audience;
 use clarion_core::broadcasts;
-use clarion_core::keyring::{Keyring, MasterKey, DEFAULT_SITE};
+use clarion_core::identity::IdentitySecret;
+use clarion_core::keyring::MasterKey;
 use clarion_core::metrics::Metrics;
 use clarion_core::secrets::{self, AdminToken};
+use clarion_core::sites::{DefaultSite, Sites, DEFAULT_SITE};
 use clarion_core::Clarion;
 use clarion_domain::subscription::PushHostPolicy;
 use clarion_push::{vapid, PushSender, PushTimeouts, RetryPolicy};
@@ -60,8 +62,8 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     // Every instance on a shared database must be configured with the same key.
     store.agree_on_key(DeploymentKey::Vapid, configured.fingerprint()).await?;
     let master = MasterKey::load_or_create(site.master_key.as_deref(), &site.data_dir)?;
-    let keyring = Arc::new(Keyring::open(&store, DEFAULT_SITE, &site.vapid_subject, &material, master).await?);
-    let current = keyring.current();
+    let sites = Sites::open(&store, &site.vapid_subject, &material, master, DefaultSite::default()).await?;
+    let current = sites.get(DEFAULT_SITE)?.keyring.current();
     if current.fingerprint() != configured.fingerprint() {
         tracing::info!(public_key = %current.public_key_b64(), "the current VAPID key is one made by a rotation; new subscriptions get it");
     }
@@ -70,7 +72,7 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
     Ok(Clarion {
         store,
         sender: PushSender::new(site.extra_ca_file.as_deref(), policy.clone(), timeouts, metrics.clone())?,
-        keyring,
+        sites: Arc::new(sites),
         policy,
         broadcast_queued: Arc::default(),
         send_concurrency: site.send_concurrency,
@@ -83,7 +85,6 @@ pub async fn build_core(site: &SiteArgs) -> anyhow::Result<Clarion> {
         lease: timeouts.lease(),
         faults: Arc::default(),
         metrics,
-        identity: None,
     })
 }
 
@@ -113,10 +114,14 @@ fn env_or(key: &str, default: &str) -> String {
 impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
         let mut core = build_core(&args.site).await?;
-        core.identity = match args.identity_secret.as_deref().filter(|s| !s.is_empty()) {
+        let identity = match args.identity_secret.as_deref().filter(|s| !s.is_empty()) {
             Some(secret) => Some(IdentitySecret::new(secret, &args.identity_audience).map_err(anyhow::Error::msg)?),
             None => None,
         };
+        let origins = AllowedOrigins::parse(&args.cors_origins).map_err(|e| anyhow::anyhow!("CLARION_CORS_ORIGINS: {e}"))?;
+        Arc::get_mut(&mut core.sites)
+            .expect("the sites are not shared before the server is built")
+            .configure_default(DefaultSite { origins: origins.into_vec(), identity });
         let salt = core.store.deployment_salt(secrets::ADMIN_TOKEN_SALT).await?;
         let admin = AdminToken::load_or_create(args.admin_token.as_deref(), &args.site.data_dir, &salt)?;
         core.store.upgrade_key_record(DeploymentKey::AdminToken, admin.unsalted_fingerprint(), admin.fingerprint()).await?;
@@ -148,7 +153,6 @@ impl Application {
             leptos_options: leptos_options.clone(),
             client_ip: ClientIpPolicy::from_settings(&args.trusted_proxies, args.trust_proxy_headers)
                 .map_err(|e| anyhow::anyhow!("CLARION_TRUSTED_PROXIES: {e}"))?,
-            cors_origins: AllowedOrigins::parse(&args.cors_origins).map_err(|e| anyhow::anyhow!("CLARION_CORS_ORIGINS: {e}"))?,
             idle_expiry_days: args.idle_expiry_days,
         };
         if args.subscribe_rate_limit == 0 {
@@ -209,7 +213,7 @@ impl Application {
         let mut tasks = JoinSet::new();
         tasks.spawn(broadcasts::run_worker(self.core.clone(), broadcasts::worker_name("serve"), stop.clone()));
         tasks.spawn(admission::sweep_limits(self.limits.clone(), stop.clone()));
-        tasks.spawn(clarion_core::keyring::keep_loaded(self.core.clone(), stop.clone()));
+        tasks.spawn(clarion_core::sites::keep_loaded(self.core.clone(), stop.clone()));
         tasks.spawn(clarion_core::audit::run_retention(self.core.clone(), self.audit_retention_days, AUDIT_SWEEP, stop.clone()));
         if let Some((days, every)) = self.idle_expiry {
             tasks.spawn(audience::run_idle_expiry(self.core.clone(), days, every, stop.clone()));
@@ -273,9 +277,9 @@ fn router(
             Ok::<_, std::convert::Infallible>(response)
         }
     });
-    Router::new()
+    let app = Router::new()
         .leptos_routes_with_context(&state, routes, context, page)
-        .merge(rest::router(&state.cors_origins))
+        .merge(rest::router(state.core.sites.clone()))
         .merge(sdk::routes(sdk_dir))
         .merge(site::files(&site_root, not_found))
         .layer(middleware::from_fn_with_state(state.clone(), security::guard_writes))
@@ -304,7 +308,9 @@ fn router(
         }))
         // Outermost, so answers from every layer above (429, 413, 431) are counted too.
         .layer(middleware::from_fn_with_state(state.core.metrics.clone(), metrics::count_requests))
-        .with_state(state)
+        .with_state(state);
+    // Before routing: `/api/v1/sites/{site}/…` is served as `/api/v1/…` for that site.
+    Router::new().fallback_service(tower::ServiceBuilder::new().map_request(http::site_scope::route_site).service(app))
 }
 
 /// A request path as the log shows it: a user id (`/api/v1/users/{user_id}/…`) is personal

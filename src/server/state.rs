@@ -1,7 +1,6 @@
 //! The axum and Leptos app state: the core plus what only the web server needs.
 
 use super::http::client_ip::ClientIpPolicy;
-use super::http::origins::AllowedOrigins;
 use axum::extract::FromRef;
 use clarion_core::admission::Admission;
 use clarion_core::secrets::AdminToken;
@@ -17,7 +16,6 @@ pub struct AppState {
     pub admin: AdminToken,
     pub leptos_options: LeptosOptions,
     pub client_ip: ClientIpPolicy,
-    pub cors_origins: AllowedOrigins,
     /// `CLARION_IDLE_EXPIRY_DAYS` (0: off), for the console.
     pub idle_expiry_days: u32,
 }

@@ -17,5 +17,6 @@ mod rotation;
 mod sdk;
 mod security;
 mod site;
+mod sites;
 mod store;
 mod subscriptions;

@@ -42,7 +42,7 @@ async fn queue_without_a_worker(data_dir: &std::path::Path, host: &str) -> (clar
     };
     let core = clarion::server::startup::build_core(&site).await.unwrap();
     let request = clarion::domain::NotificationRequest { title: "Nobody should send this".into(), ..Default::default() };
-    let queued = clarion_core::broadcasts::queue_broadcast(&core, request, None).await.unwrap();
+    let queued = clarion_core::broadcasts::queue_broadcast(&core, &core.sites.get("default").unwrap(), request, None).await.unwrap();
     (core, queued.id)
 }
 
@@ -58,7 +58,7 @@ async fn no_task_of_a_stopped_server_keeps_working_on_its_database() {
         let (core, id) = queue_without_a_worker(&data_dir, &host).await;
         // A live worker polls every 2 s; give a leftover one time to claim and send.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let status = clarion_core::broadcasts::broadcast_status(&core, id).await.unwrap();
+        let status = clarion_core::broadcasts::broadcast_status(&core, &core.sites.get("default").unwrap(), id).await.unwrap();
         assert_eq!(
             status.status,
             clarion::domain::BroadcastState::Queued,

@@ -49,7 +49,7 @@ impl TestStore {
     async fn queue(&self) -> i64 {
         let notification =
             Notification::build(NotificationRequest { title: "T".into(), ..Default::default() }, Default::default()).unwrap();
-        self.store.create_broadcast(&notification, None, None).await.unwrap()
+        self.store.create_broadcast(D, &notification, None, None).await.unwrap()
     }
 }
 
@@ -77,6 +77,9 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// The site every store case works in.
+const D: &str = "default";
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -111,6 +114,7 @@ async fn a_subscription_is_created_refreshed_never_rekeyed_and_counted(db: TestS
     let first = subscription(&format!("{FCM}a"), 0);
     let Upserted::Created(id) = store
         .upsert_subscription(
+            D,
             &first,
             "key-1",
             &SubscriberFacts { user_agent: Some("UA"), client_hash: Some("client"), ..Default::default() },
@@ -120,20 +124,20 @@ async fn a_subscription_is_created_refreshed_never_rekeyed_and_counted(db: TestS
     else {
         panic!("a new endpoint is created")
     };
-    assert_eq!(store.upsert_subscription(&first, "key-2", &SubscriberFacts::default()).await.unwrap(), Upserted::Refreshed(id));
+    assert_eq!(store.upsert_subscription(D, &first, "key-2", &SubscriberFacts::default()).await.unwrap(), Upserted::Refreshed(id));
     let rekeyed = subscription(&format!("{FCM}a"), 7);
-    assert_eq!(store.upsert_subscription(&rekeyed, "key-2", &SubscriberFacts::default()).await.unwrap(), Upserted::KeysDiffer);
-    let stored = store.find_subscription(&format!("{FCM}a")).await.unwrap().unwrap();
+    assert_eq!(store.upsert_subscription(D, &rekeyed, "key-2", &SubscriberFacts::default()).await.unwrap(), Upserted::KeysDiffer);
+    let stored = store.find_subscription(D, &format!("{FCM}a")).await.unwrap().unwrap();
     assert_eq!(stored.auth, first.auth.as_bytes(), "the keys were not replaced");
     assert_eq!(stored.vapid_key_fingerprint, "key-2", "the refresh recorded the current key");
-    assert_eq!(store.count_subscriptions().await.unwrap(), 1);
-    assert_eq!(store.count_subscriptions_from("client").await.unwrap(), 1);
-    store.upsert_subscription(&subscription(&format!("{FCM}b"), 0), "key-2", &SubscriberFacts::default()).await.unwrap();
-    assert_eq!(store.count_subscriptions().await.unwrap(), 2);
-    assert!(store.delete_subscription_by_endpoint(&format!("{FCM}a")).await.unwrap());
-    assert!(!store.delete_subscription_by_endpoint(&format!("{FCM}a")).await.unwrap());
-    assert_eq!(store.count_subscriptions().await.unwrap(), 1);
-    let listed = store.list_subscriptions(10, 0).await.unwrap();
+    assert_eq!(store.count_subscriptions(D).await.unwrap(), 1);
+    assert_eq!(store.count_subscriptions_from(D, "client").await.unwrap(), 1);
+    store.upsert_subscription(D, &subscription(&format!("{FCM}b"), 0), "key-2", &SubscriberFacts::default()).await.unwrap();
+    assert_eq!(store.count_subscriptions(D).await.unwrap(), 2);
+    assert!(store.delete_subscription_by_endpoint(D, &format!("{FCM}a")).await.unwrap());
+    assert!(!store.delete_subscription_by_endpoint(D, &format!("{FCM}a")).await.unwrap());
+    assert_eq!(store.count_subscriptions(D).await.unwrap(), 1);
+    let listed = store.list_subscriptions(D, 10, 0).await.unwrap();
     assert_eq!(listed.iter().map(|s| s.endpoint.as_str()).collect::<Vec<_>>(), [format!("{FCM}b")]);
 }
 
@@ -142,7 +146,7 @@ async fn racing_upserts_of_one_new_endpoint_store_it_once(db: TestStore) {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (store, sub) = (db.store.clone(), sub.clone());
-            tokio::spawn(async move { store.upsert_subscription(&sub, "k", &SubscriberFacts::default()).await.unwrap() })
+            tokio::spawn(async move { store.upsert_subscription(D, &sub, "k", &SubscriberFacts::default()).await.unwrap() })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -152,15 +156,15 @@ async fn racing_upserts_of_one_new_endpoint_store_it_once(db: TestStore) {
     let created = outcomes.iter().filter(|o| matches!(o, Upserted::Created(_))).count();
     let refreshed = outcomes.iter().filter(|o| matches!(o, Upserted::Refreshed(_))).count();
     assert_eq!((created, refreshed), (1, 7), "{outcomes:?}");
-    assert_eq!(db.store.count_subscriptions().await.unwrap(), 1);
+    assert_eq!(db.store.count_subscriptions(D).await.unwrap(), 1);
 }
 
 async fn an_import_counts_each_endpoint_once(db: TestStore) {
     let batch: Vec<_> = (0..50).map(|i| subscription(&format!("{FCM}import-{}", i % 30), (i % 3) as u8)).collect();
-    db.store.import_subscriptions(&batch, "k", false).await.unwrap();
-    db.store.import_subscriptions(&batch[..10], "k", false).await.unwrap();
-    assert_eq!(db.store.count_subscriptions().await.unwrap(), 30);
-    assert_eq!(db.store.list_subscriptions(100, 0).await.unwrap().len(), 30);
+    db.store.import_subscriptions(D, &batch, "k", false).await.unwrap();
+    db.store.import_subscriptions(D, &batch[..10], "k", false).await.unwrap();
+    assert_eq!(db.store.count_subscriptions(D).await.unwrap(), 30);
+    assert_eq!(db.store.list_subscriptions(D, 100, 0).await.unwrap().len(), 30);
 }
 
 async fn an_import_never_rekeys_a_known_endpoint_unless_told_to(db: TestStore) {
@@ -168,20 +172,20 @@ async fn an_import_never_rekeys_a_known_endpoint_unless_told_to(db: TestStore) {
     let store = &db.store;
     let endpoint = format!("{FCM}known");
     let auth_of = |seed: u8| subscription(&endpoint, seed).auth.as_bytes().to_vec();
-    let outcomes = store.import_subscriptions(&[subscription(&endpoint, 1)], "k", false).await.unwrap();
+    let outcomes = store.import_subscriptions(D, &[subscription(&endpoint, 1)], "k", false).await.unwrap();
     assert_eq!(outcomes, vec![Imported::Stored]);
-    let again = store.import_subscriptions(&[subscription(&endpoint, 1), subscription(&endpoint, 2)], "k", false).await.unwrap();
+    let again = store.import_subscriptions(D, &[subscription(&endpoint, 1), subscription(&endpoint, 2)], "k", false).await.unwrap();
     assert_eq!(again, vec![Imported::Stored, Imported::KeysDiffer], "the same keys refresh it; other keys are refused");
-    assert_eq!(store.find_subscription(&endpoint).await.unwrap().unwrap().auth, auth_of(1), "the keys it was stored with stay");
-    let replaced = store.import_subscriptions(&[subscription(&endpoint, 2)], "k", true).await.unwrap();
+    assert_eq!(store.find_subscription(D, &endpoint).await.unwrap().unwrap().auth, auth_of(1), "the keys it was stored with stay");
+    let replaced = store.import_subscriptions(D, &[subscription(&endpoint, 2)], "k", true).await.unwrap();
     assert_eq!(replaced, vec![Imported::KeysReplaced]);
-    assert_eq!(store.find_subscription(&endpoint).await.unwrap().unwrap().auth, auth_of(2), "asked to, the import replaces them");
-    assert_eq!(store.count_subscriptions().await.unwrap(), 1);
+    assert_eq!(store.find_subscription(D, &endpoint).await.unwrap().unwrap().auth, auth_of(2), "asked to, the import replaces them");
+    assert_eq!(store.count_subscriptions(D).await.unwrap(), 1);
 }
 
 async fn a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over(db: TestStore) {
     let store = &db.store;
-    store.upsert_subscription(&subscription(&format!("{FCM}lease"), 0), "k", &SubscriberFacts::default()).await.unwrap();
+    store.upsert_subscription(D, &subscription(&format!("{FCM}lease"), 0), "k", &SubscriberFacts::default()).await.unwrap();
     let id = db.queue().await;
     // Starting: a starter whose lease lapsed cannot start it over the one that took over.
     let slow = store.claim_broadcast("starter-a", None).await.unwrap().unwrap();
@@ -208,7 +212,7 @@ async fn a_stale_lease_holder_cannot_commit_over_the_worker_that_took_over(db: T
     assert_eq!(store.record_progress(&second, "worker-b", &progress).await.unwrap(), LeaseStatus::Lost);
     assert_eq!(store.record_progress(&again, "worker-b", &progress).await.unwrap(), LeaseStatus::Held);
     assert_eq!(store.finish_range(&again, "worker-b").await.unwrap(), RangeFinished { lease: LeaseStatus::Held, broadcast_done: true });
-    assert_eq!(store.broadcast(id).await.unwrap().unwrap().status, clarion::domain::BroadcastState::Done);
+    assert_eq!(store.broadcast(D, id).await.unwrap().unwrap().status, clarion::domain::BroadcastState::Done);
 }
 
 /// Stores `n` subscriptions in one statement (ids 1..=n on a fresh database).
@@ -265,7 +269,7 @@ async fn racing_workers_never_claim_the_same_broadcast_or_range(db: TestStore) {
         last += usize::from(broadcast_done);
     }
     assert_eq!(last, 1, "one range finished the broadcast");
-    assert_eq!(db.store.broadcast(queued[0]).await.unwrap().unwrap().status, clarion::domain::BroadcastState::Done);
+    assert_eq!(db.store.broadcast(D, queued[0]).await.unwrap().unwrap().status, clarion::domain::BroadcastState::Done);
 }
 
 /// Runs `claim` in `n` tasks at once, as workers `worker-0`.. on the same store; answers
@@ -288,6 +292,7 @@ fn dummy_range() -> clarion_store::RangeJob {
     clarion_store::RangeJob {
         broadcast_id: 0,
         range_no: 0,
+        site: D.into(),
         last_id: 0,
         cursor: 0,
         lease_epoch: 0,
@@ -304,7 +309,7 @@ fn dummy_range() -> clarion_store::RangeJob {
 async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestStore) {
     let store = &db.store;
     for i in 0..5 {
-        store.upsert_subscription(&subscription(&format!("{FCM}p{i}"), 0), "k", &SubscriberFacts::default()).await.unwrap();
+        store.upsert_subscription(D, &subscription(&format!("{FCM}p{i}"), 0), "k", &SubscriberFacts::default()).await.unwrap();
     }
     let id = db.queue().await;
     let start = store.claim_broadcast("w", None).await.unwrap().unwrap();
@@ -333,11 +338,11 @@ async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestSto
         ..Default::default()
     };
     assert_eq!(store.record_progress(&range, "w", &second).await.unwrap(), LeaseStatus::Held);
-    let record = store.broadcast(id).await.unwrap().unwrap();
+    let record = store.broadcast(D, id).await.unwrap().unwrap();
     assert_eq!((record.total, record.delivered, record.failed, record.removed, record.retried), (5, 1, 2, 1, 1));
     assert_eq!(record.failures.0.get("rejected"), Some(&2), "reasons add up across batches");
     assert_eq!(record.stopped_origins.0.get("https://a.example").map(String::as_str), Some("refused"));
-    assert_eq!(store.count_subscriptions().await.unwrap(), 4, "the removed one is deleted");
+    assert_eq!(store.count_subscriptions(D).await.unwrap(), 4, "the removed one is deleted");
     // A hold is shared, and the later of two wins.
     let earlier = Progress { holds: vec![("https://b.example".to_string(), later - 30_000)], ..Default::default() };
     assert_eq!(store.record_progress(&range, "w", &earlier).await.unwrap(), LeaseStatus::Held);
@@ -353,11 +358,11 @@ async fn progress_adds_up_over_batches_and_retries_fall_due_in_order(db: TestSto
     assert_eq!(due.iter().map(|(s, attempts)| (s.id, *attempts)).collect::<Vec<_>>(), [(ids[2], 2)]);
     assert_eq!(store.finish_range(&range, "w").await.unwrap(), RangeFinished { lease: LeaseStatus::Held, broadcast_done: true });
     assert_eq!(store.next_retry_at(&range).await.unwrap(), None, "finishing drops leftover retries");
-    assert_eq!(store.record_click(id, ids[0]).await.unwrap(), ClickRecorded::Counted);
-    assert_eq!(store.record_click(id, ids[0]).await.unwrap(), ClickRecorded::AlreadyCounted, "once per subscription");
-    assert_eq!(store.record_click(id, ids[1]).await.unwrap(), ClickRecorded::Counted);
-    assert_eq!(store.record_click(id + 1000, ids[0]).await.unwrap(), ClickRecorded::NoSuchBroadcast);
-    assert_eq!(store.broadcast(id).await.unwrap().unwrap().clicks, 2);
+    assert_eq!(store.record_click(D, id, ids[0]).await.unwrap(), ClickRecorded::Counted);
+    assert_eq!(store.record_click(D, id, ids[0]).await.unwrap(), ClickRecorded::AlreadyCounted, "once per subscription");
+    assert_eq!(store.record_click(D, id, ids[1]).await.unwrap(), ClickRecorded::Counted);
+    assert_eq!(store.record_click(D, id + 1000, ids[0]).await.unwrap(), ClickRecorded::NoSuchBroadcast);
+    assert_eq!(store.broadcast(D, id).await.unwrap().unwrap().clicks, 2);
 }
 
 async fn a_deployment_salt_is_made_once_and_read_back_by_everyone(db: TestStore) {
@@ -419,7 +424,7 @@ async fn reading_due_retries_costs_the_same_however_many_retry_rows_wait(db: Tes
     if db.postgres {
         db.execute("ANALYZE").await;
     }
-    assert_eq!(db.store.count_subscriptions().await.unwrap(), 100_000, "the kept count follows bulk inserts too");
+    assert_eq!(db.store.count_subscriptions(D).await.unwrap(), 100_000, "the kept count follows bulk inserts too");
     let range = clarion_store::RangeJob { broadcast_id: id, ..dummy_range() };
     // A retry pass reads a page of due retries per batch. Each read must cost about the
     // page, not the number of rows waiting: before, each read also swept all 100,000

@@ -9,6 +9,7 @@
 //! /64), and swept every minute, so their memory stays bounded however many clients come.
 
 use crate::error::CoreError;
+use crate::sites::Site;
 use crate::subscriptions::Stored;
 use crate::Clarion;
 use clarion_domain::SubscribeRequest;
@@ -227,6 +228,7 @@ pub fn client_hash(key: &ring::hmac::Key, ip: IpAddr) -> String {
 /// admits it, then stores the subscription with the keyed hash of its address.
 pub async fn subscribe_from(
     core: &Clarion,
+    site: &Site,
     admission: &Admission,
     ip: IpAddr,
     request: &SubscribeRequest,
@@ -234,12 +236,12 @@ pub async fn subscribe_from(
 ) -> Result<Stored, CoreError> {
     // Checked first: a refused request (bad keys, a bad token, unknown topics) never uses
     // up the client's quota of new subscriptions.
-    let checked = crate::subscriptions::check_subscribe(core, request).await?;
+    let checked = crate::subscriptions::check_subscribe(core, site, request).await?;
     if !checked.is_known() {
-        admit_new_subscription(core, admission, ip).await?;
+        admit_new_subscription(core, site, admission, ip).await?;
     }
     let client = client_hash(&admission.client_key, ip);
-    crate::subscriptions::store_checked(core, checked, user_agent, Some(&client)).await
+    crate::subscriptions::store_checked(core, site, checked, user_agent, Some(&client)).await
 }
 
 /// Pushes a test notification for a web client (the REST API and the page's server
@@ -247,31 +249,36 @@ pub async fn subscribe_from(
 /// per-subscription limits.
 pub async fn test_push_from(
     core: &Clarion,
+    site: &Site,
     admission: &Admission,
     ip: IpAddr,
     endpoint: &str,
     auth: &str,
 ) -> Result<clarion_domain::TestPushResult, CoreError> {
     admission.limits.test_push_from(ip)?;
-    let owned = crate::ownership::prove_ownership(core, endpoint, auth).await?;
+    let owned = crate::ownership::prove_ownership(core, site, endpoint, auth).await?;
     admission.limits.test_push_to(owned.id())?;
-    crate::broadcasts::send_test(core, owned).await
+    crate::broadcasts::send_test(core, site, owned).await
 }
 
 /// Lets a new subscription in: within the client's hourly quota, the per-address cap and
-/// the server's cap. (A known endpoint, a re-sync, is always let in.)
-async fn admit_new_subscription(core: &Clarion, admission: &Admission, ip: IpAddr) -> Result<(), CoreError> {
+/// the cap on the site's subscriptions, each the site's own where it set one, else the
+/// server's (`CLARION_MAX_SUBSCRIPTIONS_PER_IP`, `CLARION_MAX_SUBSCRIPTIONS`). (A known
+/// endpoint, a re-sync, is always let in.)
+async fn admit_new_subscription(core: &Clarion, site: &Site, admission: &Admission, ip: IpAddr) -> Result<(), CoreError> {
     let store = &core.store;
     admission.limits.new_subscription(ip)?;
-    if admission.max_subscriptions_per_ip > 0 {
-        let from_here = store.count_subscriptions_from(&client_hash(&admission.client_key, ip)).await?;
-        if from_here as u64 >= admission.max_subscriptions_per_ip {
+    let per_client = site.max_subscriptions_per_client.unwrap_or(admission.max_subscriptions_per_ip);
+    if per_client > 0 {
+        let from_here = store.count_subscriptions_from(&site.name, &client_hash(&admission.client_key, ip)).await?;
+        if from_here as u64 >= per_client {
             return Err(CoreError::TooManyFromAddress);
         }
     }
-    if admission.max_subscriptions > 0 {
-        let count = store.count_subscriptions().await?;
-        if count as u64 >= admission.max_subscriptions {
+    let most = site.max_subscriptions.unwrap_or(admission.max_subscriptions);
+    if most > 0 {
+        let count = store.count_subscriptions(&site.name).await?;
+        if count as u64 >= most {
             return Err(CoreError::Full);
         }
     }

@@ -23,8 +23,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// The site every deployment has; the `CLARION_*` settings configure it.
-pub const DEFAULT_SITE: &str = "default";
+pub use clarion_domain::access::DEFAULT_SITE;
 
 /// How often each instance reloads its keyring, so a rotation made on another instance
 /// reaches it within about this long.
@@ -100,9 +99,19 @@ impl MasterKey {
 }
 
 /// Why a sealed key does not open: almost always another instance's master key.
-const WRONG_MASTER_KEY: &str = "a VAPID key in the database does not open with this instance's master key: it was sealed by an \
+const WRONG_MASTER_KEY: &str =
+    "a secret in the database (a site's VAPID key or identity secret) does not open with this instance's master key: it was sealed by an \
     instance with another one. Give every instance sharing the database the same CLARION_MASTER_KEY (the first instance's \
     is in its <data-dir>/master_key unless CLARION_MASTER_KEY was set)";
+
+/// Opens a stored key sealed under `master`, for signing with `subject`.
+fn unseal(master: &MasterKey, row: &StoredVapidKey, sealed: &str, subject: &str) -> anyhow::Result<VapidKeys> {
+    let private = master.open(&sealed_purpose(&row.fingerprint), sealed)?;
+    let material = VapidKeyMaterial::from_raw_base64url(&base64url::encode(&private))?;
+    let keys = VapidKeys::new(&material, subject)?;
+    anyhow::ensure!(keys.fingerprint() == row.fingerprint, "stored VAPID key {} does not match its fingerprint", row.id);
+    Ok(keys)
+}
 
 /// What a sealed private key is bound to.
 fn sealed_purpose(fingerprint: &str) -> String {
@@ -125,8 +134,10 @@ struct Ring {
 pub struct Keyring {
     site: String,
     subject: String,
-    configured: Arc<VapidKeys>,
-    master: MasterKey,
+    /// The key this instance is configured with (`default`'s); sites made at run time
+    /// have none, only stored keys.
+    configured: Option<Arc<VapidKeys>>,
+    master: Arc<MasterKey>,
     ring: RwLock<Arc<Ring>>,
     /// Fingerprints that a reload did not find (keys of earlier deployments that were
     /// never stored): they do not make every push reload the ring.
@@ -158,12 +169,26 @@ pub struct Signer {
 }
 
 impl Keyring {
-    /// Records the configured key for `site` and loads the ring. Fails when a stored key
-    /// does not open with `master` (the message names the setting to align).
-    pub async fn open(store: &Store, site: &str, subject: &str, configured: &VapidKeyMaterial, master: MasterKey) -> anyhow::Result<Self> {
-        let configured = Arc::new(VapidKeys::new(configured, subject)?);
-        store.record_configured_vapid_key(site, configured.fingerprint(), configured.public_key_b64()).await?;
-        let ring = Ring { current: configured.clone(), by_fingerprint: HashMap::new(), unopenable: HashSet::new() };
+    /// Records the configured key for `site` (if any) and loads the ring. Fails when a
+    /// stored key does not open with `master` (the message names the setting to align),
+    /// and for a site without a configured key, when it has no current key this instance
+    /// can open.
+    pub async fn open(
+        store: &Store,
+        site: &str,
+        subject: &str,
+        configured: Option<&VapidKeyMaterial>,
+        master: Arc<MasterKey>,
+    ) -> anyhow::Result<Self> {
+        let configured = configured.map(|material| VapidKeys::new(material, subject)).transpose()?.map(Arc::new);
+        if let Some(configured) = &configured {
+            store.record_configured_vapid_key(site, configured.fingerprint(), configured.public_key_b64()).await?;
+        }
+        let current = match &configured {
+            Some(configured) => configured.clone(),
+            None => Self::stored_current(store, site, subject, &master).await?,
+        };
+        let ring = Ring { current, by_fingerprint: HashMap::new(), unopenable: HashSet::new() };
         let keyring = Self {
             site: site.to_string(),
             subject: subject.to_string(),
@@ -181,6 +206,23 @@ impl Keyring {
 
     pub fn site(&self) -> &str {
         &self.site
+    }
+
+    /// The current key of a site that has no configured one, opened.
+    async fn stored_current(store: &Store, site: &str, subject: &str, master: &MasterKey) -> anyhow::Result<Arc<VapidKeys>> {
+        let stored = store.vapid_keys(site).await?;
+        let row = stored.iter().find(|row| row.is_current).with_context(|| format!("site {site:?} has no current VAPID key"))?;
+        let sealed = row.sealed_private_key.as_deref().with_context(|| format!("site {site:?}'s current VAPID key is not stored"))?;
+        Ok(Arc::new(unseal(master, row, sealed, subject).map_err(|e| anyhow::anyhow!("VAPID key {}: {e:#}", row.fingerprint))?))
+    }
+
+    /// A fresh key for a new site, sealed: `(fingerprint, public key, sealed private key)`,
+    /// as [`Store::create_site`] stores it.
+    pub fn seal_new(master: &MasterKey, material: &VapidKeyMaterial, subject: &str) -> anyhow::Result<(String, String, String)> {
+        let keys = VapidKeys::new(material, subject)?;
+        let private = base64url::decode(&material.private_raw_base64url()).expect("our own base64url");
+        let sealed = master.seal(&sealed_purpose(keys.fingerprint()), &private);
+        Ok((keys.fingerprint().to_string(), keys.public_key_b64().to_string(), sealed))
     }
 
     /// The key new subscriptions are made with.
@@ -237,8 +279,10 @@ impl Keyring {
         for row in &stored {
             let keys = match (before.by_fingerprint.get(&row.fingerprint), &row.sealed_private_key) {
                 (Some(held), _) => held.clone(),
-                (None, _) if row.fingerprint == self.configured.fingerprint() => self.configured.clone(),
-                (None, Some(sealed)) => match self.unseal(row, sealed) {
+                (None, _) if self.configured.as_ref().is_some_and(|c| c.fingerprint() == row.fingerprint) => {
+                    self.configured.clone().expect("just checked")
+                }
+                (None, Some(sealed)) => match unseal(&self.master, row, sealed, &self.subject) {
                     Ok(keys) => Arc::new(keys),
                     Err(e) => {
                         if !before.unopenable.contains(&row.fingerprint) {
@@ -260,22 +304,14 @@ impl Keyring {
             || by_fingerprint.keys().any(|f| !before.by_fingerprint.contains_key(f))
             || current.as_ref().is_some_and(|c| c.fingerprint() != before.current.fingerprint());
         let current = current.unwrap_or_else(|| {
-            tracing::warn!(site = %self.site, "the site's current VAPID key is not one this instance holds; new subscriptions use its configured key");
-            self.configured.clone()
+            tracing::warn!(site = %self.site, "the site's current VAPID key is not one this instance holds; new subscriptions keep the key before it");
+            self.configured.clone().unwrap_or_else(|| before.current.clone())
         });
         *self.ring.write().expect("keyring lock") = Arc::new(Ring { current, by_fingerprint, unopenable });
         if changed {
             self.unknown.lock().expect("keyring lock").clear();
         }
         Ok(())
-    }
-
-    fn unseal(&self, row: &StoredVapidKey, sealed: &str) -> anyhow::Result<VapidKeys> {
-        let private = self.master.open(&sealed_purpose(&row.fingerprint), sealed)?;
-        let material = VapidKeyMaterial::from_raw_base64url(&base64url::encode(&private))?;
-        let keys = VapidKeys::new(&material, &self.subject)?;
-        anyhow::ensure!(keys.fingerprint() == row.fingerprint, "stored VAPID key {} does not match its fingerprint", row.id);
-        Ok(keys)
     }
 
     /// Makes a fresh key the site's current one; the keys before keep signing for their
@@ -326,12 +362,8 @@ impl Keyring {
 }
 
 /// The keyring of `site`, or `NotFound` naming it.
-fn site_keyring<'a>(core: &'a crate::Clarion, site: &str) -> Result<&'a Keyring, CoreError> {
-    if core.keyring.site() == site {
-        Ok(&core.keyring)
-    } else {
-        Err(CoreError::NotFound(format!("no site named {site:?}")))
-    }
+fn site_keyring(core: &crate::Clarion, site: &str) -> Result<Arc<Keyring>, CoreError> {
+    Ok(core.sites.get(site)?.keyring.clone())
 }
 
 /// `site`'s current public key (base64url), the pages' `applicationServerKey`: from
@@ -382,23 +414,6 @@ pub async fn retire_key(core: &crate::Clarion, site: &str, id: i64, force: bool)
                  Retire it once none are left, or with force=true to remove them"
             ),
         }),
-    }
-}
-
-/// Reloads `core`'s keyring every [`RELOAD_EVERY`] until `stop`, so rotations and
-/// retirements made on other instances reach this one. A failed reload is logged and the
-/// keys held are kept.
-pub async fn keep_loaded(core: crate::Clarion, stop: tokio_util::sync::CancellationToken) {
-    let mut every = tokio::time::interval(RELOAD_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        if let Err(e) = core.keyring.reload(&core.store).await {
-            tracing::error!(error = %format!("{e:#}"), "VAPID keyring not reloaded");
-        }
     }
 }
 

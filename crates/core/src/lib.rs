@@ -7,9 +7,12 @@
 //! - [`audit`]: the append-only log of every write made with a key or the token;
 //! - [`admission`]: who may subscribe or push a test, and how often (rate limits, caps);
 //! - [`ownership`]: a subscription its owner proved with its `auth` secret;
-//! - [`audience`]: topics, identity tokens and users, idle expiry;
+//! - [`audience`]: topics, users, idle expiry; [`identity`]: the identity tokens that
+//!   tie a subscription to a user;
 //! - [`broadcasts`]: queue, report on and cancel sends, the test push, and the engine
 //!   that carries broadcasts out;
+//! - [`sites`]: the sites one Clarion serves, each with its keys, origins, identity
+//!   secret, topics and quotas;
 //! - [`keyring`]: a site's VAPID keys (current and older), rotation, and the master key
 //!   that seals the private keys kept in the database;
 //! - [`secrets`]: the data dir, key files and the admin token;
@@ -24,10 +27,12 @@ pub mod audience;
 pub mod audit;
 pub mod broadcasts;
 pub mod error;
+pub mod identity;
 pub mod keyring;
 pub mod metrics;
 pub mod ownership;
 pub mod secrets;
+pub mod sites;
 pub mod subscriptions;
 
 pub use error::CoreError;
@@ -43,8 +48,9 @@ use tokio::sync::Notify;
 pub struct Clarion {
     pub store: Store,
     pub sender: PushSender,
-    /// The site's VAPID keys: each push is signed with its subscription's own.
-    pub keyring: Arc<keyring::Keyring>,
+    /// The sites, each with its VAPID keys: each push is signed with its subscription's
+    /// own.
+    pub sites: Arc<sites::Sites>,
     pub policy: Arc<PushHostPolicy>,
     /// Wakes the broadcast worker when a broadcast is queued.
     pub broadcast_queued: Arc<Notify>,
@@ -61,6 +67,4 @@ pub struct Clarion {
     pub faults: Arc<broadcasts::BroadcastFaults>,
     /// This process's Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
-    /// `CLARION_IDENTITY_SECRET`: checks identity tokens; `None` refuses them.
-    pub identity: Option<audience::IdentitySecret>,
 }

@@ -3,10 +3,12 @@
 //! subscriptions and the build.
 //!
 //! Every series is this process's own (a counter restarts at zero with it), except
-//! `clarion_subscriptions_stored`, which is read from the database at scrape time. Label
-//! values come from closed sets only (outcomes, push-service vendors, route patterns,
-//! status codes), never from endpoints, push hosts or anything else a visitor chooses,
-//! so the number of series stays bounded however many push hosts subscribers name.
+//! `clarion_subscriptions_stored` (all sites) and `clarion_site_subscriptions{site}`,
+//! which are read from the database at scrape time. Label values come from closed sets
+//! only (outcomes, push-service vendors, route patterns, status codes, and site names,
+//! which only admins make), never from endpoints, push hosts or anything else a visitor
+//! chooses, so the number of series stays bounded however many push hosts subscribers
+//! name.
 
 use crate::error::CoreError;
 use crate::Clarion;
@@ -43,6 +45,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabels {
+    site: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     database: &'static str,
@@ -58,6 +65,7 @@ pub struct Metrics {
     ranges_claimed: Counter,
     http_requests: Family<RequestLabels, Counter>,
     subscriptions_stored: Gauge,
+    site_subscriptions: Family<SiteLabels, Gauge>,
     idle_removed: Counter,
 }
 
@@ -90,7 +98,9 @@ impl Metrics {
         let http_requests = Family::<RequestLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests answered, by route and status", http_requests.clone());
         let subscriptions_stored = Gauge::default();
-        registry.register("subscriptions_stored", "Subscriptions stored in the database", subscriptions_stored.clone());
+        registry.register("subscriptions_stored", "Subscriptions stored in the database, of every site", subscriptions_stored.clone());
+        let site_subscriptions = Family::<SiteLabels, Gauge>::default();
+        registry.register("site_subscriptions", "Subscriptions stored in the database, by site", site_subscriptions.clone());
         let idle_removed = Counter::default();
         registry.register(
             "subscriptions_idle_removed",
@@ -100,7 +110,17 @@ impl Metrics {
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION"), database }).set(1);
         registry.register("build_info", "The version of this Clarion and its database backend (always 1)", build);
-        Self { registry, pushes, push_latency, broadcasts_claimed, ranges_claimed, http_requests, subscriptions_stored, idle_removed }
+        Self {
+            registry,
+            pushes,
+            push_latency,
+            broadcasts_claimed,
+            ranges_claimed,
+            http_requests,
+            subscriptions_stored,
+            site_subscriptions,
+            idle_removed,
+        }
     }
 
     /// Subscriptions removed by the idle sweep.
@@ -127,20 +147,28 @@ impl Metrics {
         self.ranges_claimed.inc();
     }
 
-    /// The text exposition, with the stored-subscription count read just before.
-    pub fn render(&self, subscriptions_stored: i64) -> String {
-        self.subscriptions_stored.set(subscriptions_stored);
+    /// The text exposition, with each site's stored-subscription count read just before
+    /// (a removed site's series goes).
+    pub fn render(&self, by_site: &[(String, i64)]) -> String {
+        self.subscriptions_stored.set(by_site.iter().map(|(_, n)| n).sum());
+        self.site_subscriptions.clear();
+        for (site, stored) in by_site {
+            self.site_subscriptions.get_or_create(&SiteLabels { site: site.clone() }).set(*stored);
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
     }
 }
 
-/// The text exposition as a scraper reads it; the stored count is one row read (it is
-/// kept by the database, not counted).
+/// The text exposition as a scraper reads it; each site's stored count is one row read
+/// (it is kept by the database, not counted).
 pub async fn scrape(core: &Clarion) -> Result<String, CoreError> {
-    let stored = core.store.count_subscriptions().await?;
-    Ok(core.metrics.render(stored))
+    let mut by_site = Vec::new();
+    for site in core.sites.all() {
+        by_site.push((site.name.clone(), core.store.count_subscriptions(&site.name).await?));
+    }
+    Ok(core.metrics.render(&by_site))
 }
 
 impl PushObserver for Metrics {
@@ -162,7 +190,7 @@ mod tests {
         }
         metrics.push_settled("https://fcm.googleapis.com", &delivered, Duration::from_millis(5));
         metrics.push_settled("http://127.0.0.1:8090", &delivered, Duration::from_millis(5));
-        let text = metrics.render(0);
+        let text = metrics.render(&[("default".into(), 0)]);
         let series = text.lines().filter(|l| l.starts_with("clarion_push_duration_seconds_count")).collect::<Vec<_>>();
         assert_eq!(series.len(), 3, "{series:?}");
         assert!(text.contains(r#"clarion_push_duration_seconds_count{vendor="wns"} 2000"#), "{text}");

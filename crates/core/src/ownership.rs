@@ -4,6 +4,7 @@
 //! run on a stranger's word.
 
 use crate::error::CoreError;
+use crate::sites::Site;
 use crate::Clarion;
 use clarion_domain::subscription::AuthSecret;
 use clarion_store::StoredSubscription;
@@ -24,12 +25,12 @@ impl OwnedSubscription {
     }
 }
 
-/// Checks that the caller owns a subscription: it presents the endpoint and the
+/// Checks that the caller owns a subscription of `site`: it presents the endpoint and the
 /// subscription's `auth` secret (which only the browser and this server know), compared
-/// in constant time.
-pub async fn prove_ownership(core: &Clarion, endpoint: &str, auth: &str) -> Result<OwnedSubscription, CoreError> {
+/// in constant time. Another site's subscription is not found.
+pub async fn prove_ownership(core: &Clarion, site: &Site, endpoint: &str, auth: &str) -> Result<OwnedSubscription, CoreError> {
     let presented = AuthSecret::parse(auth)?;
-    let Some(stored) = core.store.find_subscription(endpoint).await? else {
+    let Some(stored) = core.store.find_subscription(&site.name, endpoint).await? else {
         return Err(CoreError::NotFound("this subscription is not stored; enable notifications again".into()));
     };
     if !bool::from(stored.auth.as_slice().ct_eq(presented.as_bytes())) {

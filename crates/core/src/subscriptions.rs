@@ -1,7 +1,8 @@
 //! Core operations on subscriptions: subscribe (upsert), unsubscribe, list.
 
-use crate::audience::TokenRefused;
 use crate::error::CoreError;
+use crate::identity::TokenRefused;
+use crate::sites::Site;
 use crate::Clarion;
 use clarion_domain::subscription::NewSubscription;
 use clarion_domain::SubscriptionPage;
@@ -59,10 +60,10 @@ impl CheckedSubscribe {
 /// not an error: the page re-synced with the token it had. The subscription is refreshed
 /// (marked seen) and keeps the user it has. With other keys, or on a new endpoint, an
 /// expired token is a 422 on `user_token`.
-pub async fn check_subscribe(core: &Clarion, request: &SubscribeRequest) -> Result<CheckedSubscribe, CoreError> {
+pub async fn check_subscribe(core: &Clarion, site: &Site, request: &SubscribeRequest) -> Result<CheckedSubscribe, CoreError> {
     let subscription = NewSubscription::parse(&request.subscription(), &core.policy)?;
-    let known = core.store.find_subscription(subscription.endpoint.as_str()).await?;
-    let user_id = match (&request.user_token, &core.identity) {
+    let known = core.store.find_subscription(&site.name, subscription.endpoint.as_str()).await?;
+    let user_id = match (&request.user_token, &site.identity) {
         (None, _) => None,
         (Some(token), Some(secret)) => match secret.verify(token) {
             Ok(user) => Some(user),
@@ -72,12 +73,16 @@ pub async fn check_subscribe(core: &Clarion, request: &SubscribeRequest) -> Resu
         (Some(_), None) => {
             return Err(CoreError::Invalid {
                 field: "user_token",
-                reason: "this server does not take identity tokens (CLARION_IDENTITY_SECRET is not set)".into(),
+                reason: if site.is_default() {
+                    "this server does not take identity tokens (CLARION_IDENTITY_SECRET is not set)".into()
+                } else {
+                    format!("site {:?} does not take identity tokens (it has no identity_secret)", site.name)
+                },
             })
         }
     };
     let topics = match &request.topics {
-        Some(topics) => Some(crate::audience::checked_topics(core, topics).await?),
+        Some(topics) => Some(crate::audience::checked_topics(core, site, topics).await?),
         None => None,
     };
     Ok(CheckedSubscribe { subscription, user_id, topics, known: known.is_some() })
@@ -94,28 +99,30 @@ pub async fn check_subscribe(core: &Clarion, request: &SubscribeRequest) -> Resu
 #[tracing::instrument(skip_all)]
 pub async fn subscribe(
     core: &Clarion,
+    site: &Site,
     request: &SubscribeRequest,
     user_agent: Option<&str>,
     client_hash: Option<&str>,
 ) -> Result<Stored, CoreError> {
-    let checked = check_subscribe(core, request).await?;
-    store_checked(core, checked, user_agent, client_hash).await
+    let checked = check_subscribe(core, site, request).await?;
+    store_checked(core, site, checked, user_agent, client_hash).await
 }
 
 /// Stores a subscribe request [`check_subscribe`] passed.
 pub async fn store_checked(
     core: &Clarion,
+    site: &Site,
     checked: CheckedSubscribe,
     user_agent: Option<&str>,
     client_hash: Option<&str>,
 ) -> Result<Stored, CoreError> {
     let CheckedSubscribe { subscription, user_id, topics, known: _ } = checked;
     let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
-    let current = core.keyring.current();
+    let current = site.keyring.current();
     let fingerprint = current.fingerprint();
     let origin = subscription.endpoint.origin();
     let facts = SubscriberFacts { user_agent: user_agent.as_deref(), client_hash, user_id: user_id.as_deref(), topics: topics.as_deref() };
-    let subscribed = match core.store.upsert_subscription(&subscription, fingerprint, &facts).await? {
+    let subscribed = match core.store.upsert_subscription(&site.name, &subscription, fingerprint, &facts).await? {
         Upserted::Created(id) => {
             tracing::info!(id, %origin, "subscription stored");
             Subscribed::Created(id)
@@ -131,17 +138,24 @@ pub async fn store_checked(
                 reason: "this endpoint is already subscribed with other keys; a browser that subscribes again gets a new endpoint, and only the owner (with the stored auth secret) or an admin may delete this one".into(),
             });
         }
+        Upserted::OtherSite => return Err(other_site()),
     };
     let topics = core.store.subscription_topics(subscribed.id()).await?;
     Ok(Stored { subscribed, topics })
+}
+
+/// A subscribe to one site of an endpoint another site holds: each browser subscription
+/// is made with one site's key, so this is not a re-sync.
+fn other_site() -> CoreError {
+    CoreError::Conflict { field: "endpoint", reason: "this endpoint is subscribed to another site".into() }
 }
 
 /// Unbinds a subscription from its user (a signed-in user signs out of a shared
 /// browser): the subscription and its topics stay, sends to that user no longer reach it.
 /// The owner proves it with the `auth` secret.
 #[tracing::instrument(skip_all)]
-pub async fn sign_out(core: &Clarion, endpoint: &str, auth: &str) -> Result<(), CoreError> {
-    let owned = crate::ownership::prove_ownership(core, endpoint, auth).await?;
+pub async fn sign_out(core: &Clarion, site: &Site, endpoint: &str, auth: &str) -> Result<(), CoreError> {
+    let owned = crate::ownership::prove_ownership(core, site, endpoint, auth).await?;
     core.store.unbind_user(owned.id()).await?;
     tracing::info!(id = owned.id(), "subscription signed out of its user");
     Ok(())
@@ -154,15 +168,16 @@ pub async fn sign_out(core: &Clarion, endpoint: &str, auth: &str) -> Result<(), 
 #[tracing::instrument(skip_all)]
 pub async fn renew(
     core: &Clarion,
+    site: &Site,
     old_endpoint: &str,
     old_auth: &str,
     renewed: &SubscriptionJson,
     user_agent: Option<&str>,
 ) -> Result<Stored, CoreError> {
     let renewed = NewSubscription::parse(renewed, &core.policy)?;
-    let old = crate::ownership::prove_ownership(core, old_endpoint, old_auth).await?;
+    let old = crate::ownership::prove_ownership(core, site, old_endpoint, old_auth).await?;
     let user_agent = user_agent.map(|ua| ua.chars().take(300).collect::<String>());
-    let current = core.keyring.current();
+    let current = site.keyring.current();
     let fingerprint = current.fingerprint();
     let subscribed = match core.store.renew_subscription(old.id(), &renewed, fingerprint, user_agent.as_deref()).await? {
         Upserted::Created(id) => Subscribed::Created(id),
@@ -170,6 +185,7 @@ pub async fn renew(
         Upserted::KeysDiffer => {
             return Err(CoreError::Conflict { field: "keys", reason: "the renewed endpoint is already subscribed with other keys".into() })
         }
+        Upserted::OtherSite => return Err(other_site()),
     };
     tracing::info!(old = old.id(), new = subscribed.id(), origin = %renewed.endpoint.origin(), "subscription renewed");
     let topics = core.store.subscription_topics(subscribed.id()).await?;
@@ -189,7 +205,7 @@ pub enum Deleter<'a> {
 
 /// Forgets a subscription by endpoint, for its owner or an admin (see [`Deleter`]).
 #[tracing::instrument(skip_all)]
-pub async fn unsubscribe(core: &Clarion, endpoint: &str, deleter: Deleter<'_>) -> Result<(), CoreError> {
+pub async fn unsubscribe(core: &Clarion, site: &Site, endpoint: &str, deleter: Deleter<'_>) -> Result<(), CoreError> {
     if endpoint.is_empty() {
         return Err(CoreError::Invalid { field: "endpoint", reason: "is required".into() });
     }
@@ -200,9 +216,9 @@ pub async fn unsubscribe(core: &Clarion, endpoint: &str, deleter: Deleter<'_>) -
                 reason: "is required: the subscription's keys.auth proves it is yours".into(),
             });
         }
-        crate::ownership::prove_ownership(core, endpoint, auth).await?;
+        crate::ownership::prove_ownership(core, site, endpoint, auth).await?;
     }
-    if core.store.delete_subscription_by_endpoint(endpoint).await? {
+    if core.store.delete_subscription_by_endpoint(&site.name, endpoint).await? {
         tracing::info!("subscription deleted");
         Ok(())
     } else {
@@ -235,7 +251,7 @@ const IMPORT_BATCH: usize = 1000;
 /// same checks and the same rule as `subscribe`: a known endpoint with other keys is not
 /// re-keyed, but reported in `rejected`, unless `replace_keys` (`clarion import
 /// --replace-keys`), which replaces them and counts them in `replaced`.
-pub async fn import(core: &Clarion, lines: impl std::io::BufRead, replace_keys: bool) -> Result<ImportReport, CoreError> {
+pub async fn import(core: &Clarion, site: &Site, lines: impl std::io::BufRead, replace_keys: bool) -> Result<ImportReport, CoreError> {
     let mut report = ImportReport::default();
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     for (index, line) in lines.lines().enumerate() {
@@ -252,10 +268,10 @@ pub async fn import(core: &Clarion, lines: impl std::io::BufRead, replace_keys: 
             Err(error) => report.rejected.push(ImportRejection { line: line_number, error }),
         }
         if batch.len() == IMPORT_BATCH {
-            store_batch(core, &mut batch, replace_keys, &mut report).await?;
+            store_batch(core, site, &mut batch, replace_keys, &mut report).await?;
         }
     }
-    store_batch(core, &mut batch, replace_keys, &mut report).await?;
+    store_batch(core, site, &mut batch, replace_keys, &mut report).await?;
     report.rejected.sort_by_key(|rejection| rejection.line);
     tracing::info!(stored = report.stored, rejected = report.rejected.len(), replaced = report.replaced, "import done");
     Ok(report)
@@ -264,12 +280,13 @@ pub async fn import(core: &Clarion, lines: impl std::io::BufRead, replace_keys: 
 /// Stores one batch of an import and adds what became of each line to the report.
 async fn store_batch(
     core: &Clarion,
+    site: &Site,
     batch: &mut Vec<(u64, NewSubscription)>,
     replace_keys: bool,
     report: &mut ImportReport,
 ) -> Result<(), CoreError> {
     let (lines, subscriptions): (Vec<u64>, Vec<NewSubscription>) = batch.drain(..).unzip();
-    let outcomes = core.store.import_subscriptions(&subscriptions, core.keyring.current().fingerprint(), replace_keys).await?;
+    let outcomes = core.store.import_subscriptions(&site.name, &subscriptions, site.keyring.current().fingerprint(), replace_keys).await?;
     for (line, outcome) in lines.into_iter().zip(outcomes) {
         match outcome {
             Imported::Stored => report.stored += 1,
@@ -279,7 +296,7 @@ async fn store_batch(
             }
             Imported::KeysDiffer => report.rejected.push(ImportRejection {
                 line,
-                error: "keys: this endpoint is already stored with other keys; it keeps them (clarion import --replace-keys replaces them)"
+                error: "keys: this endpoint is already stored with other keys (or for another site); it keeps them (clarion import --replace-keys replaces a site's own)"
                     .into(),
             }),
         }
@@ -289,8 +306,9 @@ async fn store_batch(
 
 pub const MAX_PAGE: i64 = 500;
 
-/// Lists subscriptions in creation order, `limit` at a time after the opaque `after` cursor.
-pub async fn list(core: &Clarion, limit: Option<i64>, after: Option<&str>) -> Result<SubscriptionPage, CoreError> {
+/// Lists `site`'s subscriptions in creation order, `limit` at a time after the opaque
+/// `after` cursor.
+pub async fn list(core: &Clarion, site: &Site, limit: Option<i64>, after: Option<&str>) -> Result<SubscriptionPage, CoreError> {
     let limit = limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(CoreError::Invalid { field: "limit", reason: format!("must be between 1 and {MAX_PAGE}") });
@@ -301,8 +319,8 @@ pub async fn list(core: &Clarion, limit: Option<i64>, after: Option<&str>) -> Re
             .parse::<i64>()
             .map_err(|_| CoreError::Invalid { field: "after", reason: "is not a cursor from a previous page".into() })?,
     };
-    let total = core.store.count_subscriptions().await?;
-    let mut subscriptions = core.store.list_subscriptions(limit + 1, after).await?;
+    let total = core.store.count_subscriptions(&site.name).await?;
+    let mut subscriptions = core.store.list_subscriptions(&site.name, limit + 1, after).await?;
     let next = if subscriptions.len() as i64 > limit {
         subscriptions.truncate(limit as usize);
         subscriptions.last().map(|s| s.id.to_string())

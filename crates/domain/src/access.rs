@@ -1,8 +1,20 @@
-//! Who may do what: the scopes an API key carries, the wire shapes of API keys and of
-//! the audit log, and the rules on their names. The server checks them; the console
+//! Who may do what, and where: the scopes an API key carries, the wire shapes of API
+//! keys and of the audit log, and the rules on their names and on site names. The server checks them; the console
 //! reads them to show only what a key may do.
 
 use serde::{Deserialize, Serialize};
+
+/// The site every deployment has; the `CLARION_*` settings configure it.
+pub const DEFAULT_SITE: &str = "default";
+
+/// The longest site name.
+pub const MAX_SITE_NAME: usize = 40;
+
+/// Whether `name` is a site's name: 1 to 40 of `a-z`, `0-9` and `-` (so it sits in a
+/// path, a label and a file name as it is).
+pub fn is_site_name(name: &str) -> bool {
+    (1..=MAX_SITE_NAME).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
 
 /// What an API key may do. `Admin` includes every other scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -34,21 +34,23 @@ const IDLE_REMOVED: &str = "idle_removed";
 pub const FORGOTTEN_USER: &str = "(forgotten)";
 
 impl Store {
-    /// Defines a topic, or changes the label, description and default of a defined one.
-    pub async fn save_topic(&self, name: &str, definition: &TopicDefinition) -> anyhow::Result<TopicSaved> {
+    /// Defines a topic of `site`, or changes the label, description and default of a
+    /// defined one.
+    pub async fn save_topic(&self, site: &str, name: &str, definition: &TopicDefinition) -> anyhow::Result<TopicSaved> {
         let description = definition.description.clone().unwrap_or_default();
         let is_default = definition.default.unwrap_or(false);
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let created = sqlx::query(
-                "INSERT INTO topics (name, label, description, is_default, created_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO topics (name, label, description, is_default, created_at, site) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (site, name) DO NOTHING",
             )
             .bind(name)
             .bind(definition.label.trim())
             .bind(&description)
             .bind(is_default)
             .bind(now_rfc3339())
+            .bind(site)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -57,12 +59,13 @@ impl Store {
                 // A field left out of the PUT keeps its value.
                 sqlx::query(
                     "UPDATE topics SET label = $1, description = COALESCE($2, description), is_default = COALESCE($3, is_default)
-                     WHERE name = $4",
+                     WHERE name = $4 AND site = $5",
                 )
                 .bind(definition.label.trim())
                 .bind(&definition.description)
                 .bind(definition.default)
                 .bind(name)
+                .bind(site)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -73,17 +76,22 @@ impl Store {
 
     /// Deletes a topic; every subscription's choice of it goes with it (a cascade).
     /// False when it was not defined.
-    pub async fn delete_topic(&self, name: &str) -> anyhow::Result<bool> {
-        let deleted =
-            on_pool!(self, pool => sqlx::query("DELETE FROM topics WHERE name = $1").bind(name).execute(pool).await?.rows_affected());
+    pub async fn delete_topic(&self, site: &str, name: &str) -> anyhow::Result<bool> {
+        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM topics WHERE name = $1 AND site = $2")
+            .bind(name)
+            .bind(site)
+            .execute(pool)
+            .await?
+            .rows_affected());
         Ok(deleted > 0)
     }
 
-    /// Every defined topic, by name.
-    pub async fn topics(&self) -> anyhow::Result<Vec<Topic>> {
+    /// Every topic `site` defined, by name.
+    pub async fn topics(&self, site: &str) -> anyhow::Result<Vec<Topic>> {
         let rows: Vec<TopicRow> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT name, label, description, is_default FROM topics ORDER BY name"
+            "SELECT name, label, description, is_default FROM topics WHERE site = $1 ORDER BY name"
         )
+        .bind(site)
         .fetch_all(pool)
         .await?);
         Ok(rows.into_iter().map(Topic::from).collect())
@@ -117,11 +125,12 @@ impl Store {
 
     /// A user's subscriptions, in the order they subscribed (an index range: a user has
     /// a handful of devices).
-    pub async fn user_subscriptions(&self, user_id: &str) -> anyhow::Result<Vec<SubscriptionSummary>> {
+    pub async fn user_subscriptions(&self, site: &str, user_id: &str) -> anyhow::Result<Vec<SubscriptionSummary>> {
         let mut rows: Vec<SubscriptionSummary> = on_pool!(self, pool => sqlx::query_as(concat!(
-            "SELECT ", summary_columns!(), " FROM subscriptions WHERE user_id = $1 ORDER BY id"
+            "SELECT ", summary_columns!(), " FROM subscriptions WHERE user_id = $1 AND site = $2 ORDER BY id"
         ))
         .bind(user_id)
+        .bind(site)
         .fetch_all(pool)
         .await?);
         self.attach_topics(&mut rows).await?;
@@ -149,19 +158,25 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes every subscription of a user, and the user id from the send history;
-    /// answers how many subscriptions there were.
-    pub async fn delete_user(&self, user_id: &str) -> anyhow::Result<u64> {
+    /// Deletes every subscription of a user of `site`, and the user id from the site's
+    /// send history; answers how many subscriptions there were.
+    pub async fn delete_user(&self, site: &str, user_id: &str) -> anyhow::Result<u64> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let removed = sqlx::query("DELETE FROM subscriptions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?.rows_affected();
+            let removed = sqlx::query("DELETE FROM subscriptions WHERE user_id = $1 AND site = $2")
+                .bind(user_id)
+                .bind(site)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             // The send history keeps no trace of the user: a send that named them shows
             // `FORGOTTEN_USER` in its place, and its scope rows go.
             let named: Vec<(i64, sqlx::types::Json<clarion_domain::audience::Audience>)> = sqlx::query_as(
-                "SELECT id, audience FROM broadcasts WHERE audience IS NOT NULL
+                "SELECT id, audience FROM broadcasts WHERE audience IS NOT NULL AND site = $2
                    AND id IN (SELECT broadcast_id FROM broadcast_users WHERE user_id = $1)",
             )
             .bind(user_id)
+            .bind(site)
             .fetch_all(&mut *tx)
             .await?;
             for (id, sqlx::types::Json(mut audience)) in named {
@@ -174,7 +189,11 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("DELETE FROM broadcast_users WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM broadcast_users WHERE user_id = $1 AND broadcast_id IN (SELECT id FROM broadcasts WHERE site = $2)")
+                .bind(user_id)
+                .bind(site)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(removed)
         })

@@ -5,7 +5,7 @@
 //! they store: `subscriptions`, their `audience` (topics, users, last seen), the
 //! broadcast ledger (`broadcasts`), the console's `sessions`, the `deployment` keys that
 //! instances sharing a database must agree on, each site's `vapid_keys`, and the API
-//! keys and audit log (`access`). Where the
+//! keys and audit log (`access`), and the `sites` themselves. Where the
 //! two backends need different SQL, both versions sit side by side in the same method,
 //! so a query and its PostgreSQL twin are read together.
 //!
@@ -44,6 +44,13 @@ macro_rules! read_topics_sql {
     };
 }
 
+/// The topics of subscription `$1`'s site, as rows of `subscription_topics`.
+macro_rules! site_topics {
+    () => {
+        "SELECT $1, t.site, t.name FROM topics t JOIN subscriptions s ON s.site = t.site WHERE s.id = $1"
+    };
+}
+
 /// Replaces the topics of subscription `$id` inside transaction `$tx`: with `$topics`
 /// (`Some`: defined names; one deleted since the caller's check is skipped, not an
 /// error), or with the default topics (`None`).
@@ -53,18 +60,26 @@ macro_rules! replace_topics {
         sqlx::query("DELETE FROM subscription_topics WHERE subscription_id = $1").bind(id).execute(&mut *$tx).await?;
         match topics {
             None => {
-                sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, name FROM topics WHERE is_default")
-                    .bind(id)
-                    .execute(&mut *$tx)
-                    .await?;
+                sqlx::query(concat!(
+                    "INSERT INTO subscription_topics (subscription_id, site, topic) ",
+                    site_topics!(),
+                    " AND t.is_default"
+                ))
+                .bind(id)
+                .execute(&mut *$tx)
+                .await?;
             }
             Some(topics) => {
                 for topic in topics {
-                    sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, name FROM topics WHERE name = $2")
-                        .bind(id)
-                        .bind(topic)
-                        .execute(&mut *$tx)
-                        .await?;
+                    sqlx::query(concat!(
+                        "INSERT INTO subscription_topics (subscription_id, site, topic) ",
+                        site_topics!(),
+                        " AND t.name = $2"
+                    ))
+                    .bind(id)
+                    .bind(topic)
+                    .execute(&mut *$tx)
+                    .await?;
                 }
             }
         }
@@ -76,6 +91,7 @@ mod audience;
 mod broadcasts;
 mod deployment;
 mod sessions;
+mod sites;
 mod subscriptions;
 mod vapid_keys;
 
@@ -86,6 +102,7 @@ pub use broadcasts::{
     RangeFinished, RangeJob, RetryDue,
 };
 pub use deployment::{DeploymentKey, KeyMismatch};
+pub use sites::{SiteRemoved, StoredSite};
 pub use subscriptions::{Imported, StoredSubscription, SubscriberFacts, Upserted};
 pub use vapid_keys::{KeyRetired, StoredVapidKey};
 

@@ -25,6 +25,8 @@ pub enum Upserted {
     Refreshed(i64),
     /// The endpoint is known with other keys; nothing was changed.
     KeysDiffer,
+    /// The endpoint is subscribed to another site; nothing was changed.
+    OtherSite,
 }
 
 /// A stored subscription as the sender needs it.
@@ -72,10 +74,11 @@ impl StoredSubscription {
 /// `$find_known` reads the known row ([`Store::find_known_sql`]). Subscribing and renewing
 /// share it.
 macro_rules! insert_or_refresh {
-    ($tx:ident, $find_known:expr, $sub:expr, $fingerprint:expr, $user_agent:expr, $now:expr, $client_hash:expr, $user_id:expr) => {{
+    ($tx:ident, $find_known:expr, $site:expr, $sub:expr, $fingerprint:expr, $user_agent:expr, $now:expr, $client_hash:expr, $user_id:expr) => {{
+        let site: &str = $site;
         let created: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at, last_seen_at, client_hash, user_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, $9) ON CONFLICT (endpoint) DO NOTHING RETURNING id",
+            "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, user_agent, created_at, updated_at, last_seen_at, client_hash, user_id, site)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, $9, $10) ON CONFLICT (endpoint) DO NOTHING RETURNING id",
         )
         .bind($sub.endpoint.as_str())
         .bind(&$sub.p256dh.as_bytes()[..])
@@ -86,14 +89,17 @@ macro_rules! insert_or_refresh {
         .bind($now)
         .bind($client_hash)
         .bind($user_id)
+        .bind(site)
         .fetch_optional(&mut *$tx)
         .await?;
         match created {
             Some(id) => Upserted::Created(id),
             None => {
-                let (id, p256dh, auth): (i64, Vec<u8>, Vec<u8>) =
+                let (id, p256dh, auth, known_site): (i64, Vec<u8>, Vec<u8>, String) =
                     sqlx::query_as($find_known).bind($sub.endpoint.as_str()).fetch_one(&mut *$tx).await?;
-                if p256dh != $sub.p256dh.as_bytes() || auth != $sub.auth.as_bytes() {
+                if known_site != site {
+                    Upserted::OtherSite
+                } else if p256dh != $sub.p256dh.as_bytes() || auth != $sub.auth.as_bytes() {
                     Upserted::KeysDiffer
                 } else {
                     sqlx::query(
@@ -121,8 +127,8 @@ impl Store {
     /// commits; SQLite's write lock already covers the whole transaction.
     fn find_known_sql(&self) -> &'static str {
         match self.db {
-            Db::Sqlite(_) => "SELECT id, p256dh, auth FROM subscriptions WHERE endpoint = $1",
-            Db::Postgres(_) => "SELECT id, p256dh, auth FROM subscriptions WHERE endpoint = $1 FOR UPDATE",
+            Db::Sqlite(_) => "SELECT id, p256dh, auth, site FROM subscriptions WHERE endpoint = $1",
+            Db::Postgres(_) => "SELECT id, p256dh, auth, site FROM subscriptions WHERE endpoint = $1 FOR UPDATE",
         }
     }
 
@@ -136,6 +142,7 @@ impl Store {
     /// and `facts.topics` (see [`SubscriberFacts`]).
     pub async fn upsert_subscription(
         &self,
+        site: &str,
         sub: &NewSubscription,
         vapid_fingerprint: &str,
         facts: &SubscriberFacts<'_>,
@@ -144,9 +151,9 @@ impl Store {
         let find_known = self.find_known_sql();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let result = insert_or_refresh!(tx, find_known, sub, vapid_fingerprint, facts.user_agent, &now, facts.client_hash, facts.user_id);
+            let result = insert_or_refresh!(tx, find_known, site, sub, vapid_fingerprint, facts.user_agent, &now, facts.client_hash, facts.user_id);
             let chosen = match (result, facts.topics) {
-                (Upserted::KeysDiffer, _) => None,
+                (Upserted::KeysDiffer | Upserted::OtherSite, _) => None,
                 (Upserted::Created(id), None) => Some((id, None)),
                 (Upserted::Created(id) | Upserted::Refreshed(id), Some(topics)) => Some((id, Some(topics))),
                 (Upserted::Refreshed(_), None) => None,
@@ -167,6 +174,7 @@ impl Store {
     /// imported subscription counts as seen at its import, for the idle expiry.
     pub async fn import_subscriptions(
         &self,
+        site: &str,
         subscriptions: &[NewSubscription],
         vapid_fingerprint: &str,
         replace_keys: bool,
@@ -177,12 +185,13 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             for sub in subscriptions {
                 let stored = sqlx::query(
-                    "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, created_at, updated_at, last_seen_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6, $6)
+                    "INSERT INTO subscriptions (endpoint, p256dh, auth, expiration_time, vapid_key_fingerprint, created_at, updated_at, last_seen_at, site)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7)
                      ON CONFLICT (endpoint) DO UPDATE SET expiration_time = excluded.expiration_time,
                        vapid_key_fingerprint = excluded.vapid_key_fingerprint, updated_at = excluded.updated_at,
                        last_seen_at = excluded.last_seen_at
-                     WHERE subscriptions.p256dh = excluded.p256dh AND subscriptions.auth = excluded.auth",
+                     WHERE subscriptions.p256dh = excluded.p256dh AND subscriptions.auth = excluded.auth
+                       AND subscriptions.site = excluded.site",
                 )
                 .bind(sub.endpoint.as_str())
                 .bind(&sub.p256dh.as_bytes()[..])
@@ -190,6 +199,7 @@ impl Store {
                 .bind(sub.expiration_time)
                 .bind(vapid_fingerprint)
                 .bind(&now)
+                .bind(site)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -197,10 +207,12 @@ impl Store {
                     (true, _) => Imported::Stored,
                     (false, false) => Imported::KeysDiffer,
                     (false, true) => {
-                        sqlx::query(
+                        // Only the site's own endpoint is re-keyed; another site's is
+                        // refused like a known endpoint with other keys.
+                        let replaced = sqlx::query(
                             "UPDATE subscriptions SET p256dh = $2, auth = $3, expiration_time = $4, vapid_key_fingerprint = $5,
                                vapid_refusals = 0, updated_at = $6, last_seen_at = $6
-                             WHERE endpoint = $1",
+                             WHERE endpoint = $1 AND site = $7",
                         )
                         .bind(sub.endpoint.as_str())
                         .bind(&sub.p256dh.as_bytes()[..])
@@ -208,9 +220,11 @@ impl Store {
                         .bind(sub.expiration_time)
                         .bind(vapid_fingerprint)
                         .bind(&now)
+                        .bind(site)
                         .execute(&mut *tx)
-                        .await?;
-                        Imported::KeysReplaced
+                        .await?
+                        .rows_affected();
+                        if replaced > 0 { Imported::KeysReplaced } else { Imported::KeysDiffer }
                     }
                 };
                 outcomes.push(outcome);
@@ -235,14 +249,14 @@ impl Store {
         let find_known = self.find_known_sql();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let old: Option<(Option<String>, Option<String>)> =
-                sqlx::query_as("SELECT user_id, client_hash FROM subscriptions WHERE id = $1").bind(old_id).fetch_optional(&mut *tx).await?;
-            let Some((user_id, client_hash)) = old else { anyhow::bail!("subscription {old_id} is gone") };
-            let result = insert_or_refresh!(tx, find_known, renewed, vapid_fingerprint, user_agent, &now, client_hash.as_deref(), user_id.as_deref());
+            let old: Option<(Option<String>, Option<String>, String)> =
+                sqlx::query_as("SELECT user_id, client_hash, site FROM subscriptions WHERE id = $1").bind(old_id).fetch_optional(&mut *tx).await?;
+            let Some((user_id, client_hash, site)) = old else { anyhow::bail!("subscription {old_id} is gone") };
+            let result = insert_or_refresh!(tx, find_known, &site, renewed, vapid_fingerprint, user_agent, &now, client_hash.as_deref(), user_id.as_deref());
             let (Upserted::Created(new_id) | Upserted::Refreshed(new_id)) = result else { return Ok(result) };
             if new_id != old_id {
                 sqlx::query("DELETE FROM subscription_topics WHERE subscription_id = $1").bind(new_id).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO subscription_topics (subscription_id, topic) SELECT $1, topic FROM subscription_topics WHERE subscription_id = $2")
+                sqlx::query("INSERT INTO subscription_topics (subscription_id, site, topic) SELECT $1, site, topic FROM subscription_topics WHERE subscription_id = $2")
                     .bind(new_id)
                     .bind(old_id)
                     .execute(&mut *tx)
@@ -256,9 +270,10 @@ impl Store {
 
     /// Deletes by endpoint (as the client sent it; see [`PushEndpoint::lookup_key`]); false
     /// when it was not stored.
-    pub async fn delete_subscription_by_endpoint(&self, endpoint: &str) -> anyhow::Result<bool> {
-        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM subscriptions WHERE endpoint = $1")
+    pub async fn delete_subscription_by_endpoint(&self, site: &str, endpoint: &str) -> anyhow::Result<bool> {
+        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM subscriptions WHERE endpoint = $1 AND site = $2")
             .bind(PushEndpoint::lookup_key(endpoint))
+            .bind(site)
             .execute(pool)
             .await?
             .rows_affected());
@@ -271,52 +286,65 @@ impl Store {
         Ok(deleted > 0)
     }
 
-    /// Finds by endpoint, as the client sent it (see [`PushEndpoint::lookup_key`]).
-    pub async fn find_subscription(&self, endpoint: &str) -> anyhow::Result<Option<StoredSubscription>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(concat!("SELECT ", subscription_columns!(), " FROM subscriptions WHERE endpoint = $1"))
+    /// Finds `site`'s subscription by endpoint, as the client sent it (see
+    /// [`PushEndpoint::lookup_key`]); another site's is not found.
+    pub async fn find_subscription(&self, site: &str, endpoint: &str) -> anyhow::Result<Option<StoredSubscription>> {
+        Ok(
+            on_pool!(self, pool => sqlx::query_as(concat!("SELECT ", subscription_columns!(), " FROM subscriptions WHERE endpoint = $1 AND site = $2"))
             .bind(PushEndpoint::lookup_key(endpoint))
+            .bind(site)
             .fetch_optional(pool)
-            .await?))
+            .await?),
+        )
     }
 
     /// Subscriptions created from one client address (by its keyed hash): an index range
     /// no longer than the per-address cap.
-    pub async fn count_subscriptions_from(&self, client_hash: &str) -> anyhow::Result<i64> {
-        Ok(on_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions WHERE client_hash = $1")
+    pub async fn count_subscriptions_from(&self, site: &str, client_hash: &str) -> anyhow::Result<i64> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions WHERE client_hash = $1 AND site = $2")
             .bind(client_hash)
+            .bind(site)
             .fetch_one(pool)
             .await?))
     }
 
-    /// The number of stored subscriptions, kept by triggers: one row read, however large
-    /// the audience.
-    pub async fn count_subscriptions(&self) -> anyhow::Result<i64> {
-        Ok(on_pool!(self, pool => sqlx::query_scalar("SELECT CAST(SUM(stored) AS BIGINT) FROM subscription_count").fetch_one(pool).await?))
+    /// The number of `site`'s subscriptions, kept by triggers: one row read (16 on
+    /// PostgreSQL), however large the audience.
+    pub async fn count_subscriptions(&self, site: &str) -> anyhow::Result<i64> {
+        Ok(
+            on_pool!(self, pool => sqlx::query_scalar("SELECT COALESCE(CAST(SUM(stored) AS BIGINT), 0) FROM subscription_count WHERE site = $1")
+            .bind(site)
+            .fetch_one(pool)
+            .await?),
+        )
     }
 
     /// One page of the admin listing, in id order after `after`.
-    pub async fn list_subscriptions(&self, limit: i64, after: i64) -> anyhow::Result<Vec<SubscriptionSummary>> {
+    pub async fn list_subscriptions(&self, site: &str, limit: i64, after: i64) -> anyhow::Result<Vec<SubscriptionSummary>> {
         let mut rows = on_pool!(self, pool => sqlx::query_as(concat!(
-            "SELECT ", summary_columns!(), " FROM subscriptions WHERE id > $1 ORDER BY id LIMIT $2"
+            "SELECT ", summary_columns!(), " FROM subscriptions WHERE site = $3 AND id > $1 ORDER BY id LIMIT $2"
         ))
         .bind(after)
         .bind(limit)
+        .bind(site)
         .fetch_all(pool)
         .await?);
         self.attach_topics(&mut rows).await?;
         Ok(rows)
     }
 
-    /// Subscriptions with `after < id <= up_to`, in id order: one page of a broadcast.
-    pub async fn subscriptions_page(&self, after: i64, up_to: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
+    /// `site`'s subscriptions with `after < id <= up_to`, in id order: one page of a
+    /// broadcast.
+    pub async fn subscriptions_page(&self, site: &str, after: i64, up_to: i64, limit: i64) -> anyhow::Result<Vec<StoredSubscription>> {
         Ok(on_pool!(self, pool => sqlx::query_as(concat!(
             "SELECT ",
             subscription_columns!(),
-            " FROM subscriptions WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"
+            " FROM subscriptions WHERE site = $4 AND id > $1 AND id <= $2 ORDER BY id LIMIT $3"
         ))
         .bind(after)
         .bind(up_to)
         .bind(limit)
+        .bind(site)
         .fetch_all(pool)
         .await?))
     }

@@ -114,11 +114,12 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE vapid_keys SET is_current = $1 WHERE site = $2 AND is_current").bind(false).bind(site).execute(&mut *tx).await?;
-            let id: i64 = sqlx::query_scalar(
+            let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO vapid_keys (site, fingerprint, public_key, sealed_private_key, is_current, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (fingerprint) DO UPDATE SET is_current = excluded.is_current, retired_at = NULL,
                      sealed_private_key = COALESCE(vapid_keys.sealed_private_key, excluded.sealed_private_key)
+                 WHERE vapid_keys.site = excluded.site
                  RETURNING id",
             )
             .bind(site)
@@ -127,8 +128,11 @@ impl Store {
             .bind(sealed_private_key)
             .bind(true)
             .bind(now_rfc3339())
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            // A key is one site's: another site's key is not taken over (the transaction
+            // rolls back on drop).
+            let Some(id) = id else { anyhow::bail!("this VAPID key belongs to another site") };
             tx.commit().await?;
             Ok(id)
         })

@@ -1,12 +1,25 @@
 // The SDK on a customer's site (demo-site/, on its own origin) in Firefox ESR, with real
 // subscriptions through `clarion push-service`: connect, subscribe with an identity
-// token, a REST send shown by the site's own worker, unsubscribe; and a site Clarion
-// does not list, which cannot subscribe. (Playwright cannot reach a service worker in
+// token, a REST send shown by the site's own worker, unsubscribe; a site Clarion
+// does not list, which cannot subscribe; and a second site of the same Clarion on that
+// origin, which can, and receives its own sends. (Playwright cannot reach a service worker in
 // Firefox, so the click report from the site's worker is dispatched in Chromium:
 // tests/chromium/sdk.spec.ts.)
 import { expect, test } from '@playwright/test';
 import { DemoSite } from '../pages/demo-site';
-import { broadcast, demoURL, identityToken, listedEndpoints, strangerURL, waitForBrowserConnection } from '../support/servers';
+import {
+  broadcast,
+  broadcastToSite,
+  createSite,
+  demoURL,
+  identityToken,
+  listedEndpoints,
+  removeSite,
+  siteEndpoints,
+  strangerURL,
+  vapidPublicKey,
+  waitForBrowserConnection,
+} from '../support/servers';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -68,5 +81,31 @@ test.describe('the SDK on another site (Firefox ESR + clarion push-service)', ()
     expect(refused.message).toContain('CLARION_CORS_ORIGINS');
     expect(refused.message).toContain(strangerURL);
     expect(await site.state()).toBe('ready');
+  });
+
+  test('a second site on its own origin subscribes through the SDK and receives that site\'s send, signed with its key', async ({ page }) => {
+    // The stranger's origin is no origin of default's; it becomes the site `shop`'s.
+    const shop = await createSite('shop', [strangerURL]);
+    expect(shop.vapid_public_key).not.toBe(await vapidPublicKey());
+    try {
+      const site = new DemoSite(page);
+      await site.goto(strangerURL, '/?site=shop');
+      const subscribed = await site.subscribe();
+      expect(subscribed.ok, JSON.stringify(subscribed)).toBe(true);
+      const endpoint = subscribed.subscription.endpoint;
+      expect(await siteEndpoints('shop')).toContain(endpoint);
+      expect(await listedEndpoints()).not.toContain(endpoint);
+
+      // Sent to shop: Firefox subscribed with shop's key, and the push service refuses a
+      // push signed with any other.
+      const status = await broadcastToSite('shop', { title: 'Shop news', body: 'Only for the shop' });
+      expect(status.total).toBe(1);
+      expect(status.delivered).toBe(1);
+      const shown = await site.waitForNotification('Shop news');
+      expect(shown.body).toBe('Only for the shop');
+      expect(shown.data.url).toBe(`${strangerURL}/`);
+    } finally {
+      await removeSite('shop');
+    }
   });
 });

@@ -7,9 +7,9 @@ import { waitForShown, type ShownNotification } from './push-page';
 export class DemoSite {
   constructor(readonly page: Page) {}
 
-  /** Opens the site and waits until `connect` has resolved. */
-  async goto(origin = demoURL) {
-    await this.page.goto(`${origin}/`);
+  /** Opens the site (at `path`, e.g. `/?site=shop`) and waits until `connect` has resolved. */
+  async goto(origin = demoURL, path = '/') {
+    await this.page.goto(`${origin}${path}`);
     await this.page.waitForFunction(() => (window as any).clarion !== undefined, null, { timeout: 30_000 });
   }
 

@@ -53,6 +53,45 @@ export async function broadcast(notification: Record<string, unknown>) {
   return status;
 }
 
+/** Makes a site (admin) with these origins; answers it. */
+export async function createSite(name: string, origins: string[]) {
+  const ctx = await api();
+  const response = await ctx.post(`${appURL}/api/v1/sites`, { data: { name, origins } });
+  expect(response.status(), await response.text()).toBe(201);
+  return response.json();
+}
+
+/** Removes a site and its subscriptions (admin). */
+export async function removeSite(name: string) {
+  const ctx = await api();
+  const response = await ctx.delete(`${appURL}/api/v1/sites/${name}?purge=true`);
+  expect(response.status(), await response.text()).toBe(200);
+}
+
+/** The endpoints stored for a site (admin). */
+export async function siteEndpoints(site: string): Promise<string[]> {
+  const ctx = await api();
+  const response = await ctx.get(`${appURL}/api/v1/sites/${site}/subscriptions?limit=500`);
+  expect(response.status()).toBe(200);
+  return (await response.json()).subscriptions.map((s: { endpoint: string }) => s.endpoint);
+}
+
+/** Queues a notification to a site's subscribers and waits until it is done. */
+export async function broadcastToSite(site: string, notification: Record<string, unknown>) {
+  const ctx = await api();
+  const queued = await ctx.post(`${appURL}/api/v1/sites/${site}/notifications`, { data: notification });
+  expect(queued.status()).toBe(202);
+  const { id } = await queued.json();
+  let status: any;
+  await expect
+    .poll(async () => {
+      status = await (await ctx.get(`${appURL}/api/v1/sites/${site}/notifications/${id}`)).json();
+      return status.status;
+    })
+    .toBe('done');
+  return status;
+}
+
 /** Rotates the default site's VAPID key (admin); answers the new key. */
 export async function rotateKey(): Promise<{ id: number; public_key: string }> {
   const ctx = await api();

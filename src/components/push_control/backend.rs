@@ -14,10 +14,12 @@ pub enum Backend {
     /// Clarion's own page: the server functions under `/api/fn`.
     #[cfg(feature = "hydrate")]
     ServerFunctions,
-    /// Another site's page: `/api/v1` at Clarion's origin (`https://push.example.com`),
-    /// which answers the sites listed in `CLARION_CORS_ORIGINS`.
+    /// Another site's page: the REST API of its site at Clarion's origin, `api`
+    /// (`https://push.example.com/api/v1` for `default`, which answers the origins of
+    /// `CLARION_CORS_ORIGINS`; `…/api/v1/sites/shop` for the site `shop`, which answers
+    /// its own origins).
     #[cfg(feature = "sdk")]
-    Rest { origin: String },
+    Rest { api: String },
 }
 
 type Result<T> = std::result::Result<T, BrowserError>;
@@ -29,8 +31,8 @@ impl Backend {
             #[cfg(feature = "hydrate")]
             Backend::ServerFunctions => Ok(crate::api::vapid_public_key().await?),
             #[cfg(feature = "sdk")]
-            Backend::Rest { origin } => {
-                rest::call(origin, rest::Method::Get, "/vapid-public-key", None).await.and_then(|key| rest::read(key, "public_key"))
+            Backend::Rest { api } => {
+                rest::call(api, rest::Method::Get, "/vapid-public-key", None).await.and_then(|key| rest::read(key, "public_key"))
             }
         }
     }
@@ -41,7 +43,7 @@ impl Backend {
             #[cfg(feature = "hydrate")]
             Backend::ServerFunctions => Ok(crate::api::topics().await?),
             #[cfg(feature = "sdk")]
-            Backend::Rest { origin } => rest::call(origin, rest::Method::Get, "/topics", None).await.map(|answer| rest::topics(&answer)),
+            Backend::Rest { api } => rest::call(api, rest::Method::Get, "/topics", None).await.map(|answer| rest::topics(&answer)),
         }
     }
 
@@ -60,7 +62,7 @@ impl Backend {
                 Ok(crate::api::save_subscription(json.clone(), topics, user_token).await?.topics)
             }
             #[cfg(feature = "sdk")]
-            Backend::Rest { origin } => {
+            Backend::Rest { api } => {
                 let _ = json;
                 // The browser's own `toJSON()`, plus the audience members.
                 let body: wasm_bindgen::JsValue = subscription.to_json()?.into();
@@ -70,7 +72,7 @@ impl Backend {
                 if let Some(token) = user_token {
                     let _ = js_sys::Reflect::set(&body, &"user_token".into(), &token.into());
                 }
-                rest::call(origin, rest::Method::Post, "/subscriptions", Some(body))
+                rest::call(api, rest::Method::Post, "/subscriptions", Some(body))
                     .await
                     .map(|saved| browser::strings_member(&saved, "topics"))
             }
@@ -94,11 +96,11 @@ impl Backend {
                 Ok(crate::api::renew_subscription(old_endpoint, old_auth, json.clone()).await?)
             }
             #[cfg(feature = "sdk")]
-            Backend::Rest { origin } => {
+            Backend::Rest { api } => {
                 let _ = json;
                 let old = browser::object(&[("endpoint", old_endpoint.into()), ("auth", old_auth.into())]);
                 let body = browser::object(&[("old", old), ("subscription", subscription.to_json()?.into())]);
-                let response = rest::send(origin, rest::Method::Post, "/subscriptions/renew", Some(body), 404).await?;
+                let response = rest::send(api, rest::Method::Post, "/subscriptions/renew", Some(body), 404).await?;
                 if response.status() == 404 {
                     return Ok(None);
                 }
@@ -114,10 +116,10 @@ impl Backend {
             #[cfg(feature = "hydrate")]
             Backend::ServerFunctions => Ok(crate::api::save_topics(endpoint, auth, topics).await?),
             #[cfg(feature = "sdk")]
-            Backend::Rest { origin } => {
+            Backend::Rest { api } => {
                 let body =
                     browser::object(&[("endpoint", endpoint.into()), ("auth", auth.into()), ("topics", browser::string_array(&topics))]);
-                rest::call(origin, rest::Method::Put, "/subscriptions/topics", Some(body))
+                rest::call(api, rest::Method::Put, "/subscriptions/topics", Some(body))
                     .await
                     .map(|chosen| browser::strings_member(&chosen, "topics"))
             }
@@ -131,9 +133,9 @@ impl Backend {
             #[cfg(feature = "hydrate")]
             Backend::ServerFunctions => crate::api::delete_subscription(endpoint, auth).await.map(|_| ()).map_err(BrowserError::from),
             #[cfg(feature = "sdk")]
-            Backend::Rest { origin } => {
+            Backend::Rest { api } => {
                 let body = browser::object(&[("endpoint", endpoint.into()), ("auth", auth.into())]);
-                rest::send(origin, rest::Method::Delete, "/subscriptions", Some(body), 404).await.map(|_| ())
+                rest::send(api, rest::Method::Delete, "/subscriptions", Some(body), 404).await.map(|_| ())
             }
         }
     }
@@ -144,9 +146,9 @@ impl Backend {
             #[cfg(feature = "hydrate")]
             Backend::ServerFunctions => Ok(crate::api::sign_out(endpoint, auth).await?),
             #[cfg(feature = "sdk")]
-            Backend::Rest { origin } => {
+            Backend::Rest { api } => {
                 let body = browser::object(&[("endpoint", endpoint.into()), ("auth", auth.into())]);
-                rest::send(origin, rest::Method::Post, "/subscriptions/sign-out", Some(body), 204).await.map(|_| ())
+                rest::send(api, rest::Method::Post, "/subscriptions/sign-out", Some(body), 204).await.map(|_| ())
             }
         }
     }
@@ -157,9 +159,9 @@ impl Backend {
             #[cfg(feature = "hydrate")]
             Backend::ServerFunctions => Ok(crate::api::send_test_notification(endpoint, auth).await?),
             #[cfg(feature = "sdk")]
-            Backend::Rest { origin } => {
+            Backend::Rest { api } => {
                 let body = browser::object(&[("endpoint", endpoint.into()), ("auth", auth.into())]);
-                let answer = rest::call(origin, rest::Method::Post, "/subscriptions/test", Some(body)).await?;
+                let answer = rest::call(api, rest::Method::Post, "/subscriptions/test", Some(body)).await?;
                 Ok(match browser::member(&answer, "outcome").as_string().as_deref() {
                     Some("delivered") => TestPushResult::Delivered,
                     Some("gone") => TestPushResult::Gone,
@@ -195,9 +197,9 @@ mod rest {
         Delete,
     }
 
-    /// Calls `path` under `/api/v1` and reads the JSON answer.
-    pub async fn call(origin: &str, method: Method, path: &str, body: Option<JsValue>) -> Result<JsValue, BrowserError> {
-        let response = send(origin, method, path, body, 0).await?;
+    /// Calls `path` under the site's API (`api`) and reads the JSON answer.
+    pub async fn call(api: &str, method: Method, path: &str, body: Option<JsValue>) -> Result<JsValue, BrowserError> {
+        let response = send(api, method, path, body, 0).await?;
         parse(&response).await.map_err(|e| BrowserError(format!("Clarion's answer to {path} was not JSON: {e}")))
     }
 
@@ -230,10 +232,10 @@ mod rest {
             .collect()
     }
 
-    /// Calls `path` under `/api/v1`; a status outside 2xx (and `also_fine`) is an error
-    /// in Clarion's words.
-    pub async fn send(origin: &str, method: Method, path: &str, body: Option<JsValue>, also_fine: u16) -> Result<Response, BrowserError> {
-        let url = format!("{origin}/api/v1{path}");
+    /// Calls `path` under the site's API (`api`); a status outside 2xx (and `also_fine`)
+    /// is an error in Clarion's words.
+    pub async fn send(api: &str, method: Method, path: &str, body: Option<JsValue>, also_fine: u16) -> Result<Response, BrowserError> {
+        let url = format!("{api}{path}");
         let method = match method {
             Method::Get => gloo_net::http::Method::GET,
             Method::Post => gloo_net::http::Method::POST,
@@ -246,7 +248,7 @@ mod rest {
             None => builder.build(),
         }
         .map_err(|e| BrowserError(e.to_string()))?;
-        let response = request.send().await.map_err(|e| unreachable(origin, e))?;
+        let response = request.send().await.map_err(|e| unreachable(api, e))?;
         let status = response.status();
         if response.ok() || status == also_fine {
             return Ok(response);
@@ -261,10 +263,10 @@ mod rest {
 
     /// A request the browser could not complete: Clarion is down, or (the usual cause on
     /// a new site) it does not grant this site CORS.
-    fn unreachable(origin: &str, e: gloo_net::Error) -> BrowserError {
+    fn unreachable(api: &str, e: gloo_net::Error) -> BrowserError {
         let site = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
         BrowserError(format!(
-            "could not reach Clarion at {origin} ({e}). Check that it is running and that its CLARION_CORS_ORIGINS lists this site, {site}"
+            "could not reach Clarion at {api} ({e}). Check that it is running and that the site's origins (CLARION_CORS_ORIGINS for default) list this page's, {site}"
         ))
     }
 }

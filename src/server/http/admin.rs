@@ -19,6 +19,7 @@
 
 use super::rest::error::ApiError;
 use super::security::{ClientIp, OverTls};
+use super::site_scope::SiteName;
 use crate::domain::Scope;
 use crate::domain::{base64url, clock, random};
 use crate::server::state::AppState;
@@ -28,10 +29,11 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use clarion_core::access::{self, Caller};
 use clarion_core::audit::{Action, Written};
-use clarion_core::keyring::DEFAULT_SITE;
+use clarion_core::sites::Site;
 use clarion_core::CoreError;
 use sha2::{Digest, Sha256};
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "clarion_admin";
@@ -175,26 +177,22 @@ scope_marker! {
     AdminScope => Scope::Admin;
 }
 
-/// An authenticated caller holding scope `S` on the request's site: the `{site}` of
-/// `/api/v1/sites/{site}/…`, else `default`. A key bound to another site gets `404`; a
-/// key without the scope `403`, naming it.
+/// An authenticated caller holding scope `S` on the request's site (its [`SiteName`]:
+/// the `{site}` of `/api/v1/sites/{site}/…`, else `default`), with that site. A key
+/// bound to another site gets `404`, as does a site that does not exist; a key without
+/// the scope `403`, naming it.
 pub struct Access<S> {
     pub caller: Caller,
     pub client: std::net::IpAddr,
-    pub site: String,
+    pub site: Arc<Site>,
     scope: PhantomData<S>,
 }
 
 impl<S> Access<S> {
     /// The audit entry of a write made through this request.
     pub fn wrote(&self, action: Action, target: impl Into<String>, audience: Option<i64>) -> Written<'_> {
-        Written { caller: &self.caller, site: &self.site, action, target: target.into(), audience, client: self.client.to_string() }
+        Written { caller: &self.caller, site: &self.site.name, action, target: target.into(), audience, client: self.client.to_string() }
     }
-}
-
-/// The site a request addresses: `/api/v1/sites/{site}/…`, else `default`.
-pub fn site_of(path: &str) -> &str {
-    path.strip_prefix("/api/v1/sites/").and_then(|rest| rest.split('/').next()).filter(|site| !site.is_empty()).unwrap_or(DEFAULT_SITE)
 }
 
 impl<S: ScopeNeeded + Send + Sync> FromRequestParts<AppState> for Access<S> {
@@ -202,8 +200,9 @@ impl<S: ScopeNeeded + Send + Sync> FromRequestParts<AppState> for Access<S> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Authenticated { caller, client } = Authenticated::from_request_parts(parts, state).await?;
-        let site = site_of(parts.uri.path()).to_string();
-        caller.require(S::SCOPE, Some(&site))?;
+        let site = SiteName::of(parts);
+        caller.require(S::SCOPE, Some(site))?;
+        let site = state.core.sites.get(site)?;
         Ok(Access { caller, client, site, scope: PhantomData })
     }
 }

@@ -1,69 +1,41 @@
-//! Which sites' pages may call Clarion: the origins of `CLARION_CORS_ORIGINS`, and the
-//! public endpoints (the ones the SDK and the imported worker call) that answer them.
+//! Which sites' pages may call Clarion: the origins of `CLARION_CORS_ORIGINS` (the site
+//! `default`'s; other sites keep theirs in the database), and the public endpoints (the
+//! ones the SDK and the imported worker call) that answer them.
 
 //!
 //! The list is checked at start: what a browser would never send as `Origin` is refused.
 
 use axum::http::request::Parts;
 use axum::http::{header, Method};
-use std::sync::Arc;
+use clarion_core::sites::{normalize_origin, parse_origin};
 
-/// Origins allowed besides the site's own.
+/// Origins allowed besides Clarion's own: `CLARION_CORS_ORIGINS`, the site `default`'s.
 #[derive(Debug, Clone, Default)]
-pub struct AllowedOrigins(Arc<Vec<String>>);
+pub struct AllowedOrigins(Vec<String>);
 
 impl AllowedOrigins {
     /// The comma-separated list of `CLARION_CORS_ORIGINS`, each entry a site's origin
     /// (`https://www.example.com`, `http://localhost:8080`), kept as browsers serialise
-    /// it: lower case, punycode, without a default port or a trailing slash. An entry that
-    /// is not an origin (`null`, a wildcard, a path, another scheme) is an error naming it,
-    /// never an entry that silently matches nothing or everything.
+    /// it (see [`clarion_core::sites::parse_origin`]). An entry that is not an origin is
+    /// an error naming it.
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut origins = Vec::new();
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let origin = Self::origin_of(entry).map_err(|why| format!("{entry:?} is not a site's origin: {why}"))?;
+            let origin = parse_origin(entry).map_err(|why| format!("{entry:?} is not a site's origin: {why}"))?;
             if !origins.contains(&origin) {
                 origins.push(origin);
             }
         }
-        Ok(Self(Arc::new(origins)))
+        Ok(Self(origins))
     }
 
-    fn origin_of(entry: &str) -> Result<String, &'static str> {
-        if entry.eq_ignore_ascii_case("null") {
-            return Err("`null` is the origin of sandboxed frames and local files, which any page can make; list real sites");
-        }
-        if entry.contains('*') {
-            return Err("wildcards are not supported; list each site");
-        }
-        let url = url::Url::parse(entry).map_err(|_| "write it as scheme://host[:port], e.g. https://www.example.com")?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err("a site is served over http or https");
-        }
-        if url.host().is_none() {
-            return Err("it names no host");
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err("an origin has no user or password");
-        }
-        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err("an origin has no path, query or fragment (browsers send scheme://host[:port] only)");
-        }
-        Ok(url.origin().ascii_serialization())
-    }
-
-    /// An origin as the list keeps it: lower case, without a trailing slash.
+    /// An origin as the lists keep it: lower case, without a trailing slash.
     pub fn normalize(origin: &str) -> String {
-        origin.trim_end_matches('/').to_ascii_lowercase()
+        normalize_origin(origin)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether `origin` (as a browser sent it) is listed.
-    pub fn contains(&self, origin: &str) -> bool {
-        self.0.contains(&Self::normalize(origin))
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
     }
 }
 

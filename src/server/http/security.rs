@@ -6,6 +6,7 @@
 
 use super::origins::{is_public_endpoint, AllowedOrigins};
 use super::rest::error::ApiError;
+use super::site_scope::{site_allows, SiteName};
 use crate::server::state::AppState;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -84,8 +85,8 @@ fn same_site(origin: &str, headers: &HeaderMap, tls: OverTls) -> bool {
 }
 
 /// Middleware for writes (anything but GET/HEAD/OPTIONS): refuses cross-site browser
-/// requests (an `Origin` that is neither this site nor, for the public endpoints, a site
-/// in `CLARION_CORS_ORIGINS`) and applies the
+/// requests (an `Origin` that is neither this site nor, for the public endpoints, one of
+/// the addressed site's origins: `CLARION_CORS_ORIGINS` for `default`) and applies the
 /// per-IP write limit. Requests without `Origin` (servers, curl) cannot be cross-site
 /// forgeries and pass.
 pub async fn guard_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -95,7 +96,10 @@ pub async fn guard_writes(State(state): State<AppState>, request: Request, next:
     let headers = request.headers();
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let origin = AllowedOrigins::normalize(origin);
-        let listed_site = || state.cors_origins.contains(&origin) && is_public_endpoint(request.method(), request.uri().path());
+        let listed_site = || {
+            is_public_endpoint(request.method(), request.uri().path())
+                && site_allows(&state, SiteName::of_request(request.extensions()), &origin)
+        };
         let tls = OverTls::of(&state, headers, request.extensions());
         if !same_site(&origin, headers, tls) && !listed_site() {
             if same_site(&origin, headers, OverTls(!tls.0)) {

@@ -5,7 +5,10 @@
 
 use super::targets::push_target;
 use super::{broadcast_status, page_size, PAGES_IN_FLIGHT};
+use crate::keyring::Keyring;
+use crate::sites::Site;
 use crate::Clarion;
+use anyhow::Context;
 use clarion_domain::clock::unix_millis as now_ms;
 use clarion_domain::{base64url, random, BroadcastStatus, FailureReason};
 use clarion_push::policy::{GateCheck, OriginGate, MAX_VAPID_REFUSALS};
@@ -66,6 +69,7 @@ enum Settled {
 /// services have from us, not the messages being encrypted.
 async fn deliver_one(
     core: &Clarion,
+    keyring: &Keyring,
     message: &PushMessage,
     gate: &OriginGate,
     permits: &Semaphore,
@@ -88,7 +92,7 @@ async fn deliver_one(
     if let Some(settled) = ask_gate() {
         return settled;
     }
-    let Ok(signer) = core.keyring.signer(&core.store, &row.vapid_key_fingerprint).await else {
+    let Ok(signer) = keyring.signer(&core.store, &row.vapid_key_fingerprint).await else {
         return (Settled::Failed(FailureReason::VapidKeyUnavailable), false);
     };
     let outcome = match core.sender.seal(&target, message) {
@@ -147,6 +151,7 @@ struct Sending {
 /// A panic in one push fails that push only.
 fn spawn_batch(
     core: &Clarion,
+    keyring: &Arc<Keyring>,
     message: &Arc<PushMessage>,
     gate: &Arc<OriginGate>,
     permits: &Arc<Semaphore>,
@@ -154,12 +159,12 @@ fn spawn_batch(
 ) -> Sending {
     use futures::FutureExt;
     let pushes = batch.iter().map(|(row, attempts)| (row.id, *attempts)).collect();
-    let (core, message, gate, permits) = (core.clone(), message.clone(), gate.clone(), permits.clone());
+    let (core, keyring, message, gate, permits) = (core.clone(), keyring.clone(), message.clone(), gate.clone(), permits.clone());
     let task = tokio::spawn(async move {
-        let (core, message, gate, permits) = (&core, &*message, &*gate, &*permits);
+        let (core, keyring, message, gate, permits) = (&core, &*keyring, &*message, &*gate, &*permits);
         // Straight into `join_all`, with no Vec between: each push's future is moved once.
         let sends = batch.iter().map(|(row, attempts)| async move {
-            match std::panic::AssertUnwindSafe(deliver_one(core, message, gate, permits, row, *attempts)).catch_unwind().await {
+            match std::panic::AssertUnwindSafe(deliver_one(core, keyring, message, gate, permits, row, *attempts)).catch_unwind().await {
                 Ok(sent) => sent,
                 Err(_) => {
                     tracing::error!(id = row.id, "a delivery panicked");
@@ -352,6 +357,11 @@ async fn drive(
     on_progress: &mut impl FnMut(&BroadcastStatus),
 ) -> anyhow::Result<DriveEnd> {
     let id = range.broadcast_id;
+    // Removing a site removes its broadcasts; one that is not loaded here (yet) waits
+    // for its lease to lapse and another instance, or this one, to come back to it.
+    let site = core.sites.find(&range.site).with_context(|| format!("site {:?} is not loaded on this instance", range.site))?;
+    let site = &*site;
+    let keyring = &site.keyring;
     let store = core.store.for_drives();
     let store = &store;
     let message = Arc::new(push_message(range));
@@ -380,7 +390,7 @@ async fn drive(
                 Some(last) => {
                     fetched_up_to = last;
                     let batch = page.into_iter().map(|row| (row, 0)).collect();
-                    in_flight.push_back((last, spawn_batch(core, &message, &gate, &permits, batch)));
+                    in_flight.push_back((last, spawn_batch(core, keyring, &message, &gate, &permits, batch)));
                 }
             }
         }
@@ -394,7 +404,7 @@ async fn drive(
             return Ok(DriveEnd::LeaseLost);
         }
         if reporting.due() {
-            report(core, id, on_progress).await;
+            report(core, site, id, on_progress).await;
         }
     }
     if halt.is_cancelled() {
@@ -418,14 +428,14 @@ async fn drive(
         if sharing.due() {
             share_origin_state(core, store, range, halt, &gate).await?;
         }
-        let Some(progress) = settle(collect_batch(spawn_batch(core, &message, &gate, &permits, due), &gate), halt).await else {
+        let Some(progress) = settle(collect_batch(spawn_batch(core, keyring, &message, &gate, &permits, due), &gate), halt).await else {
             return Ok(DriveEnd::Stopped);
         };
         if commit(progress).await? == LeaseStatus::Lost {
             return Ok(DriveEnd::LeaseLost);
         }
         if reporting.due() {
-            report(core, id, on_progress).await;
+            report(core, site, id, on_progress).await;
         }
     }
 
@@ -434,7 +444,7 @@ async fn drive(
     if lease == LeaseStatus::Lost {
         return Ok(DriveEnd::LeaseLost);
     }
-    if let Ok(status) = broadcast_status(core, id).await {
+    if let Ok(status) = broadcast_status(core, site, id).await {
         if broadcast_done {
             tracing::info!(
                 id,
@@ -457,8 +467,8 @@ const REPORT_EVERY: Duration = Duration::from_millis(250);
 
 /// Shows the running status to the caller of [`drive_range`], which a drive does after
 /// commits at most every [`REPORT_EVERY`] (its end shows the final status itself).
-async fn report(core: &Clarion, id: i64, on_progress: &mut impl FnMut(&BroadcastStatus)) {
-    if let Ok(status) = broadcast_status(core, id).await {
+async fn report(core: &Clarion, site: &Site, id: i64, on_progress: &mut impl FnMut(&BroadcastStatus)) {
+    if let Ok(status) = broadcast_status(core, site, id).await {
         on_progress(&status);
     }
 }

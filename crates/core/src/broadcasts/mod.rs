@@ -21,6 +21,7 @@ pub use engine::{drive_range, run_worker, work_once, worker_name, DriveEnd, SHUT
 pub use test_push::send_test;
 
 use crate::error::CoreError;
+use crate::sites::Site;
 use crate::Clarion;
 use clarion_domain::notification::{Notification, NotificationRequest};
 use clarion_domain::{BroadcastDetail, BroadcastQueued, BroadcastState, BroadcastStatus};
@@ -66,29 +67,31 @@ fn parse_send_at(text: &str) -> Result<i64, CoreError> {
 /// The audience of a send where it costs nothing to know before it starts (for the
 /// audit log): everyone (the kept count) or one endpoint. A send to topics or users is
 /// counted when it starts (its status's `total`): counting it now would cost a scan.
-pub async fn audience_known_now(core: &Clarion, request: &NotificationRequest) -> Result<Option<i64>, CoreError> {
+pub async fn audience_known_now(core: &Clarion, site: &Site, request: &NotificationRequest) -> Result<Option<i64>, CoreError> {
     if request.endpoint.is_some() {
         return Ok(Some(1));
     }
     if request.topics.is_none() && request.users.is_none() {
-        return Ok(Some(core.store.count_subscriptions().await?));
+        return Ok(Some(core.store.count_subscriptions(&site.name).await?));
     }
     Ok(None)
 }
 
-/// Validates a notification (its audience names defined topics; a schedule is in the
-/// next 90 days) and records it as a queued or scheduled broadcast.
-#[tracing::instrument(skip_all)]
+/// Validates a notification to `site`'s subscribers (its audience names the site's
+/// topics; a schedule is in the next 90 days) and records it as a queued or scheduled
+/// broadcast.
+#[tracing::instrument(skip_all, fields(site = %site.name))]
 pub async fn queue_broadcast(
     core: &Clarion,
+    site: &Site,
     request: NotificationRequest,
     lease_owner: Option<&str>,
 ) -> Result<BroadcastQueued, CoreError> {
     let send_at = request.send_at.as_deref().map(parse_send_at).transpose()?;
     let mut notification = Notification::build(request, core.payload_format)?;
-    crate::audience::check_defined(core, "topics", &notification.audience.topics).await?;
+    crate::audience::check_defined(core, site, "topics", &notification.audience.topics).await?;
     if let Some(endpoint) = &notification.endpoint {
-        let Some(stored) = core.store.find_subscription(endpoint).await? else {
+        let Some(stored) = core.store.find_subscription(&site.name, endpoint).await? else {
             return Err(CoreError::NotFound("no subscription with that endpoint".into()));
         };
         // Target the endpoint as stored, however the caller spelled it.
@@ -97,7 +100,7 @@ pub async fn queue_broadcast(
     let warning = notification.payload_is_large().then(|| {
         format!("the payload is {} bytes; some mobile push relays drop messages over about 3000 bytes", notification.max_payload_len())
     });
-    let id = core.store.create_broadcast(&notification, lease_owner, send_at).await?;
+    let id = core.store.create_broadcast(&site.name, &notification, lease_owner, send_at).await?;
     tracing::info!(
         id,
         bytes = notification.max_payload_len(),
@@ -115,11 +118,11 @@ pub async fn queue_broadcast(
 
 /// Cancels a broadcast that has not started: scheduled (or queued and not yet claimed).
 /// Once it has started it is a conflict (409).
-pub async fn cancel_broadcast(core: &Clarion, id: i64) -> Result<BroadcastStatus, CoreError> {
-    match core.store.cancel_broadcast(id).await? {
+pub async fn cancel_broadcast(core: &Clarion, site: &Site, id: i64) -> Result<BroadcastStatus, CoreError> {
+    match core.store.cancel_broadcast(&site.name, id).await? {
         Cancelled::Cancelled => {
             tracing::info!(id, "broadcast cancelled");
-            broadcast_status(core, id).await
+            broadcast_status(core, site, id).await
         }
         Cancelled::TooLate(state) => Err(CoreError::Conflict {
             field: "id",
@@ -130,23 +133,24 @@ pub async fn cancel_broadcast(core: &Clarion, id: i64) -> Result<BroadcastStatus
 }
 
 /// A broadcast's status from the ledger, with the storage fault that pauses it, if any.
-pub async fn broadcast_status(core: &Clarion, id: i64) -> Result<BroadcastStatus, CoreError> {
-    let record = core.store.broadcast(id).await?.ok_or_else(|| CoreError::NotFound(format!("no notification with id {id}")))?;
+/// Another site's broadcast is not found.
+pub async fn broadcast_status(core: &Clarion, site: &Site, id: i64) -> Result<BroadcastStatus, CoreError> {
+    let record = core.store.broadcast(&site.name, id).await?.ok_or_else(|| CoreError::NotFound(format!("no notification with id {id}")))?;
     Ok(BroadcastStatus { fault: core.faults.get(id), ..record.into() })
 }
 
 /// Counts a click on broadcast `id`'s notification, reported by the subscription that
 /// got it: its owner proves it with the `auth` secret. A subscription's click counts once,
 /// and only on a broadcast that was sent; a proven report also marks the subscription seen.
-pub async fn record_click(core: &Clarion, id: i64, endpoint: &str, auth: &str) -> Result<(), CoreError> {
+pub async fn record_click(core: &Clarion, site: &Site, id: i64, endpoint: &str, auth: &str) -> Result<(), CoreError> {
     for (field, value) in [("endpoint", endpoint), ("auth", auth)] {
         if value.is_empty() {
             return Err(CoreError::Invalid { field, reason: "is required: a click counts only from the subscription that got it".into() });
         }
     }
-    let owned = crate::ownership::prove_ownership(core, endpoint, auth).await?;
+    let owned = crate::ownership::prove_ownership(core, site, endpoint, auth).await?;
     core.store.mark_seen(owned.id()).await?;
-    match core.store.record_click(id, owned.id()).await? {
+    match core.store.record_click(&site.name, id, owned.id()).await? {
         ClickRecorded::Counted | ClickRecorded::AlreadyCounted => Ok(()),
         ClickRecorded::NoSuchBroadcast => Err(CoreError::NotFound(format!("no notification with id {id}"))),
         ClickRecorded::NotSent(state) => Err(CoreError::Conflict {
@@ -159,12 +163,13 @@ pub async fn record_click(core: &Clarion, id: i64, endpoint: &str, auth: &str) -
 /// The history, newest first; only broadcasts in `state`, when given.
 pub async fn list_broadcasts(
     core: &Clarion,
+    site: &Site,
     limit: i64,
     before: Option<i64>,
     state: Option<BroadcastState>,
 ) -> Result<Vec<BroadcastStatus>, CoreError> {
     check_history_limit(limit)?;
-    let rows = core.store.list_broadcasts(limit, before.unwrap_or(i64::MAX), state).await?;
+    let rows = core.store.list_broadcasts(&site.name, limit, before.unwrap_or(i64::MAX), state).await?;
     Ok(rows.into_iter().map(BroadcastStatus::from).collect())
 }
 
@@ -172,12 +177,13 @@ pub async fn list_broadcasts(
 /// `state`, when given.
 pub async fn list_broadcast_details(
     core: &Clarion,
+    site: &Site,
     limit: i64,
     before: Option<i64>,
     state: Option<BroadcastState>,
 ) -> Result<Vec<BroadcastDetail>, CoreError> {
     check_history_limit(limit)?;
-    let rows = core.store.list_broadcast_details(limit, before.unwrap_or(i64::MAX), state).await?;
+    let rows = core.store.list_broadcast_details(&site.name, limit, before.unwrap_or(i64::MAX), state).await?;
     Ok(rows.into_iter().map(BroadcastDetail::from).collect())
 }
 

@@ -5,6 +5,7 @@
 use super::targets::push_target;
 use crate::error::CoreError;
 use crate::ownership::OwnedSubscription;
+use crate::sites::Site;
 use crate::Clarion;
 use clarion_domain::notification::{Notification, NotificationRequest};
 use clarion_domain::{TestPushResult, Urgency};
@@ -12,7 +13,7 @@ use clarion_push::{Decision, PushMessage};
 
 /// Pushes a fixed test notification to the caller's own subscription.
 #[tracing::instrument(skip_all, fields(id = owned.id()))]
-pub async fn send_test(core: &Clarion, owned: OwnedSubscription) -> Result<TestPushResult, CoreError> {
+pub async fn send_test(core: &Clarion, site: &Site, owned: OwnedSubscription) -> Result<TestPushResult, CoreError> {
     let stored = owned.into_stored();
     let test = NotificationRequest {
         title: "Clarion test notification".into(),
@@ -27,7 +28,7 @@ pub async fn send_test(core: &Clarion, owned: OwnedSubscription) -> Result<TestP
         Ok(target) => target,
         Err(refusal) => return Ok(TestPushResult::Failed { reason: refusal.describe() }),
     };
-    let Ok(signer) = core.keyring.signer(&core.store, &stored.vapid_key_fingerprint).await else {
+    let Ok(signer) = site.keyring.signer(&core.store, &stored.vapid_key_fingerprint).await else {
         let reason = "this instance cannot sign for the subscription's VAPID key (the instances' CLARION_MASTER_KEY differ)".to_string();
         return Ok(TestPushResult::Failed { reason });
     };

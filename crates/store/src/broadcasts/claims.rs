@@ -35,12 +35,17 @@ impl Store {
                 // The audience, counted once when sending starts: one pass over the
                 // scope, never a query per subscription.
                 None if targeted => {
-                    let forms = audience_forms!("SELECT COALESCE(MAX(s.id), 0), COUNT(*) FROM subscriptions s WHERE TRUE", "");
-                    sqlx::query_as(audience_form(forms, start.by_topics, start.by_users)).bind(start.id).fetch_one(&mut *tx).await?
+                    let forms = audience_forms!("SELECT COALESCE(MAX(s.id), 0), COUNT(*) FROM subscriptions s WHERE s.site = $2", "");
+                    sqlx::query_as(audience_form(forms, start.by_topics, start.by_users))
+                        .bind(start.id)
+                        .bind(&start.site)
+                        .fetch_one(&mut *tx)
+                        .await?
                 }
                 Some(endpoint) => {
-                    sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions WHERE endpoint = $1")
+                    sqlx::query_as("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM subscriptions WHERE endpoint = $1 AND site = $2")
                         .bind(endpoint)
+                        .bind(&start.site)
                         .fetch_one(&mut *tx)
                         .await?
                 }
@@ -50,8 +55,10 @@ impl Store {
                 // without being counted in `total`: it subscribed during the start.
                 None => {
                     sqlx::query_as(
-                        "SELECT (SELECT COALESCE(MAX(id), 0) FROM subscriptions), (SELECT CAST(SUM(stored) AS BIGINT) FROM subscription_count)",
+                        "SELECT (SELECT COALESCE(MAX(id), 0) FROM subscriptions WHERE site = $1),
+                                (SELECT COALESCE(CAST(SUM(stored) AS BIGINT), 0) FROM subscription_count WHERE site = $1)",
                     )
+                    .bind(&start.site)
                     .fetch_one(&mut *tx)
                     .await?
                 }
@@ -113,7 +120,7 @@ impl Store {
                 sqlx::query_as(&claim).bind(owner).bind(self.lease_seconds()).bind(only).fetch_optional(&mut *tx).await?;
             let Some((broadcast_id, range_no)) = claimed else { return Ok(None) };
             let job: RangeJob = sqlx::query_as(
-                "SELECT r.broadcast_id, r.range_no, r.last_id, r.cursor, r.lease_epoch,
+                "SELECT r.broadcast_id, r.range_no, b.site, r.last_id, r.cursor, r.lease_epoch,
                         b.payload, b.ttl, b.urgency, b.topic, b.target_endpoint, b.by_topics, b.by_users
                  FROM broadcast_ranges r JOIN broadcasts b ON b.id = r.broadcast_id
                  WHERE r.broadcast_id = $1 AND r.range_no = $2",

@@ -77,7 +77,7 @@ macro_rules! claim_broadcast_sql {
 /// What a claim answers: a [`BroadcastStart`].
 macro_rules! claim_broadcast_returning {
     () => {
-        " RETURNING id, target_endpoint, by_topics, by_users, lease_epoch"
+        " RETURNING id, site, target_endpoint, by_topics, by_users, lease_epoch"
     };
 }
 
@@ -85,6 +85,8 @@ macro_rules! claim_broadcast_returning {
 #[derive(Clone, Debug, FromRow)]
 pub struct BroadcastStart {
     pub id: i64,
+    /// The site whose subscriptions it goes to.
+    pub site: String,
     pub target_endpoint: Option<String>,
     /// The scope is filtered by the broadcast's topics, its users, or both.
     pub by_topics: bool,
@@ -98,6 +100,8 @@ pub struct BroadcastStart {
 pub struct RangeJob {
     pub broadcast_id: i64,
     pub range_no: i64,
+    /// The site whose subscriptions it goes to.
+    pub site: String,
     /// The range holds the subscriptions with ids in `(after_id, last_id]`.
     pub last_id: i64,
     /// Highest id whose outcome is committed; the main pass resumes after it.
@@ -265,15 +269,21 @@ impl Store {
     ///
     /// With `send_at` (unix seconds) it is `scheduled` until then. Its audience is stored
     /// twice: as JSON for its status, and as rows its pages join against.
-    pub async fn create_broadcast(&self, n: &Notification, lease_owner: Option<&str>, send_at: Option<i64>) -> anyhow::Result<i64> {
+    pub async fn create_broadcast(
+        &self,
+        site: &str,
+        n: &Notification,
+        lease_owner: Option<&str>,
+        send_at: Option<i64>,
+    ) -> anyhow::Result<i64> {
         let audience = &n.audience;
         let state = if send_at.is_some() { BroadcastState::Scheduled } else { BroadcastState::Queued };
         let audience_json = (!audience.is_everyone()).then_some(Json(audience));
         let lease_seconds = lease_owner.map(|_| self.lease_seconds());
         let insert_sql = self.on_db_clock(
             "INSERT INTO broadcasts (payload, ttl, urgency, topic, target_endpoint, created_at, lease_owner, lease_until,
-                                     status, send_at, audience, by_topics, by_users)
-             VALUES ('', $1, $2, $3, $4, $5, $6, {db_now} + $7, $8, $9, $10, $11, $12) RETURNING id",
+                                     status, send_at, audience, by_topics, by_users, site)
+             VALUES ('', $1, $2, $3, $4, $5, $6, {db_now} + $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         );
         macro_rules! insert {
             ($tx:expr) => {{
@@ -290,6 +300,7 @@ impl Store {
                     .bind(audience_json)
                     .bind(!audience.topics.is_empty())
                     .bind(!audience.users.is_empty())
+                    .bind(site)
                     .fetch_one(&mut *$tx)
                     .await?;
                 sqlx::query("UPDATE broadcasts SET payload = $1 WHERE id = $2")
@@ -344,22 +355,28 @@ impl Store {
         }
     }
 
-    /// Cancels a broadcast that has not started (scheduled or queued).
-    pub async fn cancel_broadcast(&self, id: i64) -> anyhow::Result<Cancelled> {
+    /// Cancels a broadcast of `site` that has not started (scheduled or queued).
+    pub async fn cancel_broadcast(&self, site: &str, id: i64) -> anyhow::Result<Cancelled> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let cancelled = sqlx::query(
                 "UPDATE broadcasts SET status = 'cancelled', cancelled_at = $1, finished_at = $1, lease_owner = NULL, lease_until = NULL
-                 WHERE id = $2 AND status IN ('scheduled', 'queued')",
+                 WHERE id = $2 AND site = $3 AND status IN ('scheduled', 'queued')",
             )
             .bind(now_rfc3339())
             .bind(id)
+            .bind(site)
             .execute(&mut *tx)
             .await?;
             let outcome = if cancelled.rows_affected() > 0 {
                 Cancelled::Cancelled
             } else {
-                match sqlx::query_scalar::<_, BroadcastState>("SELECT status FROM broadcasts WHERE id = $1").bind(id).fetch_optional(&mut *tx).await? {
+                match sqlx::query_scalar::<_, BroadcastState>("SELECT status FROM broadcasts WHERE id = $1 AND site = $2")
+                    .bind(id)
+                    .bind(site)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
                     Some(state) => Cancelled::TooLate(state),
                     None => Cancelled::NotFound,
                 }
@@ -369,26 +386,35 @@ impl Store {
         })
     }
 
-    pub async fn broadcast(&self, id: i64) -> anyhow::Result<Option<BroadcastRecord>> {
+    /// Broadcast `id` of `site`; another site's is not found.
+    pub async fn broadcast(&self, site: &str, id: i64) -> anyhow::Result<Option<BroadcastRecord>> {
         on_pool!(self, pool => {
-            Ok(sqlx::query_as(concat!("SELECT ", broadcast_status_columns!(), " FROM broadcasts WHERE id = $1"))
+            Ok(sqlx::query_as(concat!("SELECT ", broadcast_status_columns!(), " FROM broadcasts WHERE id = $1 AND site = $2"))
                 .bind(id)
+                .bind(site)
                 .fetch_optional(pool)
                 .await?)
         })
     }
 
     /// Newest first; only those in `state`, when given.
-    pub async fn list_broadcasts(&self, limit: i64, before: i64, state: Option<BroadcastState>) -> anyhow::Result<Vec<BroadcastRecord>> {
+    pub async fn list_broadcasts(
+        &self,
+        site: &str,
+        limit: i64,
+        before: i64,
+        state: Option<BroadcastState>,
+    ) -> anyhow::Result<Vec<BroadcastRecord>> {
         on_pool!(self, pool => {
             Ok(sqlx::query_as(concat!(
                 "SELECT ",
                 broadcast_status_columns!(),
-                " FROM broadcasts WHERE id < $1 AND (CAST($3 AS TEXT) IS NULL OR status = $3) ORDER BY id DESC LIMIT $2"
+                " FROM broadcasts WHERE site = $4 AND id < $1 AND (CAST($3 AS TEXT) IS NULL OR status = $3) ORDER BY id DESC LIMIT $2"
             ))
             .bind(before)
             .bind(limit)
             .bind(state)
+            .bind(site)
             .fetch_all(pool)
             .await?)
         })
@@ -397,6 +423,7 @@ impl Store {
     /// Newest first, with payloads; only those in `state`, when given.
     pub async fn list_broadcast_details(
         &self,
+        site: &str,
         limit: i64,
         before: i64,
         state: Option<BroadcastState>,
@@ -405,12 +432,13 @@ impl Store {
             Ok(sqlx::query_as(concat!(
                 "SELECT ",
                 broadcast_status_columns!(),
-                ", payload, ttl, urgency, topic FROM broadcasts WHERE id < $1 AND (CAST($3 AS TEXT) IS NULL OR status = $3)
+                ", payload, ttl, urgency, topic FROM broadcasts WHERE site = $4 AND id < $1 AND (CAST($3 AS TEXT) IS NULL OR status = $3)
                  ORDER BY id DESC LIMIT $2"
             ))
             .bind(before)
             .bind(limit)
             .bind(state)
+            .bind(site)
             .fetch_all(pool)
             .await?)
         })
@@ -418,11 +446,14 @@ impl Store {
 
     /// Counts a click on a broadcast's notification by a subscription, once per
     /// subscription, and only on a broadcast that was sent (`sending` or `done`).
-    pub async fn record_click(&self, broadcast_id: i64, subscription_id: i64) -> anyhow::Result<ClickRecorded> {
+    pub async fn record_click(&self, site: &str, broadcast_id: i64, subscription_id: i64) -> anyhow::Result<ClickRecorded> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let state: Option<(String,)> =
-                sqlx::query_as("SELECT status FROM broadcasts WHERE id = $1").bind(broadcast_id).fetch_optional(&mut *tx).await?;
+            let state: Option<(String,)> = sqlx::query_as("SELECT status FROM broadcasts WHERE id = $1 AND site = $2")
+                .bind(broadcast_id)
+                .bind(site)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some((state,)) = state else { return Ok(ClickRecorded::NoSuchBroadcast) };
             if state != "sending" && state != "done" {
                 return Ok(ClickRecorded::NotSent(state));

@@ -12,17 +12,18 @@ impl Store {
             Some(endpoint) => on_pool!(self, pool => Ok(sqlx::query_as(concat!(
                 "SELECT ",
                 subscription_columns!(),
-                " FROM subscriptions WHERE endpoint = $1 AND id > $2 AND id <= $3 LIMIT $4"
+                " FROM subscriptions WHERE endpoint = $1 AND id > $2 AND id <= $3 AND site = $5 LIMIT $4"
             ))
             .bind(endpoint)
             .bind(after)
             .bind(range.last_id)
             .bind(limit)
+            .bind(&range.site)
             .fetch_all(pool)
             .await?)),
             None if range.by_topics || range.by_users => {
                 let forms = audience_forms!(
-                    concat!("SELECT ", subscription_columns!(), " FROM subscriptions s WHERE s.id > $2 AND s.id <= $3"),
+                    concat!("SELECT ", subscription_columns!(), " FROM subscriptions s WHERE s.site = $5 AND s.id > $2 AND s.id <= $3"),
                     " ORDER BY s.id LIMIT $4"
                 );
                 on_pool!(self, pool => Ok(sqlx::query_as(audience_form(forms, range.by_topics, range.by_users))
@@ -30,10 +31,11 @@ impl Store {
                     .bind(after)
                     .bind(range.last_id)
                     .bind(limit)
+                    .bind(&range.site)
                     .fetch_all(pool)
                     .await?))
             }
-            None => self.subscriptions_page(after, range.last_id, limit).await,
+            None => self.subscriptions_page(&range.site, after, range.last_id, limit).await,
         }
     }
 

@@ -40,7 +40,7 @@ async fn create_key(
     AppJson(request): AppJson<NewApiKey>,
 ) -> Result<impl IntoResponse, ApiError> {
     global_admin(&who)?;
-    let known = |site: &str| site == state.core.keyring.site();
+    let known = |site: &str| state.core.sites.exists(site);
     let created = access::create_api_key(&state.core, &request, known).await?;
     let (site, target) = access::audit_subject(created.id, &created.name, created.site.as_deref());
     audit::record(&state.core, wrote(&who, &site, Action::ApiKeyCreate, target)).await?;

@@ -5,6 +5,7 @@
 use super::error::{ApiError, AppJson};
 use super::{Access, AudienceScope, ReadScope};
 use crate::domain::TopicDefinition;
+use crate::server::http::site_scope::RequestSite;
 use crate::server::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -27,8 +28,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `{"topics": [{"name", "label", "description", "default"}]}`; public, for the page.
-async fn list_topics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({ "topics": audience::list_topics(&state.core).await? })))
+async fn list_topics(State(state): State<AppState>, RequestSite(site): RequestSite) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(json!({ "topics": audience::list_topics(&state.core, &site).await? })))
 }
 
 /// `201` for a new topic, `200` for a change; the topic as stored.
@@ -38,12 +39,12 @@ async fn define_topic(
     Path(name): Path<String>,
     AppJson(definition): AppJson<TopicDefinition>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let status = match audience::define_topic(&state.core, &name, &definition).await? {
+    let status = match audience::define_topic(&state.core, &access.site, &name, &definition).await? {
         TopicSaved::Created => StatusCode::CREATED,
         TopicSaved::Updated => StatusCode::OK,
     };
     audit::record(&state.core, access.wrote(Action::TopicPut, name.clone(), None)).await?;
-    let topic = audience::list_topics(&state.core).await?.into_iter().find(|t| t.name == name);
+    let topic = audience::list_topics(&state.core, &access.site).await?.into_iter().find(|t| t.name == name);
     Ok((status, Json(topic)))
 }
 
@@ -52,7 +53,7 @@ async fn delete_topic(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    audience::delete_topic(&state.core, &name).await?;
+    audience::delete_topic(&state.core, &access.site, &name).await?;
     audit::record(&state.core, access.wrote(Action::TopicDelete, name, None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -66,19 +67,23 @@ struct ChooseTopics {
 }
 
 /// `200 {"topics"}`: replaces the caller's own subscription's topics.
-async fn choose_topics(State(state): State<AppState>, AppJson(body): AppJson<ChooseTopics>) -> Result<impl IntoResponse, ApiError> {
-    let owned = clarion_core::ownership::prove_ownership(&state.core, &body.endpoint, &body.auth).await?;
-    let topics = audience::set_topics(&state.core, &owned, &body.topics).await?;
+async fn choose_topics(
+    State(state): State<AppState>,
+    RequestSite(site): RequestSite,
+    AppJson(body): AppJson<ChooseTopics>,
+) -> Result<impl IntoResponse, ApiError> {
+    let owned = clarion_core::ownership::prove_ownership(&state.core, &site, &body.endpoint, &body.auth).await?;
+    let topics = audience::set_topics(&state.core, &site, &owned, &body.topics).await?;
     Ok(Json(json!({ "topics": topics })))
 }
 
 /// `{"user_id", "subscriptions": [...]}`.
 async fn user_subscriptions(
-    _: Access<ReadScope>,
+    access: Access<ReadScope>,
     State(state): State<AppState>,
     Path(user_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let subscriptions = audience::user_subscriptions(&state.core, &user_id).await?;
+    let subscriptions = audience::user_subscriptions(&state.core, &access.site, &user_id).await?;
     Ok(Json(json!({ "user_id": user_id, "subscriptions": subscriptions })))
 }
 
@@ -90,7 +95,7 @@ async fn forget_user(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    audience::forget_user(&state.core, &user_id).await?;
+    audience::forget_user(&state.core, &access.site, &user_id).await?;
     audit::record(&state.core, access.wrote(Action::UserForget, clarion_store::FORGOTTEN_USER, None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,8 @@ pub mod notifications;
 pub mod sites;
 pub mod subscriptions;
 
-use crate::server::http::origins::{intended_method, is_public_endpoint, AllowedOrigins};
+use crate::server::http::origins::{intended_method, is_public_endpoint};
+use crate::server::http::site_scope::{RequestSite, SiteName};
 use crate::server::state::AppState;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::request::Parts;
@@ -17,15 +18,19 @@ use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use clarion_core::sites::Sites;
+use std::sync::Arc;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The service worker, compiled into the binary so it is served whatever the site root.
 const SERVICE_WORKER: &str = include_str!("../../../../sw/sw.js");
 
-/// Routes under `/api/v1`, plus `/healthz` and `/sw.js`. `cors` opens the public
-/// endpoints (see [`is_public_endpoint`]) to those sites' pages; without any, only
-/// Clarion's own pages can call the API from a browser.
-pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
+/// Routes under `/api/v1`, plus `/healthz` and `/sw.js`. Each site's public endpoints
+/// (see [`is_public_endpoint`]) answer its own origins' pages (for `default`,
+/// `CLARION_CORS_ORIGINS`), and no other site's: a page of one site cannot subscribe
+/// into another. Without origins, only Clarion's own pages can call the API from a
+/// browser.
+pub fn router(sites: Arc<Sites>) -> Router<AppState> {
     let api = Router::new()
         .route("/vapid-public-key", get(vapid_public_key))
         .merge(subscriptions::router())
@@ -36,27 +41,25 @@ pub fn router(cors: &AllowedOrigins) -> Router<AppState> {
         .fallback(error::no_such_route)
         .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn(error::json_errors));
-    let mut routes = Router::new()
+    Router::new()
         .nest("/api/v1", api)
         // The nest covers `/api/v1` and `/api/v1/...`; this, the one path between.
         .route("/api/v1/", axum::routing::any(error::no_such_route))
         .route("/healthz", get(healthz))
         .route("/sw.js", get(service_worker))
-        .route("/metrics", get(metrics));
-    if !cors.is_empty() {
-        let sites = cors.clone();
-        routes = routes.layer(
+        .route("/metrics", get(metrics))
+        .layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
-                    origin.to_str().is_ok_and(|origin| sites.contains(origin))
-                        && is_public_endpoint(&intended_method(request), request.uri.path())
+                    is_public_endpoint(&intended_method(request), request.uri.path())
+                        && origin
+                            .to_str()
+                            .is_ok_and(|origin| sites.find(SiteName::of(request)).is_some_and(|site| site.allows_origin(origin)))
                 }))
                 .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
                 .allow_headers([header::CONTENT_TYPE])
                 .max_age(std::time::Duration::from_secs(3600)),
-        );
-    }
-    routes
+        )
 }
 
 /// `GET /metrics` on the main address: Prometheus text, for admins only (it shows the
@@ -69,8 +72,9 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn vapid_public_key(State(state): State<AppState>) -> Result<impl IntoResponse, error::ApiError> {
-    let public_key = clarion_core::keyring::current_public_key(&state.core, clarion_core::keyring::DEFAULT_SITE)?;
+/// `{"public_key"}`: the request's site's current key (public).
+async fn vapid_public_key(State(state): State<AppState>, RequestSite(site): RequestSite) -> Result<impl IntoResponse, error::ApiError> {
+    let public_key = clarion_core::keyring::current_public_key(&state.core, &site.name)?;
     Ok(Json(serde_json::json!({ "public_key": public_key })))
 }
 

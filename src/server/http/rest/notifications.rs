@@ -5,6 +5,7 @@ use super::error::{ApiError, AppJson, SEND_BODY_LIMIT};
 use super::{Access, ReadScope, SendScope};
 use crate::domain::NotificationRequest;
 use crate::domain::{BroadcastState, BroadcastStatus};
+use crate::server::http::site_scope::RequestSite;
 use crate::server::state::AppState;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
@@ -41,8 +42,8 @@ async fn create(
     if let Caller::Key(key) = &access.caller {
         state.admission.limits.key_send(key.id)?;
     }
-    let audience = broadcasts::audience_known_now(&state.core, &request).await?;
-    let queued = broadcasts::queue_broadcast(&state.core, request, None).await?;
+    let audience = broadcasts::audience_known_now(&state.core, &access.site, &request).await?;
+    let queued = broadcasts::queue_broadcast(&state.core, &access.site, request, None).await?;
     audit::record(&state.core, access.wrote(Action::NotificationCreate, queued.id.to_string(), audience)).await?;
     Ok((StatusCode::ACCEPTED, Json(queued)))
 }
@@ -50,7 +51,7 @@ async fn create(
 /// `200` with the status `cancelled`; `409` once the send has started.
 async fn cancel(access: Access<SendScope>, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let id = parse_id(&id)?;
-    let cancelled = broadcasts::cancel_broadcast(&state.core, id).await?;
+    let cancelled = broadcasts::cancel_broadcast(&state.core, &access.site, id).await?;
     audit::record(&state.core, access.wrote(Action::NotificationCancel, id.to_string(), None)).await?;
     Ok(Json(cancelled))
 }
@@ -70,15 +71,16 @@ struct ClickReport {
 /// sent. A second report from the same subscription is a `204` that counts nothing.
 async fn click(
     State(state): State<AppState>,
+    RequestSite(site): RequestSite,
     Path(id): Path<String>,
     AppJson(report): AppJson<ClickReport>,
 ) -> Result<impl IntoResponse, ApiError> {
-    broadcasts::record_click(&state.core, parse_id(&id)?, &report.endpoint, &report.auth).await?;
+    broadcasts::record_click(&state.core, &site, parse_id(&id)?, &report.endpoint, &report.auth).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn status(_: Access<ReadScope>, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(broadcasts::broadcast_status(&state.core, parse_id(&id)?).await?))
+async fn status(access: Access<ReadScope>, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(broadcasts::broadcast_status(&state.core, &access.site, parse_id(&id)?).await?))
 }
 
 #[derive(Deserialize)]
@@ -90,12 +92,13 @@ struct HistoryQuery {
 }
 
 async fn history(
-    _: Access<ReadScope>,
+    access: Access<ReadScope>,
     State(state): State<AppState>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text(), None))?;
-    let notifications = broadcasts::list_broadcasts(&state.core, query.limit.unwrap_or(50), query.before, query.status).await?;
+    let notifications =
+        broadcasts::list_broadcasts(&state.core, &access.site, query.limit.unwrap_or(50), query.before, query.status).await?;
     Ok(Json(serde_json::json!({ "notifications": notifications })))
 }
 
@@ -104,12 +107,12 @@ const EVENT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Server-Sent Events: a `progress` event whenever the counts change, then one `done`
 /// event with the final status, and the stream ends.
-async fn events(_: Access<ReadScope>, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn events(access: Access<ReadScope>, State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let id = parse_id(&id)?;
-    let first = broadcasts::broadcast_status(&state.core, id).await?;
-    let core = state.core.clone();
+    let first = broadcasts::broadcast_status(&state.core, &access.site, id).await?;
+    let (core, site) = (state.core.clone(), access.site.clone());
     let stream = futures::stream::unfold((Some(first), None::<BroadcastStatus>), move |(pending, last)| {
-        let core = core.clone();
+        let (core, site) = (core.clone(), site.clone());
         async move {
             if last.as_ref().is_some_and(|l| l.is_done()) {
                 return None;
@@ -120,7 +123,7 @@ async fn events(_: Access<ReadScope>, State(state): State<AppState>, Path(id): P
                     Some(status) => status,
                     None => {
                         tokio::time::sleep(EVENT_INTERVAL).await;
-                        match broadcasts::broadcast_status(&core, id).await {
+                        match broadcasts::broadcast_status(&core, &site, id).await {
                             Ok(status) => status,
                             Err(_) => return None,
                         }
