@@ -34,6 +34,10 @@ pub struct ConsoleSettings {
     pub scopes: Vec<Scope>,
     /// Whether the session may read the audit log (the token, or an `admin` key for every site).
     pub sees_audit: bool,
+    /// The site the console works on: every list, count and send is this site's.
+    pub site: String,
+    /// The sites the session may switch to (those it may read), by name.
+    pub sites: Vec<String>,
 }
 
 impl ConsoleSettings {
@@ -43,7 +47,8 @@ impl ConsoleSettings {
     }
 }
 
-/// Refuses the request (401) unless it carries rights with scope `S`, checked by the
+/// Refuses the request (401) unless it carries rights with scope `S` on the site the
+/// console session works on (its site switcher; `default` without one), checked by the
 /// same extractor as the REST admin routes (a session cookie, or a bearer token or key):
 /// `403` naming the scope a key's session lacks.
 #[cfg(feature = "ssr")]
@@ -53,6 +58,10 @@ async fn require<S: crate::server::http::admin::ScopeNeeded + Send + Sync>(
     use axum::extract::FromRequestParts;
     let mut parts = use_context::<axum::http::request::Parts>()
         .ok_or_else(|| to_server_error(clarion_core::CoreError::Internal(anyhow::anyhow!("the request is missing"))))?;
+    let tls = crate::server::http::security::OverTls::from_request_parts(&mut parts, state).await.expect("infallible");
+    if let Some(site) = crate::server::http::admin::session_site(state, &parts.headers, tls).await.map_err(to_server_error)? {
+        parts.extensions.insert(crate::server::http::site_scope::SiteName(site));
+    }
     crate::server::http::admin::Access::<S>::from_request_parts(&mut parts, state).await.map_err(to_server_error)
 }
 
@@ -111,7 +120,22 @@ pub async fn admin_session() -> Result<Option<ConsoleSettings>, ApiFailure> {
     let sees_audit = caller.require(Scope::Admin, None).is_ok();
     let scopes = caller.scopes();
     let internal = |e| to_server_error(clarion_core::CoreError::Internal(e));
-    let site = state.core.sites.get(clarion_core::sites::DEFAULT_SITE).map_err(to_server_error)?;
+    let sites: Vec<String> = state
+        .core
+        .sites
+        .all()
+        .into_iter()
+        .map(|site| site.name.clone())
+        .filter(|name| caller.require(Scope::Read, Some(name)).is_ok())
+        .collect();
+    // The session's site, while it exists and the session may read it; else the first it may.
+    let chosen = crate::server::http::admin::session_site(&state, &headers, tls).await.map_err(to_server_error)?;
+    let name = chosen
+        .filter(|name| sites.contains(name))
+        .or_else(|| sites.iter().find(|name| *name == clarion_core::sites::DEFAULT_SITE).cloned())
+        .or_else(|| sites.first().cloned())
+        .unwrap_or_else(|| clarion_core::sites::DEFAULT_SITE.to_string());
+    let site = state.core.sites.get(&name).map_err(to_server_error)?;
     let subscriptions = state.core.store.count_subscriptions(&site.name).await.map_err(internal)?;
     let idle_removed = state.core.store.idle_removed().await.map_err(internal)?;
     let topics = clarion_core::audience::list_topics(&state.core, &site).await.map_err(to_server_error)?;
@@ -124,7 +148,24 @@ pub async fn admin_session() -> Result<Option<ConsoleSettings>, ApiFailure> {
         signed_in_as,
         scopes,
         sees_audit,
+        site: site.name.clone(),
+        sites,
     }))
+}
+
+/// The console's site switcher: every list, count and send of this session is `site`'s
+/// from now on (`404` for a site the session may not read).
+#[server(prefix = "/api/fn", endpoint = "admin_choose_site", input = Json)]
+pub async fn admin_choose_site(site: String) -> Result<(), ApiFailure> {
+    let state = state()?;
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    let tls: crate::server::http::security::OverTls = leptos_axum::extract_with_state(&state).await?;
+    let Some(caller) = crate::server::http::admin::session_caller(&state, &headers, tls).await.map_err(to_server_error)? else {
+        return Err(to_server_error(crate::server::http::rest::error::ApiError::Unauthorized));
+    };
+    caller.require(Scope::Read, Some(&site)).map_err(to_server_error)?;
+    state.core.sites.get(&site).map_err(to_server_error)?;
+    crate::server::http::admin::choose_site(&state, &headers, tls, &site).await.map_err(to_server_error)
 }
 
 /// Sends that are scheduled and have not started, with their payloads, newest first.

@@ -312,3 +312,45 @@ async fn a_key_signs_in_to_the_console_with_its_scopes_and_its_session_ends_with
     assert_eq!(viewer.get(&app, "/api/v1/subscriptions").await.status(), 401);
     assert_eq!(call(&admin, &app, "admin_history", &json!({ "limit": 10 })).await.status(), 200);
 }
+
+#[tokio::test]
+async fn the_site_switcher_makes_every_list_count_and_send_the_chosen_sites() {
+    let push = spawn_push_service().await;
+    let app = spawn_app(&push.host()).await;
+    let created = app.client.post(app.url("/api/v1/sites")).bearer_auth(ADMIN_TOKEN).json(&json!({ "name": "shop" })).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let shop_key: Value = app.client.get(app.url("/api/v1/sites/shop/vapid-public-key")).send().await.unwrap().json().await.unwrap();
+    let minted = push.mint(shop_key["public_key"].as_str()).await;
+    let subscribed = app.client.post(app.url("/api/v1/sites/shop/subscriptions")).json(&minted).send().await.unwrap();
+    assert_eq!(subscribed.status(), 201);
+    subscribe_minted(&app, &push, 2).await;
+
+    let console = signed_in(&app).await;
+    let session: Value = call(&console, &app, "admin_session", &json!({})).await.json().await.unwrap();
+    assert_eq!((session["site"].as_str(), session["subscriptions"].as_i64()), (Some("default"), Some(2)), "{session}");
+    assert_eq!(session["sites"], json!(["default", "shop"]));
+
+    assert_eq!(call(&console, &app, "admin_choose_site", &json!({ "site": "nowhere" })).await.status(), 404);
+    assert_eq!(call(&console, &app, "admin_choose_site", &json!({ "site": "shop" })).await.status(), 200);
+    let session: Value = call(&console, &app, "admin_session", &json!({})).await.json().await.unwrap();
+    assert_eq!((session["site"].as_str(), session["subscriptions"].as_i64()), (Some("shop"), Some(1)), "{session}");
+    let page: Value = call(&console, &app, "admin_subscribers", &json!({ "limit": 50 })).await.json().await.unwrap();
+    assert_eq!(page["subscriptions"][0]["endpoint"], minted["endpoint"], "{page}");
+    let sent = call(&console, &app, "admin_send", &json!({ "request": { "title": "From the console" } })).await;
+    assert_eq!(sent.status(), 200);
+    let id = sent.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let done = loop {
+        let status =
+            app.client.get(app.url(&format!("/api/v1/sites/shop/notifications/{id}"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        let status: Value = status.json().await.unwrap();
+        if status["status"] == "done" {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!((done["total"].as_i64(), done["delivered"].as_i64()), (Some(1), Some(1)), "{done}");
+    assert_eq!(push.messages(minted["endpoint"].as_str().unwrap()).await.len(), 1);
+    // The switch is this session's: another session still works on default.
+    let other: Value = call(&signed_in(&app).await, &app, "admin_session", &json!({})).await.json().await.unwrap();
+    assert_eq!(other["site"], "default");
+}

@@ -90,6 +90,8 @@ impl Sites {
     ) -> anyhow::Result<Self> {
         let master = Arc::new(master);
         let keyring = Arc::new(Keyring::open(store, DEFAULT_SITE, subject, Some(configured), master.clone()).await?);
+        let created_at =
+            store.sites().await?.into_iter().find(|row| row.name == DEFAULT_SITE).map(|row| row.created_at).unwrap_or_default();
         let default = Arc::new(Site {
             name: DEFAULT_SITE.to_string(),
             vapid_subject: subject.to_string(),
@@ -99,7 +101,7 @@ impl Sites {
             max_subscriptions_per_client: None,
             keyring,
             stored: None,
-            created_at: String::new(),
+            created_at,
         });
         let sites = Self { master, subject: subject.to_string(), default, by_name: RwLock::default(), unloadable: Default::default() };
         let failed = sites.reload(store).await?;
@@ -289,7 +291,6 @@ pub struct SiteView {
     pub subscriptions: i64,
     /// Whether the `CLARION_*` settings configure it (`default`).
     pub configured: bool,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub created_at: String,
 }
 

@@ -1,6 +1,7 @@
 //! Admin console sessions: stored by the hash of their cookie, tied to what opened them
 //! (`admin_tag`): the admin token's session tag, or `key:<id>` for an API key, which the
-//! caller checks is still live on every use. The same SQL on both backends.
+//! caller checks is still live on every use; and the site each works on (the console's
+//! site switcher). The same SQL on both backends.
 
 use crate::{now_rfc3339, on_pool, unix_now, Store};
 
@@ -49,6 +50,24 @@ impl Store {
             .bind(unix_now())
             .fetch_optional(pool)
             .await?))
+    }
+
+    /// The site the live session with this hash works on (`None`: default, or no session).
+    pub async fn session_site(&self, token_hash: &str) -> anyhow::Result<Option<String>> {
+        let site: Option<Option<String>> = on_pool!(self, pool => sqlx::query_scalar("SELECT site FROM admin_sessions WHERE token_hash = $1 AND expires_at > $2")
+                .bind(token_hash)
+                .bind(unix_now())
+                .fetch_optional(pool)
+                .await?);
+        Ok(site.flatten())
+    }
+
+    /// Makes the session with this hash work on `site` (the console's site switcher).
+    pub async fn set_session_site(&self, token_hash: &str, site: &str) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE admin_sessions SET site = $2 WHERE token_hash = $1").bind(token_hash).bind(site).execute(pool).await?;
+        });
+        Ok(())
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> anyhow::Result<()> {

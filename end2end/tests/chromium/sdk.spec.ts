@@ -26,6 +26,10 @@ test('the demo site is the README\'s snippets, as pasted', () => {
   // The page adds one line for the tests: `window.clarion = clarion;`.
   const page = lines(read('demo-site/index.html')).filter((l) => l !== 'window.clarion = clarion;').join('\n');
   expect(page).toContain(snippet.join('\n'));
+  // The second site's page (tests/firefox/sdk.spec.ts) is docs/sites.md's snippet.
+  const [siteSnippet] = [...read('../docs/sites.md').matchAll(/```html\n([\s\S]*?)```/g)].map((m) => lines(m[1]));
+  const shop = lines(read('demo-site/shop.html')).filter((l) => l !== 'window.clarion = clarion;').join('\n');
+  expect(shop).toContain(siteSnippet.join('\n'));
 });
 
 test.describe('the SDK\'s mounted card on another site (Chromium, fake PushManager)', () => {

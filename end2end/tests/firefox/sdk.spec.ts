@@ -89,7 +89,7 @@ test.describe('the SDK on another site (Firefox ESR + clarion push-service)', ()
     expect(shop.vapid_public_key).not.toBe(await vapidPublicKey());
     try {
       const site = new DemoSite(page);
-      await site.goto(strangerURL, '/?site=shop');
+      await site.goto(strangerURL, '/shop.html');
       const subscribed = await site.subscribe();
       expect(subscribed.ok, JSON.stringify(subscribed)).toBe(true);
       const endpoint = subscribed.subscription.endpoint;

@@ -7,7 +7,7 @@ import { waitForShown, type ShownNotification } from './push-page';
 export class DemoSite {
   constructor(readonly page: Page) {}
 
-  /** Opens the site (at `path`, e.g. `/?site=shop`) and waits until `connect` has resolved. */
+  /** Opens the site (at `path`, e.g. `/shop.html`) and waits until `connect` has resolved. */
   async goto(origin = demoURL, path = '/') {
     await this.page.goto(`${origin}${path}`);
     await this.page.waitForFunction(() => (window as any).clarion !== undefined, null, { timeout: 30_000 });

@@ -2,7 +2,10 @@
 //! compose and send notifications (to everyone, topics or users, now or at a set time),
 //! watch them go out, cancel scheduled ones, read the history, manage subscribers and
 //! read the audit log. What it offers follows the session's scopes (a `read` key sees the
-//! history; Send is not offered); the server refuses the rest anyway.
+//! history; Send is not offered); the server refuses the rest anyway. A site switcher
+//! picks the site the session works on (kept with the session on the server, so the
+//! page the server renders and the one the browser hydrates agree): every list, count and
+//! send is that site's.
 //!
 //! The server renders whichever view the session cookie allows, so a signed-in admin sees
 //! the console at once. Buttons act only after hydration; server errors are shown in words.
@@ -154,6 +157,38 @@ fn SignIn(on_signed_in: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoV
     }
 }
 
+/// The site switcher: every list, count and send below is the chosen site's. Shown when
+/// the session may read more than one site.
+#[component]
+fn SiteSwitcher(site: String, sites: Vec<String>, on_switched: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
+    let error = RwSignal::new(String::new());
+    let switch = move |ev: leptos::ev::Event| {
+        let (chosen, on_switched) = (event_target_value(&ev), on_switched.clone());
+        leptos::task::spawn_local(async move {
+            match crate::api::admin::admin_choose_site(chosen).await {
+                Ok(()) => on_switched(),
+                Err(e) => error.set(e.error),
+            }
+        });
+    };
+    let options = sites
+        .into_iter()
+        .map(|name| {
+            let selected = name == site;
+            view! { <option value=name.clone() selected=selected>{name.clone()}</option> }
+        })
+        .collect_view();
+    view! {
+        <label class="site-switcher">
+            "Site "
+            <select data-testid="site-switcher" on:change=switch>{options}</select>
+        </label>
+        <Show when=move || !error.get().is_empty()>
+            <span class="error" role="alert">{move || error.get()}</span>
+        </Show>
+    }
+}
+
 #[component]
 fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
     let context = ConsoleContext::new(&settings);
@@ -170,6 +205,11 @@ fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sy
         0 => format!("Idle expiry off · {} removed for being idle", settings.idle_removed),
         days => format!("Idle expiry after {days} days · {} removed for being idle", settings.idle_removed),
     };
+    let switcher = (settings.sites.len() > 1).then(|| {
+        let on_switched = on_sign_out.clone();
+        view! { <SiteSwitcher site=settings.site.clone() sites=settings.sites.clone() on_switched /> }
+    });
+    let site_label = format!("Site {} · {} subscribers", settings.site, settings.subscriptions);
     let sign_out = move |_| {
         let on_sign_out = on_sign_out.clone();
         leptos::task::spawn_local(async move {
@@ -180,6 +220,8 @@ fn Console(settings: ConsoleSettings, on_sign_out: impl Fn() + Clone + Send + Sy
     view! {
         <div class="console-bar">
             <span data-testid="signed-in">{who}</span>
+            {switcher}
+            <span data-testid="console-site">{site_label}</span>
             <span data-testid="idle-expiry">{idle}</span>
             <button type="button" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
         </div>

@@ -109,6 +109,20 @@ pub async fn sign_out(state: &AppState, headers: &HeaderMap, tls: OverTls) -> Re
     Ok(cookie("", 0, tls.0))
 }
 
+/// The site the request's console session works on (its site switcher); `None`
+/// without a session, or for `default`.
+pub async fn session_site(state: &AppState, headers: &HeaderMap, tls: OverTls) -> Result<Option<String>, ApiError> {
+    let Some(value) = session_cookie(headers, tls) else { return Ok(None) };
+    Ok(state.core.store.session_site(&token_hash(value)).await.map_err(CoreError::Internal)?)
+}
+
+/// Makes the request's console session work on `site` (checked by the caller).
+pub async fn choose_site(state: &AppState, headers: &HeaderMap, tls: OverTls, site: &str) -> Result<(), ApiError> {
+    let Some(value) = session_cookie(headers, tls) else { return Err(ApiError::Unauthorized) };
+    state.core.store.set_session_site(&token_hash(value), site).await.map_err(CoreError::Internal)?;
+    Ok(())
+}
+
 /// Who the request's live session cookie acts for: the admin token (a session opened
 /// with the current one) or a live API key; `None` without one.
 pub async fn session_caller(state: &AppState, headers: &HeaderMap, tls: OverTls) -> Result<Option<Caller>, ApiError> {

@@ -357,9 +357,15 @@ async fn drive(
     on_progress: &mut impl FnMut(&BroadcastStatus),
 ) -> anyhow::Result<DriveEnd> {
     let id = range.broadcast_id;
-    // Removing a site removes its broadcasts; one that is not loaded here (yet) waits
-    // for its lease to lapse and another instance, or this one, to come back to it.
-    let site = core.sites.find(&range.site).with_context(|| format!("site {:?} is not loaded on this instance", range.site))?;
+    // A site made on another instance in the last half second is read now; one that still
+    // is not there (removed since, with its broadcasts) ends the drive.
+    let site = match core.sites.find(&range.site) {
+        Some(site) => site,
+        None => {
+            core.sites.reload(&core.store).await?;
+            core.sites.find(&range.site).with_context(|| format!("site {:?} is not loaded on this instance", range.site))?
+        }
+    };
     let site = &*site;
     let keyring = &site.keyring;
     let store = core.store.for_drives();

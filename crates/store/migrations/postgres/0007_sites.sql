@@ -19,6 +19,9 @@ CREATE INDEX subscriptions_site ON subscriptions (site, id);
 ALTER TABLE broadcasts ADD COLUMN site TEXT NOT NULL DEFAULT 'default';
 CREATE INDEX broadcasts_site ON broadcasts (site, id);
 
+-- The site a console session works on (its site switcher); NULL: default.
+ALTER TABLE admin_sessions ADD COLUMN site TEXT;
+
 -- The kept count, per site, still spread over 16 slots a site (by id) so instances
 -- inserting at once do not queue on one row. A new site gets its slots when it is made.
 ALTER TABLE subscription_count ADD COLUMN site TEXT NOT NULL DEFAULT 'default';

@@ -25,6 +25,9 @@ CREATE INDEX subscriptions_site ON subscriptions (site, id);
 ALTER TABLE broadcasts ADD COLUMN site TEXT NOT NULL DEFAULT 'default';
 CREATE INDEX broadcasts_site ON broadcasts (site, id);
 
+-- The site a console session works on (its site switcher); NULL: default.
+ALTER TABLE admin_sessions ADD COLUMN site TEXT;
+
 -- The kept count, per site: one row a site (a new site gets its row when it is made).
 CREATE TABLE subscription_count_next (
     site   TEXT    PRIMARY KEY,
