@@ -82,6 +82,12 @@ pub async fn forget_deployment_key(data_dir: &std::path::Path, name: &str) {
     }
 }
 
+/// A URL several instances open as one database: the PostgreSQL pass's database of
+/// `data_dir`, else its SQLite file.
+pub async fn shared_database(data_dir: &std::path::Path) -> String {
+    test_database_url(data_dir).await.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("clarion.db").display()))
+}
+
 /// Runs raw SQL (`;`-separated statements) on a test server's database, whichever the
 /// backend: for tests that inject faults or look at what is stored.
 pub async fn execute_sql(app: &TestApp, sql: &str) {

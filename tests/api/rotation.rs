@@ -119,11 +119,6 @@ async fn a_rotation_keeps_every_subscriber_and_signs_each_push_with_its_own_key(
     }
 }
 
-/// A URL both instances open: the PostgreSQL pass's database of `data_dir`, else its file.
-async fn shared_database(data_dir: &std::path::Path) -> String {
-    test_database_url(data_dir).await.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("clarion.db").display()))
-}
-
 #[tokio::test]
 async fn a_rotation_on_one_instance_reaches_the_others_within_a_second() {
     let push = spawn_push_service().await;

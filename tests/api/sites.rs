@@ -246,11 +246,6 @@ async fn push_subscription_of(push: &PushService, endpoint: &str) -> Value {
     subscription
 }
 
-/// A URL both instances open: the PostgreSQL pass's database of `data_dir`, else its file.
-async fn shared_database(data_dir: &std::path::Path) -> String {
-    test_database_url(data_dir).await.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("clarion.db").display()))
-}
-
 #[tokio::test]
 async fn a_site_made_on_one_instance_is_served_by_the_others_within_a_second() {
     let push = spawn_push_service().await;

@@ -65,6 +65,23 @@ pub struct DefaultSite {
     pub identity: Option<IdentitySecret>,
 }
 
+impl DefaultSite {
+    /// The site `default` with these settings: its quotas are the server's own.
+    fn site(self, subject: &str, keyring: Arc<Keyring>, created_at: String) -> Site {
+        Site {
+            name: DEFAULT_SITE.to_string(),
+            vapid_subject: subject.to_string(),
+            origins: self.origins,
+            identity: self.identity,
+            max_subscriptions: None,
+            max_subscriptions_per_client: None,
+            keyring,
+            stored: None,
+            created_at,
+        }
+    }
+}
+
 /// Every site this instance serves, by name, reloaded from the database.
 #[derive(Debug)]
 pub struct Sites {
@@ -92,17 +109,7 @@ impl Sites {
         let keyring = Arc::new(Keyring::open(store, DEFAULT_SITE, subject, Some(configured), master.clone()).await?);
         let created_at =
             store.sites().await?.into_iter().find(|row| row.name == DEFAULT_SITE).map(|row| row.created_at).unwrap_or_default();
-        let default = Arc::new(Site {
-            name: DEFAULT_SITE.to_string(),
-            vapid_subject: subject.to_string(),
-            origins: default.origins,
-            identity: default.identity,
-            max_subscriptions: None,
-            max_subscriptions_per_client: None,
-            keyring,
-            stored: None,
-            created_at,
-        });
+        let default = Arc::new(default.site(subject, keyring, created_at));
         let sites = Self { master, subject: subject.to_string(), default, by_name: RwLock::default(), unloadable: Default::default() };
         let failed = sites.reload(store).await?;
         sites.unloadable.lock().expect("sites lock").clear();
@@ -115,18 +122,7 @@ impl Sites {
     /// Rebuilds `default` with other settings of its own (the server's, which only
     /// `clarion serve` reads), keeping its keyring. Only before the sites are shared.
     pub fn configure_default(&mut self, default: DefaultSite) {
-        let keyring = self.default.keyring.clone();
-        let site = Arc::new(Site {
-            name: DEFAULT_SITE.to_string(),
-            vapid_subject: self.subject.clone(),
-            origins: default.origins,
-            identity: default.identity,
-            max_subscriptions: None,
-            max_subscriptions_per_client: None,
-            keyring,
-            stored: None,
-            created_at: self.default.created_at.clone(),
-        });
+        let site = Arc::new(default.site(&self.subject, self.default.keyring.clone(), self.default.created_at.clone()));
         let mut by_name = (**self.by_name.read().expect("sites lock")).clone();
         by_name.insert(DEFAULT_SITE.to_string(), site.clone());
         self.default = site;
