@@ -82,6 +82,20 @@ pub async fn forget_deployment_key(data_dir: &std::path::Path, name: &str) {
     }
 }
 
+/// `clarion …` (this build's binary) on a data dir, trusting `push_hosts`, as an
+/// operator runs it; answers stdout, and fails the test when the command fails.
+pub fn clarion_command(data: &std::path::Path, push_hosts: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_clarion"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("CLARION_PUSH_HOSTS", push_hosts)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// A URL several instances open as one database: the PostgreSQL pass's database of
 /// `data_dir`, else its SQLite file.
 pub async fn shared_database(data_dir: &std::path::Path) -> String {

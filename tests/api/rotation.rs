@@ -7,10 +7,7 @@
 use crate::helpers::*;
 use clarion_push::vapid::VapidKeyMaterial;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_clarion");
 
 impl TestApp {
     async fn keys(&self) -> Value {
@@ -215,11 +212,8 @@ async fn an_instance_that_cannot_open_a_rotated_key_fails_those_pushes_and_remov
     other.stop().await;
 }
 
-/// `clarion sites …` on a data dir, as an operator runs it; answers stdout.
 fn clarion(data: &std::path::Path, host: &str, args: &[&str]) -> String {
-    let output = Command::new(BIN).args(args).arg("--data-dir").arg(data).env("CLARION_PUSH_HOSTS", host).output().unwrap();
-    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
+    clarion_command(data, host, args)
 }
 
 #[tokio::test]

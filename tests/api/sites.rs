@@ -6,10 +6,8 @@
 
 use crate::helpers::*;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clarion");
 const SHOP: &str = "https://shop.example.com";
 
 impl TestApp {
@@ -301,11 +299,8 @@ async fn a_site_made_on_one_instance_is_served_by_the_others_within_a_second() {
     one.stop().await;
 }
 
-/// `clarion …` on a data dir, as an operator runs it; answers stdout.
 fn clarion(data: &std::path::Path, args: &[&str]) -> String {
-    let output = Command::new(BIN).args(args).arg("--data-dir").arg(data).output().unwrap();
-    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
+    clarion_command(data, "", args)
 }
 
 #[tokio::test]

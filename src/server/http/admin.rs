@@ -165,6 +165,13 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+impl Authenticated {
+    /// The audit entry of a write this caller made on `site`.
+    pub fn wrote<'a>(&'a self, site: &'a str, action: Action, target: String, audience: Option<i64>) -> Written<'a> {
+        Written { caller: &self.caller, site, action, target, audience, client: self.client.to_string() }
+    }
+}
+
 /// The scope a route needs, as a type: `Access<Send>` in a handler's arguments.
 pub trait ScopeNeeded {
     const SCOPE: Scope;

@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use clarion_core::access;
-use clarion_core::audit::{self, Action, Written};
+use clarion_core::audit::{self, Action};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -29,10 +29,6 @@ fn global_admin(who: &Authenticated) -> Result<(), ApiError> {
     Ok(who.caller.require(Scope::Admin, None)?)
 }
 
-fn wrote<'a>(who: &'a Authenticated, site: &'a str, action: Action, target: String) -> Written<'a> {
-    Written { caller: &who.caller, site, action, target, audience: None, client: who.client.to_string() }
-}
-
 /// `201 {"id", "secret", "name", "site", "scopes", "expires_at"}`: the secret, this once.
 async fn create_key(
     who: Authenticated,
@@ -43,7 +39,7 @@ async fn create_key(
     let known = |site: &str| state.core.sites.exists(site);
     let created = access::create_api_key(&state.core, &request, known).await?;
     let (site, target) = access::audit_subject(created.id, &created.name, created.site.as_deref());
-    audit::record(&state.core, wrote(&who, &site, Action::ApiKeyCreate, target)).await?;
+    audit::record(&state.core, who.wrote(&site, Action::ApiKeyCreate, target, None)).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -59,7 +55,7 @@ async fn revoke_key(who: Authenticated, State(state): State<AppState>, Path(id):
     let id: i64 = id.parse().map_err(|_| ApiError::bad_request("the key id must be a number", Some("id")))?;
     let revoked = access::revoke_api_key(&state.core, id).await?;
     let (site, target) = access::audit_subject(revoked.id, &revoked.name, revoked.site.as_deref());
-    audit::record(&state.core, wrote(&who, &site, Action::ApiKeyRevoke, target)).await?;
+    audit::record(&state.core, who.wrote(&site, Action::ApiKeyRevoke, target, None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use clarion_core::audit::{self, Action, Written};
+use clarion_core::audit::{self, Action};
 use clarion_core::keyring;
 use clarion_core::sites::{self, NewSite, SiteChange};
 use serde::Deserialize;
@@ -29,10 +29,6 @@ pub fn router() -> Router<AppState> {
         .route("/vapid-keys/{id}", delete(retire_key))
 }
 
-fn wrote<'a>(who: &'a Authenticated, site: &'a str, action: Action, audience: Option<i64>) -> Written<'a> {
-    Written { caller: &who.caller, site, action, target: site.to_string(), audience, client: who.client.to_string() }
-}
-
 /// `201 {"name", "origins", "vapid_subject", "vapid_public_key", …}`; needs `admin` for
 /// every site.
 async fn create_site(
@@ -42,7 +38,7 @@ async fn create_site(
 ) -> Result<impl IntoResponse, ApiError> {
     who.caller.require(Scope::Admin, None)?;
     let site = sites::create_site(&state.core, &new).await?;
-    audit::record(&state.core, wrote(&who, &site.name, Action::SiteCreate, None)).await?;
+    audit::record(&state.core, who.wrote(&site.name, Action::SiteCreate, site.name.clone(), None)).await?;
     Ok((StatusCode::CREATED, Json(site)))
 }
 
@@ -71,7 +67,7 @@ async fn change_site(
 ) -> Result<impl IntoResponse, ApiError> {
     who.caller.require(Scope::Admin, Some(&name))?;
     let site = sites::change_site(&state.core, &name, &change).await?;
-    audit::record(&state.core, wrote(&who, &site.name, Action::SiteUpdate, None)).await?;
+    audit::record(&state.core, who.wrote(&site.name, Action::SiteUpdate, site.name.clone(), None)).await?;
     Ok(Json(site))
 }
 
@@ -92,7 +88,7 @@ async fn remove_site(
 ) -> Result<impl IntoResponse, ApiError> {
     who.caller.require(Scope::Admin, None)?;
     let removed = sites::remove_site(&state.core, &name, options.purge).await?;
-    audit::record(&state.core, wrote(&who, &name, Action::SiteDelete, (removed > 0).then_some(removed))).await?;
+    audit::record(&state.core, who.wrote(&name, Action::SiteDelete, name.clone(), (removed > 0).then_some(removed))).await?;
     Ok(Json(json!({ "removed": name, "removed_subscriptions": removed })))
 }
 
